@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CORES ?= 2
+SNAKEMAKE := $(VENV)/bin/snakemake
+
+.PHONY: install demo test lint bench clean-demo
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# -c pins every package (torch to the CPU build on this disk); never let pip resolve torch by itself.
+	$(PY) -m pip install -q -c requirements.lock -e ".[workflow,demo,test,bench]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml --report results/demo/report.html
+	@echo "Demo finished. Report: $(abspath results/demo/report.html); tables: results/demo/*/*/layers.tsv"
+
+test: install
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
+
+lint: install
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(SNAKEMAKE) --lint --configfile config/demo.yaml
+
+bench: install
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) benchmarks/knn_graph.py
