@@ -1,0 +1,46 @@
+"""Models: offline loading (fair-esm, transformers), random-weight builds of published architectures, extraction.
+
+Public entry points:
+- `load_model(spec, device="cpu", name=None) -> ModelAdapter` and `expand_checkpoints(name, spec)` (loading.py)
+- `extract_representations(adapter, inputs, ids, out_dir, ...)` and `gather_shards(shard_dirs, out_dir)`
+  (extraction.py)
+- `build_random_esm2`, `build_random_esm2_hf`, `build_random_imagegpt`, `build_random_bert` (random_init.py)
+
+Submodules import torch/transformers lazily through these names only when used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "load_model": "loading",
+    "expand_checkpoints": "loading",
+    "validate_spec": "loading",
+    "minilm_path": "loading",
+    "ModelAdapter": "adapters",
+    "pool_hidden": "adapters",
+    "extract_representations": "extraction",
+    "gather_shards": "extraction",
+    "plan_batches": "extraction",
+    "read_manifest": "extraction",
+    "load_layer": "extraction",
+    "read_ids": "extraction",
+    "ExtractionResult": "extraction",
+    "build_random_esm2": "random_init",
+    "build_random_esm2_hf": "random_init",
+    "build_random_imagegpt": "random_init",
+    "build_random_bert": "random_init",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `import hidden_geometry.models` stays cheap for code that needs only one part (e.g. the manifest).
+    if name in _EXPORTS:
+        import importlib
+
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

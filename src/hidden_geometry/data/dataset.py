@@ -1,0 +1,451 @@
+"""One entry point for the workflow: `load_dataset(spec, cache_dir) -> (items, images or None, summary)`.
+
+`spec` is one entry of the config's `datasets:` section. Its `kind` picks the reader; the other keys are below
+(`DATASET_SCHEMAS` holds the same as JSON-schema fragments, one per kind, with `additionalProperties: false`).
+Every kind accepts `kind`, `seed` (integer >= 0, default 0) and `description` (free text).
+
+| kind | keys (default) |
+| --- | --- |
+| scope | `path` or `url` (+ `sha256`), `label` (superfamily; fold, class, family), `classes` ("abcdefg"), `min_length` (0), `max_length` (null), `min_per_superfamily` (10), `min_families` (2), `max_per_superfamily` (null), protein keys, `n` (null) |
+| proteinnet | `path` or `url` (+ `sha256`), protein keys, `n` (null) |
+| fasta | `path`, `labels` (null: TSV with ids and labels), `id_column` ("id"), `label_column` ("label"), `group_column` (null), `missing_labels` ("error"; "drop"), `empty_sequences` ("drop"; "error"), `duplicate_ids` ("error"; "first"), protein keys, `n` (null) |
+| imagenet | `path` (ILSVRC root or its `train/`), `classes` (null: all) or `n_classes` (null), `per_class` (null), `size` (32), `corrupt_images` ("skip"; "error") |
+| image_folder | `path`, `classes`, `n_classes`, `per_class`, `size` (32), `corrupt_images` |
+| cifar10 | `path` (.npz or python pickles folder), `split` ("test"; "train", "all": pickles only), `per_class` (null), `size` (null: 32) |
+| digits | `size` (32), `per_class` (null) |
+| text_tsv | `path`, `text_column` ("sentence"), `label_column` ("label"; null: none), `group_column` (null), `id_column` (null: `line<N>`), `bad_bytes` ("replace"; "error"), `n` (null) |
+| synthetic_proteins | `n_superfamilies` (4), `families_per_superfamily` (3), `members_per_family` (5), `length` (64), `mutation_rate` (0.1), `family_mutation_rate` (null: 3 x mutation_rate, at most 0.6), `label` ("superfamily") |
+| synthetic_text | `n_per_class` (50) |
+
+Protein keys (scope, proteinnet, fasta): `alphabet` ("esm2"; "standard"), `unknown_residues` ("map": to X,
+gaps/stops/digits removed; "reject"; "drop"), `max_residues` (1022, the ESM-2 limit; null: none), `too_long`
+("crop_centre"; "crop_random"; "drop"). SCOPe filters apply to the sequences as read; cleaning and the residue
+limit come after; `n` (a seeded subsample, input order kept) last. A local `path` replaces the download of
+`url`; a download goes to `cache_dir/downloads/`.
+
+The same spec gives the same items.tsv, byte for byte.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import jsonschema
+import numpy as np
+
+from ..errors import InputError
+from .fasta import (
+    ALPHABETS,
+    DUPLICATE_POLICIES,
+    EMPTY_POLICIES,
+    LENGTH_POLICIES,
+    RESIDUE_POLICIES,
+    FastaStats,
+    SequenceStats,
+    prepare_records,
+    prepare_sequence,
+    read_fasta,
+)
+from .images import CORRUPT_POLICIES, digits_images, imagenet_train_folder, read_cifar10, read_image_folder
+from .items import ItemTable
+from .labels import MISSING_POLICIES, align_labels, label_summary
+from .proteinnet import read_proteinnet, subsample_indices
+from .scope import LABEL_LEVELS, TRUE_CLASSES, download_with_retries, read_scope, remote_homology_subset, scope_items
+from .synthetic import describe_synthetic, synthetic_protein_families, synthetic_sentences
+from .text import read_text_tsv
+
+KINDS = (
+    "scope",
+    "proteinnet",
+    "fasta",
+    "imagenet",
+    "image_folder",
+    "cifar10",
+    "digits",
+    "text_tsv",
+    "synthetic_proteins",
+    "synthetic_text",
+)
+IMAGE_KINDS = frozenset({"imagenet", "image_folder", "cifar10", "digits"})
+
+_PATH = {"type": "string", "minLength": 1, "description": "local file or folder (replaces a download of url)"}
+_URL = {"type": "string", "minLength": 1, "description": "where to download the file when no path is given"}
+_SHA256 = {"type": ["string", "null"], "pattern": "^[0-9a-fA-F]{64}$", "default": None,
+           "description": "expected SHA-256 of the download"}
+_N = {"type": ["integer", "null"], "minimum": 1, "default": None, "description": "seeded subsample of this many items"}
+_SEED = {"type": "integer", "minimum": 0, "default": 0, "description": "seed of every random choice"}
+_DESCRIPTION = {"type": "string", "description": "free text, not used"}
+_PROTEIN = {
+    "alphabet": {"type": "string", "enum": sorted(ALPHABETS), "default": "esm2",
+                 "description": "letters the model takes (esm2: 20 standard + X B U Z O)"},
+    "unknown_residues": {"type": "string", "enum": list(RESIDUE_POLICIES), "default": "map",
+                         "description": "letters outside the alphabet: map to X (gaps, stops, digits removed), reject, or drop the sequence"},
+    "max_residues": {"type": ["integer", "null"], "minimum": 1, "default": 1022,
+                     "description": "the model's residue limit (ESM-2: 1022)"},
+    "too_long": {"type": "string", "enum": list(LENGTH_POLICIES), "default": "crop_centre",
+                 "description": "sequences beyond max_residues: centre window, seeded random window, or drop"},
+}
+_IMAGE_SELECTION = {
+    "classes": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}, "minItems": 1, "default": None,
+                "description": "class folder names to use (default: all)"},
+    "n_classes": {"type": ["integer", "null"], "minimum": 1, "default": None,
+                  "description": "seeded choice of this many classes"},
+    "per_class": {"type": ["integer", "null"], "minimum": 1, "default": None,
+                  "description": "seeded choice of this many images per class"},
+    "size": {"type": "integer", "minimum": 1, "default": 32, "description": "output side in pixels (resize shorter side, centre crop)"},
+    "corrupt_images": {"type": "string", "enum": list(CORRUPT_POLICIES), "default": "skip",
+                       "description": "an unreadable file: skip it (listed in dataset.json) or stop"},
+}
+
+
+def _kind_schema(kind: str, properties: dict[str, dict], required: list[str] | None = None, any_of: list | None = None) -> dict:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["kind"] + (required or []),
+        "properties": {
+            "kind": {"type": "string", "const": kind},
+            "seed": dict(_SEED),
+            "description": dict(_DESCRIPTION),
+            **copy.deepcopy(properties),
+        },
+    }
+    if any_of:
+        schema["anyOf"] = any_of
+    return schema
+
+
+_PATH_OR_URL = [{"required": ["path"]}, {"required": ["url"]}]
+
+DATASET_SCHEMAS: dict[str, dict] = {
+    "scope": _kind_schema(
+        "scope",
+        {
+            "path": _PATH, "url": _URL, "sha256": _SHA256,
+            "label": {"type": "string", "enum": list(LABEL_LEVELS), "default": "superfamily",
+                      "description": "primary label level (the family is always the exclusion group)"},
+            "classes": {"type": "string", "pattern": "^[a-l]+$", "default": TRUE_CLASSES,
+                        "description": "SCOPe classes kept (a-g are the true classes)"},
+            "min_length": {"type": "integer", "minimum": 0, "default": 0, "description": "shortest sequence kept"},
+            "max_length": {"type": ["integer", "null"], "minimum": 1, "default": None,
+                           "description": "longest sequence kept (before the residue limit)"},
+            "min_per_superfamily": {"type": "integer", "minimum": 1, "default": 10,
+                                    "description": "superfamilies with fewer members are dropped"},
+            "min_families": {"type": "integer", "minimum": 1, "default": 2,
+                             "description": "superfamilies spread over fewer families are dropped"},
+            "max_per_superfamily": {"type": ["integer", "null"], "minimum": 1, "default": None,
+                                    "description": "seeded cap on members per superfamily"},
+            "n": _N,
+            **_PROTEIN,
+        },
+        any_of=_PATH_OR_URL,
+    ),
+    "proteinnet": _kind_schema("proteinnet", {"path": _PATH, "url": _URL, "sha256": _SHA256, "n": _N, **_PROTEIN}, any_of=_PATH_OR_URL),
+    "fasta": _kind_schema(
+        "fasta",
+        {
+            "path": _PATH,
+            "labels": {"type": ["string", "null"], "minLength": 1, "default": None,
+                       "description": "TSV with a header holding id_column and label_column"},
+            "id_column": {"type": "string", "minLength": 1, "default": "id"},
+            "label_column": {"type": "string", "minLength": 1, "default": "label"},
+            "group_column": {"type": ["string", "null"], "minLength": 1, "default": None},
+            "missing_labels": {"type": "string", "enum": list(MISSING_POLICIES), "default": "error",
+                               "description": "sequences without a label: stop, or drop them (counted)"},
+            "empty_sequences": {"type": "string", "enum": list(EMPTY_POLICIES), "default": "drop",
+                                "description": "headers without sequence: drop (counted, ids listed) or stop"},
+            "duplicate_ids": {"type": "string", "enum": list(DUPLICATE_POLICIES), "default": "error",
+                              "description": "an id seen twice: stop (both lines named) or keep the first"},
+            "n": _N,
+            **_PROTEIN,
+        },
+        required=["path"],
+    ),
+    "imagenet": _kind_schema("imagenet", {"path": _PATH, **_IMAGE_SELECTION}, required=["path"]),
+    "image_folder": _kind_schema("image_folder", {"path": _PATH, **_IMAGE_SELECTION}, required=["path"]),
+    "cifar10": _kind_schema(
+        "cifar10",
+        {
+            "path": _PATH,
+            "split": {"type": "string", "enum": ["test", "train", "all"], "default": "test",
+                      "description": "batches of the python folder (an .npz is read whole)"},
+            "per_class": _IMAGE_SELECTION["per_class"],
+            "size": {"type": ["integer", "null"], "minimum": 1, "default": None, "description": "resize from 32 (null: keep)"},
+        },
+        required=["path"],
+    ),
+    "digits": _kind_schema("digits", {"size": _IMAGE_SELECTION["size"], "per_class": _IMAGE_SELECTION["per_class"]}),
+    "text_tsv": _kind_schema(
+        "text_tsv",
+        {
+            "path": _PATH,
+            "text_column": {"type": "string", "minLength": 1, "default": "sentence"},
+            "label_column": {"type": ["string", "null"], "minLength": 1, "default": "label"},
+            "group_column": {"type": ["string", "null"], "minLength": 1, "default": None},
+            "id_column": {"type": ["string", "null"], "minLength": 1, "default": None},
+            "bad_bytes": {"type": "string", "enum": ["replace", "error"], "default": "replace",
+                          "description": "bytes that are not UTF-8: replace with U+FFFD (counted) or stop"},
+            "n": _N,
+        },
+        required=["path"],
+    ),
+    "synthetic_proteins": _kind_schema(
+        "synthetic_proteins",
+        {
+            "n_superfamilies": {"type": "integer", "minimum": 1, "default": 4},
+            "families_per_superfamily": {"type": "integer", "minimum": 1, "default": 3},
+            "members_per_family": {"type": "integer", "minimum": 1, "default": 5},
+            "length": {"type": "integer", "minimum": 1, "default": 64},
+            "mutation_rate": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.1},
+            "family_mutation_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1, "default": None},
+            "label": {"type": "string", "enum": list(LABEL_LEVELS), "default": "superfamily"},
+        },
+    ),
+    "synthetic_text": _kind_schema("synthetic_text", {"n_per_class": {"type": "integer", "minimum": 1, "default": 50}}),
+}
+
+
+def validate_dataset_spec(spec: dict, name: str = "") -> dict:
+    """A copy of `spec` with defaults filled in; InputError naming the key for an unknown kind, key or type."""
+    where = f"datasets.{name}" if name else "dataset"
+    if not isinstance(spec, dict):
+        raise InputError(f"{where}: must be a mapping with a 'kind'")
+    kind = spec.get("kind")
+    if kind not in DATASET_SCHEMAS:
+        raise InputError(f"{where}.kind: unknown kind {kind!r} (one of: {', '.join(KINDS)})")
+    schema = DATASET_SCHEMAS[kind]
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(spec), key=lambda e: ([str(p) for p in e.absolute_path], e.message))
+    if errors:
+        error = errors[0]
+        if error.validator == "additionalProperties":
+            extra = sorted(set(error.instance) - set(schema["properties"]))
+            raise InputError(f"{where}.{extra[0]}: unknown key for kind '{kind}' (allowed: {', '.join(sorted(schema['properties']))})")
+        if error.validator == "anyOf":
+            raise InputError(f"{where}: kind '{kind}' needs 'path' or 'url'")
+        key = ".".join(str(p) for p in error.absolute_path)
+        raise InputError(f"{where}{'.' + key if key else ''}: {error.message}")
+    filled = copy.deepcopy(spec)
+    for key, prop in schema["properties"].items():
+        if key not in filled and "default" in prop:
+            filled[key] = copy.deepcopy(prop["default"])
+    return filled
+
+
+def _source_path(spec: dict, cache_dir: str | os.PathLike, name: str) -> Path:
+    """The local file of a dataset: `path` when given (must exist), else the download of `url` into the cache."""
+    if spec.get("path"):
+        path = Path(spec["path"])
+        if not path.exists():
+            raise InputError(f"{name}.path: {path} does not exist")
+        return path
+    url = spec["url"]
+    filename = Path(url.split("?")[0]).name or "download"
+    dest = Path(cache_dir) / "downloads" / name.replace("datasets.", "") / filename
+    return download_with_retries(url, dest, retries=3, sha256=spec.get("sha256"))
+
+
+def _protein_options(spec: dict) -> dict[str, Any]:
+    return {
+        "alphabet": spec["alphabet"],
+        "residue_policy": spec["unknown_residues"],
+        "max_length": spec["max_residues"],
+        "length_policy": spec["too_long"],
+        "seed": spec["seed"],
+    }
+
+
+def _subsample_table(table: ItemTable, n: int | None, seed: int) -> tuple[ItemTable, int]:
+    indices = subsample_indices(len(table), n, seed)
+    return (table if len(indices) == len(table) else table.subset(indices)), len(table) - len(indices)
+
+
+def _load_scope(spec: dict, source: Path) -> tuple[ItemTable, None, dict]:
+    read_stats = FastaStats()
+    domains = read_scope(source, stats=read_stats)
+    subset, subset_summary = remote_homology_subset(
+        domains,
+        min_per_superfamily=spec["min_per_superfamily"],
+        min_families=spec["min_families"],
+        min_length=spec["min_length"],
+        max_length=spec["max_length"],
+        max_per_superfamily=spec["max_per_superfamily"],
+        classes=spec["classes"],
+        seed=spec["seed"],
+    )
+    stats = SequenceStats()
+    kept, sequences = [], []
+    for domain in subset:
+        where = f"{source}:{domain.line} ({domain.id})"
+        fitted = prepare_sequence(domain.id, domain.sequence, stats, where=where, **_protein_options(spec))
+        if fitted is not None:
+            kept.append(domain)
+            sequences.append(fitted)
+    table = scope_items(kept, label=spec["label"], sequences=sequences)
+    table, n_subsampled = _subsample_table(table, spec["n"], spec["seed"])
+    summary = {
+        "reading": read_stats.to_dict(),
+        "subset": subset_summary.to_dict(),
+        "sequences": stats.to_dict(),
+        "n_subsampled_out": n_subsampled,
+        "n_superfamilies": len(set(table.columns["superfamily"])),
+    }
+    return table, None, summary
+
+
+def _load_proteinnet(spec: dict, source: Path) -> tuple[ItemTable, None, dict]:
+    records = list(read_proteinnet(source))
+    # Subsample before cleaning: ProteinNet files hold up to ~100k records and only n are used.
+    chosen = [records[i] for i in subsample_indices(len(records), spec["n"], spec["seed"])]
+    stats = SequenceStats()
+    ids, sequences = [], []
+    for record in chosen:
+        where = f"{source}:{record.line} ({record.id})"
+        fitted = prepare_sequence(record.id, record.sequence, stats, where=where, **_protein_options(spec))
+        if fitted is not None:
+            ids.append(record.id)
+            sequences.append(fitted)
+    table = ItemTable(ids=ids, columns={"length": [str(len(s)) for s in sequences], "sequence": sequences})
+    summary = {"n_records": len(records), "n_subsampled_out": len(records) - len(chosen), "sequences": stats.to_dict()}
+    return table, None, summary
+
+
+def _load_fasta(spec: dict, source: Path) -> tuple[ItemTable, None, dict]:
+    read_stats = FastaStats()
+    records = list(
+        read_fasta(source, empty_policy=spec["empty_sequences"], duplicate_policy=spec["duplicate_ids"], stats=read_stats)
+    )
+    summary: dict[str, Any] = {"reading": read_stats.to_dict()}
+    labels = groups = None
+    if spec["labels"]:
+        alignment = align_labels(
+            [r.id for r in records],
+            spec["labels"],
+            id_column=spec["id_column"],
+            label_column=spec["label_column"],
+            group_column=spec["group_column"],
+            missing_policy=spec["missing_labels"],
+        )
+        records = [records[i] for i in alignment.keep]
+        labels, groups = alignment.labels, alignment.groups
+        summary["labels_table"] = {"path": str(spec["labels"]), **alignment.to_dict()}
+    kept, stats = prepare_records(records, source, **_protein_options(spec))
+    if labels is not None:
+        by_id = {r.id: (l, g) for r, l, g in zip(records, labels, groups)}
+        labels = [by_id[r.id][0] for r in kept]
+        groups = [by_id[r.id][1] for r in kept]
+    if not kept:
+        raise InputError(f"{source}: no sequences left after cleaning (see unknown_residues / too_long)")
+    table = ItemTable(
+        ids=[r.id for r in kept],
+        columns={
+            "label": labels if labels is not None else [""] * len(kept),
+            "group": groups if groups is not None else [""] * len(kept),
+            "description": [r.description for r in kept],
+            "length": [str(len(r.sequence)) for r in kept],
+            "sequence": [r.sequence for r in kept],
+        },
+    )
+    table, n_subsampled = _subsample_table(table, spec["n"], spec["seed"])
+    summary.update({"sequences": stats.to_dict(), "n_subsampled_out": n_subsampled})
+    return table, None, summary
+
+
+def _load_images(spec: dict, source: Path) -> tuple[ItemTable, np.ndarray, dict]:
+    root = imagenet_train_folder(source) if spec["kind"] == "imagenet" else source
+    return read_image_folder(
+        root,
+        classes=spec["classes"],
+        per_class=spec["per_class"],
+        seed=spec["seed"],
+        size=spec["size"],
+        corrupt_policy=spec["corrupt_images"],
+        n_classes=spec["n_classes"],
+    )
+
+
+def _load_cifar10(spec: dict, source: Path) -> tuple[ItemTable, np.ndarray, dict]:
+    return read_cifar10(source, split=spec["split"], per_class=spec["per_class"], seed=spec["seed"], size=spec["size"])
+
+
+def _load_digits(spec: dict, _source: None) -> tuple[ItemTable, np.ndarray, dict]:
+    return digits_images(size=spec["size"], per_class=spec["per_class"], seed=spec["seed"])
+
+
+def _load_text(spec: dict, source: Path) -> tuple[ItemTable, None, dict]:
+    table, summary = read_text_tsv(
+        source,
+        text_column=spec["text_column"],
+        label_column=spec["label_column"],
+        group_column=spec["group_column"],
+        id_column=spec["id_column"],
+        bad_bytes=spec["bad_bytes"],
+    )
+    table, n_subsampled = _subsample_table(table, spec["n"], spec["seed"])
+    return table, None, {**summary, "n_subsampled_out": n_subsampled}
+
+
+def _load_synthetic_proteins(spec: dict, _source: None) -> tuple[ItemTable, None, dict]:
+    params = {k: spec[k] for k in DATASET_SCHEMAS["synthetic_proteins"]["properties"] if k not in ("kind", "description")}
+    table = synthetic_protein_families(
+        n_superfamilies=spec["n_superfamilies"],
+        families_per_sf=spec["families_per_superfamily"],
+        members_per_family=spec["members_per_family"],
+        length=spec["length"],
+        mutation_rate=spec["mutation_rate"],
+        seed=spec["seed"],
+        family_mutation_rate=spec["family_mutation_rate"],
+        label=spec["label"],
+    )
+    return table, None, describe_synthetic(table, "synthetic_proteins", params)
+
+
+def _load_synthetic_text(spec: dict, _source: None) -> tuple[ItemTable, None, dict]:
+    table = synthetic_sentences(n_per_class=spec["n_per_class"], seed=spec["seed"])
+    return table, None, describe_synthetic(table, "synthetic_text", {"n_per_class": spec["n_per_class"], "seed": spec["seed"]})
+
+
+_LOADERS: dict[str, Callable[[dict, Any], tuple[ItemTable, np.ndarray | None, dict]]] = {
+    "scope": _load_scope,
+    "proteinnet": _load_proteinnet,
+    "fasta": _load_fasta,
+    "imagenet": _load_images,
+    "image_folder": _load_images,
+    "cifar10": _load_cifar10,
+    "digits": _load_digits,
+    "text_tsv": _load_text,
+    "synthetic_proteins": _load_synthetic_proteins,
+    "synthetic_text": _load_synthetic_text,
+}
+
+
+def load_dataset(
+    spec: dict, cache_dir: str | os.PathLike = "resources", name: str = ""
+) -> tuple[ItemTable, np.ndarray | None, dict[str, Any]]:
+    """Read the dataset a config entry describes: (items, images uint8 [N, H, W, 3] or None, summary).
+
+    The summary (for dataset.json) has `kind`, `spec` (with defaults), `source`, `n_items`, `labels` (class
+    counts, singleton classes, single-class flag) and the reader's own counts of what it dropped and why.
+    """
+    filled = validate_dataset_spec(spec, name)
+    kind = filled["kind"]
+    where = f"datasets.{name}" if name else "dataset"
+    needs_source = "path" in DATASET_SCHEMAS[kind]["properties"]
+    source = _source_path(filled, cache_dir, where) if needs_source else None
+    table, images, details = _LOADERS[kind](filled, source)
+    if len(table) == 0:
+        raise InputError(f"{where}: no items left after filtering ({source or kind})")
+    if images is not None and len(images) != len(table):
+        raise AssertionError(f"{kind}: {len(images)} images for {len(table)} items")
+    summary = {
+        "kind": kind,
+        "spec": filled,
+        "source": str(source) if source is not None else details.get("source", kind),
+        "n_items": len(table),
+        "labels": label_summary(table.labels("label")),
+        "details": details,
+    }
+    return table, images, summary

@@ -1,0 +1,340 @@
+"""FASTA reading and protein sequence cleaning.
+
+`read_fasta` streams records (gzip detected by magic bytes, CRLF line ends, lower case upper-cased) and raises
+`InputError` naming the file and line for: an empty file, a sequence line before any header, an empty id,
+duplicate ids (both line numbers; or keep the first with policy 'first'), bytes that are not UTF-8. A header
+without a sequence is dropped and counted by default (policy 'drop'), or an error (policy 'error').
+
+`clean_sequence` fits one sequence to a model's alphabet. ESM-2's vocabulary (fair-esm `proteinseq_toks`) holds
+the 20 standard residues plus X (unknown), B, U, Z, O, and the gap/insertion tokens '.' and '-'. Gaps, stops
+('*'), digits and other symbols are not residues of the protein, so they are never passed on as letters:
+
+| character | policy "map" (default) | "reject" | "drop" |
+| --- | --- | --- | --- |
+| letter in the alphabet | kept | kept | kept |
+| other letter (e.g. J, or B/Z/O/U for the "standard" alphabet) | -> X, counted per letter | InputError (file, line, residue) | sequence dropped, counted |
+| '*', '-', '.', digit, other symbol | removed, counted per character | InputError | sequence dropped, counted |
+
+A sequence left empty is dropped and counted. `fit_length` crops a sequence longer than the model's limit
+(ESM-2: 1,022 residues) to its centre window or a seeded random window, or drops it.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from ..errors import InputError
+from ._lines import iter_lines
+
+STANDARD_RESIDUES = "ACDEFGHIKLMNPQRSTVWY"
+# Alphabets a model takes, as letters. "esm2" = fair-esm's proteinseq_toks without the gap tokens '.' and '-'.
+ALPHABETS: dict[str, str] = {
+    "esm2": STANDARD_RESIDUES + "XBUZO",
+    "standard": STANDARD_RESIDUES + "X",
+}
+UNKNOWN_RESIDUE = "X"
+ESM2_MAX_RESIDUES = 1022
+RESIDUE_POLICIES = ("map", "reject", "drop")
+LENGTH_POLICIES = ("crop_centre", "crop_random", "drop")
+EMPTY_POLICIES = ("drop", "error")
+DUPLICATE_POLICIES = ("error", "first")
+
+
+@dataclass(frozen=True)
+class FastaRecord:
+    """One FASTA record: id (first word of the header), the rest of the header, the sequence, header line."""
+
+    id: str
+    description: str
+    sequence: str
+    line: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "description": self.description, "sequence": self.sequence, "line": self.line}
+
+
+@dataclass
+class FastaStats:
+    """Counts filled in while `read_fasta` streams (a mutable accumulator; read it after the loop)."""
+
+    n_headers: int = 0
+    n_records: int = 0
+    empty_ids: list[str] = field(default_factory=list)
+    duplicate_ids: list[str] = field(default_factory=list)
+    n_lowercase_records: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_headers": self.n_headers,
+            "n_records": self.n_records,
+            "n_empty_dropped": len(self.empty_ids),
+            "empty_ids": list(self.empty_ids),
+            "n_duplicates_dropped": len(self.duplicate_ids),
+            "duplicate_ids": list(self.duplicate_ids),
+            "n_lowercase_records": self.n_lowercase_records,
+        }
+
+
+def read_fasta(
+    path: str | os.PathLike,
+    empty_policy: str = "drop",
+    duplicate_policy: str = "error",
+    stats: FastaStats | None = None,
+) -> Iterator[FastaRecord]:
+    """Stream the records of a FASTA file (plain or gzip), upper-cased, whitespace removed from sequences.
+
+    `empty_policy`: 'drop' (a header without sequence is skipped, its id listed in `stats.empty_ids`) or
+    'error'. `duplicate_policy`: 'error' (names both lines) or 'first' (later copies skipped, listed in
+    `stats.duplicate_ids`). Raises InputError when the file holds no record at all.
+    """
+    if empty_policy not in EMPTY_POLICIES:
+        raise InputError(f"empty_policy must be one of {EMPTY_POLICIES}, got {empty_policy!r}")
+    if duplicate_policy not in DUPLICATE_POLICIES:
+        raise InputError(f"duplicate_policy must be one of {DUPLICATE_POLICIES}, got {duplicate_policy!r}")
+    source = Path(path)
+    counts = stats if stats is not None else FastaStats()
+    seen: dict[str, int] = {}
+    header: tuple[str, str, int] | None = None
+    chunks: list[str] = []
+    any_line = False
+
+    def finish() -> FastaRecord | None:
+        assert header is not None
+        record_id, description, line = header
+        raw = "".join(chunks)
+        if raw == "":
+            if empty_policy == "error":
+                raise InputError(f"{source}:{line}: header '{record_id}' has no sequence")
+            counts.empty_ids.append(record_id)
+            return None
+        if record_id in seen:
+            if duplicate_policy == "error":
+                raise InputError(f"{source}:{line}: duplicate id '{record_id}' (first at line {seen[record_id]})")
+            counts.duplicate_ids.append(record_id)
+            return None
+        seen[record_id] = line
+        if any(c.islower() for c in raw):
+            counts.n_lowercase_records += 1
+        counts.n_records += 1
+        return FastaRecord(record_id, description, raw.upper(), line)
+
+    for number, text in iter_lines(source, decode="error"):
+        stripped = text.strip()
+        if not stripped:
+            continue
+        any_line = True
+        if stripped.startswith(">"):
+            if header is not None:
+                record = finish()
+                if record is not None:
+                    yield record
+            words = stripped[1:].strip().split(None, 1)
+            if not words:
+                raise InputError(f"{source}:{number}: header without an id")
+            header = (words[0], words[1] if len(words) > 1 else "", number)
+            counts.n_headers += 1
+            chunks = []
+        elif stripped.startswith(";"):
+            continue  # old-style FASTA comment line
+        else:
+            if header is None:
+                raise InputError(f"{source}:{number}: sequence line before any '>' header")
+            chunks.append("".join(stripped.split()))
+    if header is not None:
+        record = finish()
+        if record is not None:
+            yield record
+    if not any_line:
+        raise InputError(f"{source}: empty FASTA file")
+    if counts.n_records == 0:
+        raise InputError(f"{source}: no sequences ({counts.n_headers} headers, none with a sequence)")
+
+
+@dataclass(frozen=True)
+class CleanedSequence:
+    """The result of fitting one sequence to an alphabet; `sequence` is None when the sequence was dropped."""
+
+    sequence: str | None
+    mapped: dict[str, int]
+    removed: dict[str, int]
+    dropped_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence,
+            "mapped": dict(self.mapped),
+            "removed": dict(self.removed),
+            "dropped_reason": self.dropped_reason,
+        }
+
+
+def resolve_alphabet(alphabet: str) -> str:
+    """The letters of a named alphabet ('esm2', 'standard'), or `alphabet` itself as a string of letters."""
+    letters = ALPHABETS.get(alphabet, alphabet)
+    if not letters or not all(c.isalpha() and c.isupper() for c in letters):
+        raise InputError(
+            f"alphabet must be one of {sorted(ALPHABETS)} or a string of upper-case letters, got {alphabet!r}"
+        )
+    return letters
+
+
+def clean_sequence(seq: str, alphabet: str = "esm2", policy: str = "map", where: str = "") -> CleanedSequence:
+    """Fit `seq` (upper case) to `alphabet` per `policy` ('map', 'reject', 'drop'; see the module table).
+
+    `where` ("file:line (id)") prefixes the InputError raised by 'reject'.
+    """
+    if policy not in RESIDUE_POLICIES:
+        raise InputError(f"residue policy must be one of {RESIDUE_POLICIES}, got {policy!r}")
+    letters = set(resolve_alphabet(alphabet))
+    seq = seq.upper()
+    outside = [c for c in seq if c not in letters]
+    if not outside:
+        if not seq:
+            return CleanedSequence(None, {}, {}, "empty")
+        return CleanedSequence(seq, {}, {}, None)
+    if policy == "reject":
+        first = next(i for i, c in enumerate(seq) if c not in letters)
+        prefix = f"{where}: " if where else ""
+        raise InputError(
+            f"{prefix}residue {seq[first]!r} at position {first + 1} is not in the alphabet {''.join(sorted(letters))}"
+        )
+    if policy == "drop":
+        counted = dict(sorted(Counter(outside).items()))
+        return CleanedSequence(None, {}, {}, "residue outside alphabet: " + "".join(sorted(counted)))
+    if UNKNOWN_RESIDUE not in letters:
+        raise InputError(f"alphabet {alphabet!r} has no {UNKNOWN_RESIDUE!r} to map unknown residues to")
+    mapped: Counter[str] = Counter()
+    removed: Counter[str] = Counter()
+    kept: list[str] = []
+    for c in seq:
+        if c in letters:
+            kept.append(c)
+        elif c.isalpha() and c.isascii():
+            mapped[c] += 1
+            kept.append(UNKNOWN_RESIDUE)
+        else:
+            # Gaps, stops, digits, symbols and non-ASCII characters are not residues: remove them.
+            removed[c] += 1
+    cleaned = "".join(kept)
+    result_mapped = dict(sorted(mapped.items()))
+    result_removed = dict(sorted(removed.items()))
+    if not cleaned:
+        return CleanedSequence(None, result_mapped, result_removed, "empty")
+    return CleanedSequence(cleaned, result_mapped, result_removed, None)
+
+
+def item_rng(seed: int, item_id: str) -> np.random.Generator:
+    """A generator that depends only on (seed, id): an item gets the same draw whatever the file order."""
+    return np.random.default_rng([int(seed), zlib.crc32(item_id.encode("utf-8"))])
+
+
+def fit_length(seq: str, max_length: int | None, policy: str = "crop_centre", rng: np.random.Generator | None = None) -> str | None:
+    """Crop `seq` to `max_length` residues (centre window, or a random window drawn from `rng`), or None for 'drop'."""
+    if policy not in LENGTH_POLICIES:
+        raise InputError(f"length policy must be one of {LENGTH_POLICIES}, got {policy!r}")
+    if max_length is None or len(seq) <= max_length:
+        return seq
+    if max_length < 1:
+        raise InputError(f"max_length must be at least 1, got {max_length}")
+    if policy == "drop":
+        return None
+    excess = len(seq) - max_length
+    if policy == "crop_centre":
+        start = excess // 2
+    else:
+        if rng is None:
+            raise InputError("a random crop needs a seeded generator")
+        start = int(rng.integers(0, excess + 1))
+    return seq[start : start + max_length]
+
+
+@dataclass
+class SequenceStats:
+    """Counts of what `prepare_sequences` changed or dropped (mutable accumulator)."""
+
+    n_in: int = 0
+    n_kept: int = 0
+    mapped: Counter = field(default_factory=Counter)
+    removed: Counter = field(default_factory=Counter)
+    n_sequences_mapped: int = 0
+    n_sequences_stripped: int = 0
+    dropped: dict[str, list[str]] = field(default_factory=dict)
+    cropped_ids: list[str] = field(default_factory=list)
+
+    def drop(self, reason: str, item_id: str) -> None:
+        self.dropped.setdefault(reason, []).append(item_id)
+
+    def to_dict(self, max_ids: int = 50) -> dict[str, Any]:
+        return {
+            "n_in": self.n_in,
+            "n_kept": self.n_kept,
+            "residues_mapped_to_X": dict(sorted(self.mapped.items())),
+            "characters_removed": dict(sorted(self.removed.items())),
+            "n_sequences_mapped": self.n_sequences_mapped,
+            "n_sequences_stripped": self.n_sequences_stripped,
+            "dropped": {reason: len(ids) for reason, ids in sorted(self.dropped.items())},
+            "dropped_ids": {reason: ids[:max_ids] for reason, ids in sorted(self.dropped.items())},
+            "n_cropped": len(self.cropped_ids),
+            "cropped_ids": self.cropped_ids[:max_ids],
+        }
+
+
+def prepare_sequence(
+    item_id: str,
+    seq: str,
+    stats: SequenceStats,
+    alphabet: str = "esm2",
+    residue_policy: str = "map",
+    max_length: int | None = ESM2_MAX_RESIDUES,
+    length_policy: str = "crop_centre",
+    seed: int = 0,
+    where: str = "",
+) -> str | None:
+    """Clean one sequence and fit it to `max_length`, counting into `stats`; None when it is dropped."""
+    stats.n_in += 1
+    cleaned = clean_sequence(seq, alphabet, residue_policy, where=where or item_id)
+    stats.mapped.update(cleaned.mapped)
+    stats.removed.update(cleaned.removed)
+    stats.n_sequences_mapped += bool(cleaned.mapped)
+    stats.n_sequences_stripped += bool(cleaned.removed)
+    if cleaned.sequence is None:
+        reason = "empty_after_cleaning" if cleaned.dropped_reason == "empty" else "residue_outside_alphabet"
+        stats.drop(reason, item_id)
+        return None
+    fitted = fit_length(cleaned.sequence, max_length, length_policy, item_rng(seed, item_id))
+    if fitted is None:
+        stats.drop("too_long", item_id)
+        return None
+    if len(fitted) < len(cleaned.sequence):
+        stats.cropped_ids.append(item_id)
+    stats.n_kept += 1
+    return fitted
+
+
+def prepare_records(
+    records: Iterable[FastaRecord],
+    source: str | os.PathLike = "",
+    alphabet: str = "esm2",
+    residue_policy: str = "map",
+    max_length: int | None = ESM2_MAX_RESIDUES,
+    length_policy: str = "crop_centre",
+    seed: int = 0,
+) -> tuple[list[FastaRecord], SequenceStats]:
+    """Clean and length-fit FASTA records; returns the kept records (sequence replaced) and the counts."""
+    stats = SequenceStats()
+    kept: list[FastaRecord] = []
+    for record in records:
+        where = f"{source}:{record.line} ({record.id})" if source else f"line {record.line} ({record.id})"
+        fitted = prepare_sequence(
+            record.id, record.sequence, stats, alphabet, residue_policy, max_length, length_policy, seed, where
+        )
+        if fitted is not None:
+            kept.append(FastaRecord(record.id, record.description, fitted, record.line))
+    return kept, stats

@@ -1,0 +1,430 @@
+"""Exact k-nearest-neighbour graphs of one representation (N x D rows), the input of every layer measure.
+
+How the graph is made exact and fast:
+- The rows are centred (in float64) before the float32 products: a large common offset (the outlier dimensions
+  of real models) would otherwise swamp the float32 mantissa and scramble the neighbours.
+- Squared distances come from one matrix product per pair of row blocks, with the norms folded into two extra
+  columns, so each tile is ``|a|^2 + |b|^2 - 2 a.b`` straight from the product. The distance matrix is
+  symmetric: each pair of blocks (I <= J) is computed once and updates the neighbour lists of both sides, half
+  the multiply-adds of a flat search.
+- Each row keeps a candidate pool of ``k + pool`` float32 candidates. After the first tile of a block, a tile
+  entry only matters if it beats the row's current worst candidate, so most tiles are filtered by one compare
+  instead of a top-k.
+- The pool is re-ranked with distances recomputed in float64 from the original rows (direct differences), ties
+  broken by row index. A row whose k-th exact distance is not separated from the pool's float32 boundary by more
+  than the float32 error bound is recomputed by brute force in float64, so float32 rounding can never drop a
+  true neighbour.
+- Identical rows are found by hashing their bytes and comparing exactly; the copies after the first are removed
+  and counted. The point itself is dropped by index, never by distance.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_path
+from ..errors import InputError
+
+METRICS = ("euclidean", "cosine")
+GRAPH_KEYS = ("rows", "indices", "distances", "n_duplicates", "k", "metric", "n_input")
+
+# float32 unit roundoff: the float32 products are trusted only up to a multiple of this.
+_U32 = float(np.finfo(np.float32).eps) / 2.0
+
+
+@dataclass(frozen=True, eq=False)
+class NeighbourGraph:
+    """The exact k nearest neighbours of the points kept.
+
+    rows: int64 [M], original row numbers of the points kept (keep-mask and duplicate removal applied).
+    indices: int64 [M, k], neighbours in ORIGINAL row numbering, self excluded, ascending distance, ties by index.
+    distances: float64 [M, k], exact (Euclidean distance, or cosine distance 1 - cos).
+    n_duplicates: rows removed because they repeat an earlier kept row exactly.
+    n_input: number of rows of the input array (labels indexed by original row number have this length).
+    """
+
+    rows: np.ndarray
+    indices: np.ndarray
+    distances: np.ndarray
+    n_duplicates: int
+    k: int
+    metric: str
+    n_input: int = -1
+
+    @property
+    def n_points(self) -> int:
+        """Number of points in the graph (M)."""
+        return int(self.rows.shape[0])
+
+    def truncated(self, k: int) -> "NeighbourGraph":
+        """The same graph keeping only the first `k` neighbours of each point."""
+        k = check_k(k, self.k, "graph")
+        return NeighbourGraph(
+            self.rows, self.indices[:, :k], self.distances[:, :k], self.n_duplicates, k, self.metric, self.n_input
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Summary (not the arrays)."""
+        return {
+            "n_points": self.n_points,
+            "n_input": int(self.n_input),
+            "n_duplicates": int(self.n_duplicates),
+            "k": int(self.k),
+            "metric": self.metric,
+        }
+
+
+def check_k(k: int | None, available: int, what: str) -> int:
+    """Return `k` (default `available`) after checking 1 <= k <= available."""
+    if k is None:
+        return int(available)
+    if isinstance(k, bool) or int(k) != k or k < 1:
+        raise InputError(f"k must be a positive integer, got {k!r}")
+    if k > available:
+        raise InputError(f"k={k} is larger than the {available} neighbours stored in the {what}")
+    return int(k)
+
+
+def validate_representation(X: Any, name: str = "representation") -> np.ndarray:
+    """Return `X` as a float32/float64 2-D array with at least one column, or raise InputError naming the problem."""
+    arr = np.asarray(X)
+    if arr.ndim != 2:
+        raise InputError(f"{name}: expected a 2-D array (points x features), got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{name}: empty array of shape {arr.shape}")
+    if arr.dtype.kind not in "fiub":
+        raise InputError(f"{name}: expected numbers, got dtype {arr.dtype}")
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        shown = ", ".join(str(int(i)) for i in bad[:5])
+        raise InputError(f"{name}: {bad.size} row(s) contain NaN or inf (rows {shown}{', ...' if bad.size > 5 else ''})")
+    return arr
+
+
+def find_duplicates(X: np.ndarray) -> np.ndarray:
+    """Keep-mask: True for the first occurrence of each distinct row, False for its later exact copies.
+
+    Rows are grouped by a hash of their bytes and compared exactly within a group (-0.0 equals 0.0).
+    """
+    arr = np.ascontiguousarray(X)
+    if arr.ndim != 2:
+        raise InputError(f"find_duplicates: expected a 2-D array, got shape {arr.shape}")
+    keep = np.ones(arr.shape[0], dtype=bool)
+    first_of_hash: dict[int, list[int]] = {}
+    for i in range(arr.shape[0]):
+        # Adding 0.0 turns -0.0 into 0.0 so that equal values hash alike.
+        row = arr[i] + 0.0 if arr.dtype.kind == "f" else arr[i]
+        h = hash(row.tobytes())
+        seen = first_of_hash.get(h)
+        if seen is None:
+            first_of_hash[h] = [i]
+            continue
+        if any(np.array_equal(arr[j], arr[i]) for j in seen):
+            keep[i] = False
+        else:
+            seen.append(i)
+    return keep
+
+
+def shared_keep_mask(layers: list[np.ndarray], keep: np.ndarray | None = None) -> np.ndarray:
+    """A keep-mask that drops a row wherever it duplicates an earlier row in ANY layer (same inputs in every layer)."""
+    mask = None if keep is None else np.asarray(keep, dtype=bool).copy()
+    for X in layers:
+        layer_mask = np.ones(X.shape[0], dtype=bool)
+        rows = np.arange(X.shape[0]) if mask is None else np.flatnonzero(mask)
+        layer_mask[rows] = find_duplicates(np.asarray(X)[rows])
+        mask = layer_mask if mask is None else (mask & layer_mask)
+    if mask is None:
+        raise InputError("shared_keep_mask: no layers given")
+    return mask
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _kept_rows(n: int, keep: np.ndarray | None) -> np.ndarray:
+    if keep is None:
+        return np.arange(n, dtype=np.int64)
+    mask = np.asarray(keep)
+    if mask.dtype != bool or mask.shape != (n,):
+        raise InputError(f"keep must be a boolean mask of length {n}, got dtype {mask.dtype} and shape {mask.shape}")
+    return np.flatnonzero(mask).astype(np.int64)
+
+
+def _exact_rows(X: np.ndarray, rows: np.ndarray, metric: str, chunk: int = 4096) -> np.ndarray:
+    """The rows in float64 as the metric sees them (unit rows for cosine)."""
+    out = np.empty((rows.shape[0], X.shape[1]), dtype=np.float64)
+    for start in range(0, rows.shape[0], chunk):
+        part = X[rows[start : start + chunk]].astype(np.float64)
+        if metric == "cosine":
+            norms = np.sqrt(np.einsum("ij,ij->i", part, part))
+            if np.any(norms == 0):
+                bad = rows[start + int(np.flatnonzero(norms == 0)[0])]
+                raise InputError(f"row {bad} is all zeros: its cosine distance is undefined")
+            part /= norms[:, None]
+        out[start : start + chunk] = part
+    return out
+
+
+def _centred_float32(E: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """E minus its float64 mean, in float32 (the inputs of the fast products)."""
+    mean = E.mean(axis=0, dtype=np.float64)
+    out = np.empty(E.shape, dtype=np.float32)
+    for start in range(0, E.shape[0], chunk):
+        out[start : start + chunk] = E[start : start + chunk] - mean
+    return out
+
+
+def _augment(Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left [Y, |y|^2, 1] and right [-2Y, 1, |y|^2] factors whose product is the squared distance; also |y|^2."""
+    norms = (Y.double() ** 2).sum(dim=1).to(Y.dtype)
+    ones = torch.ones_like(norms)
+    pad = (-(Y.shape[1] + 2)) % 16  # a width that is a multiple of 16 keeps the products on the fast kernels
+    zeros = torch.zeros((Y.shape[0], pad), dtype=Y.dtype, device=Y.device)
+    left = torch.cat([Y, norms[:, None], ones[:, None], zeros], dim=1).contiguous()
+    right = torch.cat([-2.0 * Y, ones[:, None], norms[:, None], zeros], dim=1).contiguous()
+    return left, right, norms
+
+
+class _Pool:
+    """Per-row candidate pools (float32 value, local index) of width K, merged tile by tile."""
+
+    def __init__(self, n: int, width: int, device: torch.device):
+        self.vals = torch.full((n, width), math.inf, dtype=torch.float32, device=device)
+        self.idx = torch.full((n, width), -1, dtype=torch.int64, device=device)
+        self.warm = torch.zeros(n, dtype=torch.bool, device=device)
+        self.width = width
+
+    def merge_dense(self, start: int, tile: torch.Tensor, col_offset: int) -> None:
+        """Merge a whole tile (rows start.., all columns) with a top-K of each row."""
+        stop = start + tile.shape[0]
+        kk = min(self.width, tile.shape[1])
+        v, j = torch.topk(tile, kk, dim=1, largest=False, sorted=False)
+        self._merge(start, stop, v, j + col_offset)
+
+    def merge_filtered(self, start: int, tile: torch.Tensor, col_offset: int) -> None:
+        """Merge only the tile entries that beat each row's current worst candidate."""
+        stop = start + tile.shape[0]
+        bound = self.vals[start:stop].max(dim=1).values
+        hits = tile < bound[:, None]
+        r, c = torch.nonzero(hits, as_tuple=True)
+        if r.numel() == 0:
+            return
+        counts = torch.bincount(r, minlength=tile.shape[0])
+        width = int(counts.max())
+        first = torch.cumsum(counts, 0) - counts
+        pos = torch.arange(r.numel(), device=r.device) - first[r]
+        v = torch.full((tile.shape[0], width), math.inf, dtype=tile.dtype, device=tile.device)
+        j = torch.full((tile.shape[0], width), -1, dtype=torch.int64, device=tile.device)
+        v[r, pos] = tile[r, c]
+        j[r, pos] = c + col_offset
+        self._merge(start, stop, v, j)
+
+    def merge(self, start: int, tile: torch.Tensor, col_offset: int) -> None:
+        """Merge a tile, filtered once every row of the block has a full pool."""
+        stop = start + tile.shape[0]
+        if bool(self.warm[start:stop].all()):
+            self.merge_filtered(start, tile, col_offset)
+        else:
+            self.merge_dense(start, tile, col_offset)
+
+    def _merge(self, start: int, stop: int, v: torch.Tensor, j: torch.Tensor) -> None:
+        allv = torch.cat([self.vals[start:stop], v], dim=1)
+        allj = torch.cat([self.idx[start:stop], j], dim=1)
+        bv, pos = torch.topk(allv, self.width, dim=1, largest=False, sorted=False)
+        self.vals[start:stop] = bv
+        self.idx[start:stop] = torch.gather(allj, 1, pos)
+        self.warm[start:stop] = torch.isfinite(bv).all(dim=1)
+
+
+def _float32_pools(Y: np.ndarray, width: int, block: int, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 candidate pools (values = approximate squared distances, local indices) by symmetric blocked products."""
+    Yt = torch.from_numpy(Y).to(device)
+    left, right, _ = _augment(Yt)
+    n = Y.shape[0]
+    pool = _Pool(n, width, device)
+    starts = list(range(0, n, block))
+    for bi, i0 in enumerate(starts):
+        i1 = min(i0 + block, n)
+        for j0 in starts[bi:]:
+            j1 = min(j0 + block, n)
+            tile = torch.mm(left[i0:i1], right[j0:j1].T)
+            if i0 == j0:
+                # Self is excluded by index; the diagonal tile is symmetric, so its rows cover all its pairs.
+                tile.fill_diagonal_(math.inf)
+                pool.merge(i0, tile, j0)
+                continue
+            pool.merge(i0, tile, j0)
+            pool.merge(j0, tile.T, i0)
+    return pool.vals.cpu().numpy(), pool.idx.cpu().numpy()
+
+
+def _direct_sq(E: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared distances between E[a[i]] and E[b[i, j]] by direct float64 differences -> [len(a), b.shape[1]]."""
+    Et = torch.from_numpy(E)
+    diff = Et[torch.from_numpy(b)] - Et[torch.from_numpy(a)][:, None, :]
+    return (diff * diff).sum(dim=2).numpy()
+
+
+def _rank(cand: np.ndarray, sq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k candidates with the smallest squared distance, ties by index."""
+    order = np.lexsort((cand, sq), axis=-1)[:, :k]
+    return np.take_along_axis(cand, order, axis=1), np.take_along_axis(sq, order, axis=1)
+
+
+def _brute_force_rows(E: np.ndarray, queries: np.ndarray, k: int, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest (local indices, squared distances) of E[queries] among all rows of E, in float64."""
+    n = E.shape[0]
+    out_idx = np.empty((queries.shape[0], k), dtype=np.int64)
+    out_sq = np.empty((queries.shape[0], k), dtype=np.float64)
+    for qi, q in enumerate(queries):
+        sq = np.empty(n, dtype=np.float64)
+        for start in range(0, n, chunk):
+            cols = np.arange(start, min(start + chunk, n))
+            sq[start : start + cols.size] = _direct_sq(E, np.array([q]), cols[None, :])[0]
+        sq[q] = np.inf
+        kth = np.partition(sq, k - 1)[k - 1]
+        cand = np.flatnonzero(sq <= kth)
+        idx, dist = _rank(cand[None, :], sq[cand][None, :], k)
+        out_idx[qi], out_sq[qi] = idx[0], dist[0]
+    return out_idx, out_sq
+
+
+def _exact_rerank(
+    E: np.ndarray, pool_vals: np.ndarray, pool_idx: np.ndarray, k: int, norms: np.ndarray, chunk: int = 128
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Re-rank the pools in float64; return local indices, squared distances and the rows that need brute force."""
+    n, width = pool_idx.shape
+    idx = np.empty((n, k), dtype=np.int64)
+    sq = np.empty((n, k), dtype=np.float64)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        cand = pool_idx[start:stop]
+        exact = _direct_sq(E, np.arange(start, stop), cand)
+        idx[start:stop], sq[start:stop] = _rank(cand, exact, k)
+    # Worst-case float32 error of a product entry (any summation order), with margin for the centring rounding.
+    width_d = E.shape[1] + 2
+    tol = (2.0 * width_d + 16.0) * _U32 * (norms + norms.max())
+    boundary = pool_vals.max(axis=1).astype(np.float64)
+    if width >= n - 1:
+        unsure = np.zeros(n, dtype=bool)  # the pool holds every other point: nothing can be missing
+    else:
+        unsure = ~(boundary - tol > sq[:, k - 1])
+    return idx, sq, np.flatnonzero(unsure)
+
+
+def default_pool(k: int) -> int:
+    """Extra float32 candidates kept beyond k before the float64 re-rank."""
+    return max(8, k // 8)
+
+
+def default_block_size(n: int, device: torch.device) -> int:
+    """Rows per block: large enough for efficient products, small enough for a few tiles in memory."""
+    return 8192 if device.type == "cuda" else 2048
+
+
+def knn_graph(
+    X: np.ndarray,
+    k: int,
+    metric: str = "euclidean",
+    keep: np.ndarray | None = None,
+    block_size: int | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    pool: int | None = None,
+) -> NeighbourGraph:
+    """Exact k-nearest-neighbour graph of the rows of `X` (see the module docstring for the method).
+
+    keep: optional boolean mask over the rows; rows outside it are ignored (use it to keep the same inputs in
+    every layer). Exact duplicate rows among the kept rows are removed (the first copy stays) and counted.
+    seed: accepted for interface symmetry; the graph is deterministic and uses no randomness.
+    """
+    del seed  # deterministic: no random choices are made
+    if metric not in METRICS:
+        raise InputError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    X = validate_representation(X)
+    if isinstance(k, bool) or int(k) != k or k < 1:
+        raise InputError(f"k must be a positive integer, got {k!r}")
+    k = int(k)
+    candidates = _kept_rows(X.shape[0], keep)
+    E_all = _exact_rows(X, candidates, metric)
+    unique = find_duplicates(E_all)
+    rows = candidates[unique]
+    E = E_all[unique] if not unique.all() else E_all
+    n_duplicates = int(candidates.size - rows.size)
+    n = rows.size
+    if n < k + 1:
+        raise InputError(
+            f"need at least k + 1 = {k + 1} distinct points for k={k} neighbours, got {n}"
+            + (f" ({n_duplicates} duplicate rows removed)" if n_duplicates else "")
+        )
+    dev = _resolve_device(device)
+    block = int(block_size) if block_size else default_block_size(n, dev)
+    width = min(k + (default_pool(k) if pool is None else int(pool)), n - 1)
+    Y = _centred_float32(E)
+    pool_vals, pool_idx = _float32_pools(Y, width, block, dev)
+    norms = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
+    local_idx, sq, unsure = _exact_rerank(E, pool_vals, pool_idx, k, norms)
+    if unsure.size:
+        local_idx[unsure], sq[unsure] = _brute_force_rows(E, unsure, k)
+    distances = 0.5 * sq if metric == "cosine" else np.sqrt(sq)
+    return NeighbourGraph(
+        rows=rows,
+        indices=rows[local_idx],
+        distances=distances,
+        n_duplicates=n_duplicates,
+        k=k,
+        metric=metric,
+        n_input=int(X.shape[0]),
+    )
+
+
+def save_graph(graph: NeighbourGraph, path: str | os.PathLike) -> None:
+    """Write the graph to a `.npz` file (atomically)."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                rows=graph.rows.astype(np.int64),
+                indices=graph.indices.astype(np.int64),
+                distances=graph.distances.astype(np.float64),
+                n_duplicates=np.int64(graph.n_duplicates),
+                k=np.int64(graph.k),
+                metric=np.str_(graph.metric),
+                n_input=np.int64(graph.n_input),
+            )
+
+
+def load_graph(path: str | os.PathLike) -> NeighbourGraph:
+    """Read a graph written by `save_graph`; a missing key or inconsistent shapes raise InputError."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [key for key in GRAPH_KEYS if key not in data.files]
+            if missing:
+                raise InputError(f"{path}: not a neighbour graph, missing key(s) {', '.join(missing)}")
+            rows = data["rows"].astype(np.int64)
+            indices = data["indices"].astype(np.int64)
+            distances = data["distances"].astype(np.float64)
+            n_duplicates, k, n_input = int(data["n_duplicates"]), int(data["k"]), int(data["n_input"])
+            metric = str(data["metric"])
+    except (OSError, ValueError, EOFError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path}: cannot read a neighbour graph ({exc})") from exc
+    if indices.ndim != 2 or indices.shape != distances.shape or indices.shape != (rows.size, k):
+        raise InputError(f"{path}: inconsistent shapes rows {rows.shape}, indices {indices.shape}, distances {distances.shape}")
+    if metric not in METRICS:
+        raise InputError(f"{path}: unknown metric {metric!r}")
+    return NeighbourGraph(rows, indices, distances, n_duplicates, k, metric, n_input)

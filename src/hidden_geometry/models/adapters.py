@@ -1,0 +1,270 @@
+"""Model adapters: one forward pass per batch, every layer pooled to one vector per input.
+
+A `ModelAdapter` hides the backend (fair-esm or transformers) and the input kind (protein sequences, images,
+texts) behind three things the extraction loop needs: `token_count(item)` (the tokens an input occupies,
+specials included, for sorting and the token budget), `forward_pooled(items)` (a list with one float32 [B, D]
+array per layer, embeddings first) and `describe()` (the facts that go into the manifest).
+
+Layer numbering: layer 0 is the embedding output, layer l the output of block l, so `n_layers` is the number of
+blocks + 1. The last layer carries the model's final LayerNorm where the model has one (fair-esm and transformers
+both do this). For iGPT with `tap: ln_1` (the paper's choice), layer l (l < L) is the output of block l+1's
+first LayerNorm, i.e. the normalised input of that block, and layer L is the final LayerNorm's output: every layer
+is then the layer-normalised residual stream after l blocks.
+
+Pooling: `mean` averages over real tokens, leaving out BOS/CLS, EOS/SEP and padding (the paper's choice);
+`last` takes the last real token (decoder LLMs); `cls` takes the first position (BOS/CLS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+log = logging.getLogger("hidden_geometry.models")
+
+POOLINGS = ("mean", "last", "cls")
+TAPS = ("hidden", "ln_1")
+# ESM-2 was trained on crops of at most 1,022 residues; with BOS and EOS a sequence occupies 1,024 positions.
+ESM2_MAX_RESIDUES = 1022
+
+
+def pool_hidden(hidden: torch.Tensor, real: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Pool token states [B, T, D] to [B, D] in float32.
+
+    `real` is a bool mask [B, T] of the tokens that count (no specials, no padding). `cls` takes position 0
+    whatever the mask says, since that position holds the BOS/CLS token.
+    """
+    hidden = hidden.float()
+    if pooling == "cls":
+        return hidden[:, 0, :]
+    weights = real.to(hidden.dtype)
+    counts = weights.sum(dim=1)
+    if bool((counts == 0).any()):
+        raise InputError("an input has no real tokens left after removing special tokens (empty input?)")
+    if pooling == "mean":
+        return (hidden * weights.unsqueeze(-1)).sum(dim=1) / counts.unsqueeze(-1)
+    if pooling == "last":
+        positions = torch.arange(real.shape[1], device=real.device).expand_as(real)
+        last = torch.where(real, positions, torch.full_like(positions, -1)).max(dim=1).values
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last, :]
+    raise InputError(f"pooling '{pooling}' is not one of {', '.join(POOLINGS)}")
+
+
+@dataclass
+class ModelAdapter:
+    """Common state and helpers of all adapters; subclasses implement `_tokens` and `_hidden_states`."""
+
+    name: str
+    kind: str
+    backend: str
+    model: torch.nn.Module
+    n_layers: int
+    hidden_size: int
+    max_tokens: int
+    untrained: bool = False
+    pooling: str = "mean"
+    tap: str = "hidden"
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    # Reduced precision used through autocast on CUDA; None means float32 everywhere.
+    autocast_dtype: torch.dtype | None = None
+    source: str = ""
+    path: str = ""
+    n_truncated: int = 0
+
+    @property
+    def reduced_precision(self) -> bool:
+        """True when the forward pass runs in fp16/bf16, so an fp32 recompute can differ."""
+        return self.autocast_dtype is not None
+
+    def token_count(self, item: Any) -> int:
+        """Tokens `item` occupies in a batch, special tokens included (before any truncation)."""
+        raise NotImplementedError
+
+    def forward_pooled(self, items: Sequence[Any], fp32: bool = False) -> list[np.ndarray]:
+        """Pooled float32 [B, D] arrays, one per layer (embeddings first), from one forward pass.
+
+        `fp32=True` turns autocast off (the recompute after a non-finite result).
+        """
+        raise NotImplementedError
+
+    def _autocast(self, fp32: bool) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None or fp32 or self.device.type != "cuda":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.autocast_dtype)
+
+    def describe(self) -> dict:
+        """Facts about the model for the extraction manifest (JSON-ready)."""
+        return {
+            "model": self.name,
+            "kind": self.kind,
+            "backend": self.backend,
+            "source": self.source,
+            "path": self.path,
+            "n_layers": self.n_layers,
+            "hidden_size": self.hidden_size,
+            "max_tokens": self.max_tokens,
+            "pooling": self.pooling,
+            "tap": self.tap,
+            "untrained": bool(self.untrained),
+            "dtype": "fp32" if self.autocast_dtype is None else str(self.autocast_dtype).replace("torch.", ""),
+            "device": self.device.type,
+        }
+
+
+@dataclass
+class FairEsmAdapter(ModelAdapter):
+    """ESM-2 through fair-esm: sequences -> alphabet tokens with BOS and EOS; all layers via `repr_layers`."""
+
+    alphabet: Any = None
+
+    def token_count(self, item: str) -> int:
+        return len(item) + 2
+
+    def _check_lengths(self, items: Sequence[str]) -> None:
+        for seq in items:
+            if len(seq) + 2 > self.max_tokens:
+                raise InputError(
+                    f"sequence of {len(seq)} residues exceeds {self.name}'s limit of {self.max_tokens - 2}: "
+                    "crop or drop it in the data stage"
+                )
+            if len(seq) == 0:
+                raise InputError("empty sequence given to the model: drop it in the data stage")
+
+    def forward_pooled(self, items: Sequence[str], fp32: bool = False) -> list[np.ndarray]:
+        self._check_lengths(items)
+        alphabet = self.alphabet
+        width = max(len(s) for s in items) + 2
+        tokens = torch.full((len(items), width), alphabet.padding_idx, dtype=torch.long)
+        for row, seq in enumerate(items):
+            encoded = [alphabet.get_idx(ch) for ch in seq]
+            tokens[row, 0] = alphabet.cls_idx
+            tokens[row, 1 : len(seq) + 1] = torch.tensor(encoded, dtype=torch.long)
+            tokens[row, len(seq) + 1] = alphabet.eos_idx
+        real = torch.zeros_like(tokens, dtype=torch.bool)
+        for row, seq in enumerate(items):
+            real[row, 1 : len(seq) + 1] = True
+        tokens, real = tokens.to(self.device), real.to(self.device)
+        layers = list(range(self.n_layers))
+        with torch.inference_mode(), self._autocast(fp32):
+            out = self.model(tokens, repr_layers=layers)
+            reps = out["representations"]
+            return [pool_hidden(reps[i], real, self.pooling).cpu().numpy().astype(np.float32) for i in layers]
+
+
+@dataclass
+class TokenizerAdapter(ModelAdapter):
+    """transformers models with a tokenizer: texts (any AutoModel) and ESM-2 sequences (EsmModel).
+
+    Texts longer than `max_tokens` are truncated (counted in `n_truncated`); protein sequences are not: the data
+    stage crops them, and one that is still too long is an error.
+    """
+
+    tokenizer: Any = None
+    truncate: bool = True
+    _length_cache: dict = field(default_factory=dict, repr=False)
+
+    def token_count(self, item: str) -> int:
+        cached = self._length_cache.get(item)
+        if cached is None:
+            cached = len(self.tokenizer(item, add_special_tokens=True, truncation=False)["input_ids"])
+            self._length_cache[item] = cached
+        return min(cached, self.max_tokens) if self.truncate else cached
+
+    def _encode(self, items: Sequence[str]) -> dict:
+        if not self.truncate:
+            for seq in items:
+                full = len(self.tokenizer(seq, add_special_tokens=True)["input_ids"])
+                if full > self.max_tokens:
+                    raise InputError(
+                        f"input of {full} tokens exceeds {self.name}'s limit of {self.max_tokens} tokens: "
+                        "crop or drop it in the data stage"
+                    )
+        else:
+            for text in items:
+                full = self._length_cache.get(text)
+                if full is None:
+                    full = len(self.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+                if full > self.max_tokens:
+                    self.n_truncated += 1
+        return self.tokenizer(
+            list(items),
+            padding=True,
+            truncation=True,
+            max_length=self.max_tokens,
+            return_special_tokens_mask=True,
+            return_tensors="pt",
+        )
+
+    def forward_pooled(self, items: Sequence[str], fp32: bool = False) -> list[np.ndarray]:
+        enc = self._encode(items)
+        attention = enc["attention_mask"].bool()
+        real = attention & ~enc["special_tokens_mask"].bool()
+        inputs = {"input_ids": enc["input_ids"].to(self.device), "attention_mask": enc["attention_mask"].to(self.device)}
+        real = real.to(self.device)
+        with torch.inference_mode(), self._autocast(fp32):
+            out = self.model(**inputs, output_hidden_states=True, return_dict=True)
+            states = out.hidden_states
+            if len(states) != self.n_layers:
+                raise RuntimeError(f"{self.name}: got {len(states)} hidden states, expected {self.n_layers}")
+            return [pool_hidden(h, real, self.pooling).cpu().numpy().astype(np.float32) for h in states]
+
+
+@dataclass
+class ImageGPTAdapter(ModelAdapter):
+    """iGPT through transformers: images -> colour-cluster tokens by the model's image processor.
+
+    Every one of the size x size tokens is real (no BOS is fed, no padding), so `mean` averages all of them.
+    With `tap: ln_1` forward hooks collect the output of each block's first LayerNorm (the paper's tap).
+    """
+
+    processor: Any = None
+    image_size: int = 32
+
+    def token_count(self, item: Any) -> int:
+        return self.image_size * self.image_size
+
+    def encode_images(self, items: Sequence[Any]) -> torch.Tensor:
+        """uint8 [H, W, 3] images -> token ids [B, size*size] through the image processor."""
+        images = []
+        for image in items:
+            array = np.asarray(image)
+            if array.ndim != 3 or array.shape[-1] != 3:
+                raise InputError(f"image of shape {array.shape} is not H x W x 3 RGB: convert it in the data stage")
+            images.append(array)
+        enc = self.processor(images=images, return_tensors="pt")
+        return torch.as_tensor(enc["input_ids"], dtype=torch.long)
+
+    def forward_pooled(self, items: Sequence[Any], fp32: bool = False) -> list[np.ndarray]:
+        input_ids = self.encode_images(items).to(self.device)
+        if input_ids.shape[1] > self.max_tokens:
+            raise InputError(f"image gives {input_ids.shape[1]} tokens, more than {self.name}'s {self.max_tokens}")
+        real = torch.ones_like(input_ids, dtype=torch.bool)
+        taps: list[torch.Tensor] = []
+        handles = []
+        if self.tap == "ln_1":
+            for block in self.model.h:
+                handles.append(block.ln_1.register_forward_hook(_collect_output(taps)))
+        try:
+            with torch.inference_mode(), self._autocast(fp32):
+                out = self.model(input_ids=input_ids, output_hidden_states=True, return_dict=True)
+                states = list(out.hidden_states) if self.tap == "hidden" else taps + [out.last_hidden_state]
+                if len(states) != self.n_layers:
+                    raise RuntimeError(f"{self.name}: got {len(states)} layers, expected {self.n_layers}")
+                return [pool_hidden(h, real, self.pooling).cpu().numpy().astype(np.float32) for h in states]
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
+def _collect_output(store: list) -> Callable:
+    def hook(_module, _inputs, output):
+        store.append(output[0] if isinstance(output, tuple) else output)
+
+    return hook

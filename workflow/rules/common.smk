@@ -1,0 +1,188 @@
+# Config validation and the helper functions the rules use for their wildcards and inputs.
+import json
+import re
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from hidden_geometry import config as hg_config
+from hidden_geometry.errors import InputError
+
+SCHEMA = "../schemas/config.schema.yaml"
+
+if not config:
+    raise WorkflowError(
+        "no config given: run with --configfile config/demo.yaml (offline demo) or --configfile config/config.yaml"
+    )
+try:
+    # One line naming the key, before any job: unknown keys, wrong types, missing paths, unknown names.
+    hg_config.prepare_config(config, workflow.source_path(SCHEMA), base_dir=".")
+except InputError as error:
+    raise WorkflowError(f"Invalid config: {error}") from None
+# Snakemake's own validation as well (it records the schema in the run's metadata); already known to pass.
+validate(config, SCHEMA)
+
+RESULTS = config["results_dir"].rstrip("/")
+CACHE = config["cache_dir"].rstrip("/")
+LOGS = f"{RESULTS}/logs"
+BENCHMARKS = f"{RESULTS}/benchmarks"
+MODEL_SPECS = hg_config.expand_model_specs(config)
+ANALYSES = hg_config.analyses(config)
+IMAGE_DATASETS = sorted(n for n, s in config["datasets"].items() if s["kind"] in hg_config.IMAGE_KINDS)
+OTHER_DATASETS = sorted(n for n, s in config["datasets"].items() if s["kind"] not in hg_config.IMAGE_KINDS)
+FIGURE_FORMATS = config["figures"]["formats"]
+
+
+def _alternatives(names):
+    """A regex matching exactly these names (or nothing when the list is empty)."""
+    return "|".join(re.escape(n) for n in sorted(names)) if names else "(?!x)x"
+
+
+wildcard_constraints:
+    dataset=_alternatives(config["datasets"]),
+    model=_alternatives(MODEL_SPECS),
+    image_dataset=_alternatives(IMAGE_DATASETS),
+    other_dataset=_alternatives(OTHER_DATASETS),
+    shard=r"\d{4}",
+    layer=r"\d{3}",
+    ext=_alternatives(["png", "pdf"]),
+
+
+# ---- datasets ------------------------------------------------------------------------------------------------
+
+
+def dataset_spec(dataset):
+    return config["datasets"][dataset]
+
+
+def is_image_dataset(dataset):
+    return dataset in IMAGE_DATASETS
+
+
+def dataset_source(wildcards):
+    """The raw input of a dataset: its local `path`, or the file the local download rule fetches."""
+    spec = dataset_spec(wildcards.get("other_dataset") or wildcards.get("image_dataset"))
+    if "path" in spec:
+        return [spec["path"]]
+    if "url" in spec:
+        name = wildcards.get("other_dataset") or wildcards.get("image_dataset")
+        return [download_path(name)]
+    return []
+
+
+def download_path(dataset):
+    url = dataset_spec(dataset)["url"]
+    return f"{CACHE}/downloads/{dataset}/{Path(url.split('?')[0]).name or 'download'}"
+
+
+def dataset_outputs(dataset):
+    """The prepared dataset's files, after the checkpoint that makes them has run."""
+    step = checkpoints.prepare_image_dataset if is_image_dataset(dataset) else checkpoints.prepare_dataset
+    key = "image_dataset" if is_image_dataset(dataset) else "other_dataset"
+    return step.get(**{key: dataset}).output
+
+
+def dataset_inputs(wildcards):
+    """items.tsv (+ images.npy) of the wildcard's dataset, for the rules that read the inputs themselves."""
+    files = {"table": f"{RESULTS}/{wildcards.dataset}/items.tsv"}
+    if is_image_dataset(wildcards.dataset):
+        files["images"] = f"{RESULTS}/{wildcards.dataset}/images.npy"
+    return files
+
+
+def n_items(dataset):
+    """Number of items kept in a prepared dataset (read from dataset.json after the checkpoint)."""
+    summary = json.loads(Path(dataset_outputs(dataset).summary).read_text(encoding="utf-8"))
+    return int(summary["n_items"])
+
+
+# ---- models and extraction -----------------------------------------------------------------------------------
+
+
+def model_files(wildcards):
+    """What extraction needs on disk for the model: built, downloaded or given checkpoint."""
+    origin = hg_config.model_origin(config, wildcards.model)
+    if origin == "random":
+        return [hg_config.random_model_dir(config, wildcards.model)]
+    if origin == "download":
+        return [hg_config.downloaded_model_dir(config, wildcards.model)]
+    if origin == "path":
+        return [MODEL_SPECS[wildcards.model]["path"]]
+    return []
+
+
+def token_budget(wildcards):
+    return MODEL_SPECS[wildcards.model].get("token_budget", config["extraction"]["token_budget"])
+
+
+def shard_dirs(wildcards):
+    """Every shard folder of (dataset, model); the shard count follows the prepared dataset's size."""
+    count = hg_config.n_shards(n_items(wildcards.dataset), config["extraction"]["shard_size"])
+    return expand(
+        "{results}/{dataset}/{model}/shards/{shard:04d}",
+        results=RESULTS,
+        dataset=wildcards.dataset,
+        model=wildcards.model,
+        shard=range(count),
+    )
+
+
+def n_layers(dataset, model):
+    """Number of layers (embeddings + blocks), from the gathered manifest once the checkpoint ran."""
+    folder = checkpoints.gather_embeddings.get(dataset=dataset, model=model).output.embeddings
+    manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
+    return int(manifest["n_layers"])
+
+
+def layer_files(pattern):
+    """An input function giving `pattern` for every layer of the wildcard's (dataset, model)."""
+
+    def files(wildcards):
+        count = n_layers(wildcards.dataset, wildcards.model)
+        return expand(pattern, results=RESULTS, dataset=wildcards.dataset, model=wildcards.model,
+                      layer=[f"{layer:03d}" for layer in range(count)])
+
+    return files
+
+
+def label_column(wildcards):
+    return hg_config.find_analysis(config, wildcards.dataset, wildcards.model).label_column
+
+
+# ---- figures and targets -------------------------------------------------------------------------------------
+
+
+def dataset_models(dataset, with_checkpoints=False):
+    """Models analysed on `dataset`, in config order (training checkpoints only when asked)."""
+    return [a.model for a in ANALYSES if a.dataset == dataset
+            and (with_checkpoints or "checkpoint_of" not in MODEL_SPECS[a.model])]
+
+
+def checkpoint_models(dataset):
+    """Base models analysed on `dataset` that list training checkpoints (for the paper's Fig. 3)."""
+    names = dataset_models(dataset)
+    return [m for m in names if config["models"].get(m, {}).get("checkpoints")
+            and any(a.model.startswith(m + hg_config.CHECKPOINT_SEPARATOR) for a in ANALYSES if a.dataset == dataset)]
+
+
+def checkpoint_runs(dataset, model):
+    return [a.model for a in ANALYSES if a.dataset == dataset
+            and MODEL_SPECS[a.model].get("checkpoint_of") == model]
+
+
+def all_outputs():
+    targets = [f"{RESULTS}/summary.tsv"]
+    for analysis in ANALYSES:
+        base = f"{RESULTS}/{analysis.dataset}/{analysis.model}"
+        targets += [f"{base}/layers.tsv", f"{base}/layer_choice.json"]
+    for dataset in sorted({a.dataset for a in ANALYSES}):
+        targets += expand("{results}/figures/{dataset}/{fig}.{ext}", results=RESULTS, dataset=dataset,
+                          fig=["fig1_id_depth", "fig2_overlap_next", "fig4_label_overlap"], ext=FIGURE_FORMATS)
+        for model in dataset_models(dataset, with_checkpoints=True):
+            targets += expand("{results}/figures/{dataset}/{model}/{fig}.{ext}", results=RESULTS,
+                              dataset=dataset, model=model, fig=["gride_scale", "probe_vs_id"], ext=FIGURE_FORMATS)
+        for model in checkpoint_models(dataset):
+            targets += expand("{results}/figures/{dataset}/{model}/fig3_id_checkpoints.{ext}", results=RESULTS,
+                              dataset=dataset, model=model, ext=FIGURE_FORMATS)
+    return targets

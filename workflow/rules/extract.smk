@@ -1,0 +1,44 @@
+# Extraction: one job (one GPU) per shard of `extraction.shard_size` items, then a gather checkpoint whose
+# manifest gives the number of layers, so that the per-layer geometry jobs are scattered after it.
+
+
+rule extract_shard:
+    """Pooled representations of every layer for items [shard * shard_size, ...) in one forward pass each."""
+    input:
+        unpack(dataset_inputs),
+        summary=f"{RESULTS}/{{dataset}}/dataset.json",
+        model=model_files,
+    output:
+        shard=directory(f"{RESULTS}/{{dataset}}/{{model}}/shards/{{shard}}"),
+    params:
+        spec=lambda wildcards: hg_config.model_load_spec(config, wildcards.model),
+        shard_size=config["extraction"]["shard_size"],
+        token_budget=token_budget,
+        device=config["extraction"]["device"],
+        progress=config["extraction"]["progress"],
+        lock_dir=f"{CACHE}/gpu_locks",
+    resources:
+        gpu=1,
+    threads: 4
+    log:
+        f"{LOGS}/extract_shard/{{dataset}}/{{model}}/{{shard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/extract_shard/{{dataset}}/{{model}}/{{shard}}.tsv"
+    conda:
+        "../../envs/extract.yaml"
+    script:
+        "../../scripts/extract_shard.py"
+
+
+checkpoint gather_embeddings:
+    """Concatenate the shards' per-layer arrays in input order: embeddings/layer_XXX.npy, ids.txt, manifest.json."""
+    input:
+        shards=shard_dirs,
+    output:
+        embeddings=directory(f"{RESULTS}/{{dataset}}/{{model}}/embeddings"),
+    log:
+        f"{LOGS}/gather_embeddings/{{dataset}}/{{model}}.log",
+    conda:
+        "../../envs/extract.yaml"
+    script:
+        "../../scripts/gather_embeddings.py"

@@ -1,0 +1,94 @@
+# Geometry: one job per layer. The layer's exact neighbour graph is computed once (graphs/layer_XXX.npz) and every
+# measure of that layer reads it; the summary joins the layers into layers.tsv and chooses a layer.
+
+
+rule layer_graph:
+    """Exact k-nearest-neighbour graph of one layer, over the dataset's deduplicated, finite items."""
+    input:
+        embeddings=f"{RESULTS}/{{dataset}}/{{model}}/embeddings",
+        keep=f"{RESULTS}/{{dataset}}/keep.npy",
+    output:
+        graph=f"{RESULTS}/{{dataset}}/{{model}}/graphs/layer_{{layer}}.npz",
+    params:
+        k=config["geometry"]["graph_k"],
+        metric=config["geometry"]["metric"],
+        seed=config["seed"],
+    threads: 2
+    log:
+        f"{LOGS}/layer_graph/{{dataset}}/{{model}}/layer_{{layer}}.log",
+    benchmark:
+        f"{BENCHMARKS}/layer_graph/{{dataset}}/{{model}}/layer_{{layer}}.tsv"
+    conda:
+        "../../envs/geometry.yaml"
+    script:
+        "../../scripts/layer_graph.py"
+
+
+rule layer_measures:
+    """TwoNN (+ decimation error), Gride curve and scale, label overlap, anisotropy and kNN probe of one layer."""
+    input:
+        unpack(dataset_inputs),
+        embeddings=f"{RESULTS}/{{dataset}}/{{model}}/embeddings",
+        graph=f"{RESULTS}/{{dataset}}/{{model}}/graphs/layer_{{layer}}.npz",
+    output:
+        measures=f"{RESULTS}/{{dataset}}/{{model}}/measures/layer_{{layer}}.json",
+    params:
+        k=config["geometry"]["k"],
+        metric=config["geometry"]["metric"],
+        twonn_fraction=config["geometry"]["twonn_fraction"],
+        decimation_repeats=config["geometry"]["decimation_repeats"],
+        exclude_groups=config["geometry"]["exclude_groups"],
+        label_column=label_column,
+        seed=config["seed"],
+    threads: 1
+    log:
+        f"{LOGS}/layer_measures/{{dataset}}/{{model}}/layer_{{layer}}.log",
+    benchmark:
+        f"{BENCHMARKS}/layer_measures/{{dataset}}/{{model}}/layer_{{layer}}.tsv"
+    conda:
+        "../../envs/geometry.yaml"
+    script:
+        "../../scripts/layer_measures.py"
+
+
+rule summarize_model:
+    """layers.tsv (one row per layer), overlap between consecutive layers' graphs, and layer_choice.json."""
+    input:
+        embeddings=f"{RESULTS}/{{dataset}}/{{model}}/embeddings",
+        measures=layer_files("{results}/{dataset}/{model}/measures/layer_{layer}.json"),
+        probes=layer_files("{results}/{dataset}/{model}/probe/layer_{layer}.json"),
+        graphs=layer_files("{results}/{dataset}/{model}/graphs/layer_{layer}.npz"),
+    output:
+        layers=report(
+            f"{RESULTS}/{{dataset}}/{{model}}/layers.tsv",
+            caption="../report/layers.rst",
+            category="Tables",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "model": "{model}", "table": "layers.tsv"},
+        ),
+        choice=f"{RESULTS}/{{dataset}}/{{model}}/layer_choice.json",
+    params:
+        k=config["geometry"]["k"],
+        untrained=lambda wildcards: hg_config.is_untrained(config, wildcards.model),
+        model_label=lambda wildcards: hg_config.model_label(config, wildcards.model),
+    log:
+        f"{LOGS}/summarize_model/{{dataset}}/{{model}}.log",
+    conda:
+        "../../envs/geometry.yaml"
+    script:
+        "../../scripts/summarize_model.py"
+
+
+rule summary_table:
+    """One row per analysed (dataset, model): untrained or not, layers, chosen layer, probe's best layer."""
+    input:
+        choices=[f"{RESULTS}/{a.dataset}/{a.model}/layer_choice.json" for a in ANALYSES],
+    output:
+        report(f"{RESULTS}/summary.tsv", caption="../report/summary.rst", category="Tables",
+               labels={"table": "summary.tsv"}),
+    log:
+        f"{LOGS}/summary_table.log",
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../../scripts/summary_table.py"
