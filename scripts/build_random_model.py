@@ -1,7 +1,5 @@
 """Rule build_random_model: a published architecture with random weights, in its real checkpoint format."""
 
-from __future__ import annotations
-
 import shutil
 from pathlib import Path
 from typing import Any

@@ -1,7 +1,5 @@
 """Rule download_dataset: fetch a dataset's URL into the cache with retries and an optional checksum."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from _wf import logged

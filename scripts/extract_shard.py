@@ -6,8 +6,6 @@ On a multi-GPU workstation each job claims one GPU through a lock file (CUDA_VIS
 `--resources gpu=N` runs N extraction jobs on N different devices.
 """
 
-from __future__ import annotations
-
 import fcntl
 import os
 import shutil
@@ -74,7 +72,7 @@ def main(snakemake: Any) -> None:
         images = snakemake.input.images if "images" in snakemake.input.keys() else None
         log.info("%s on %s: shard %d, items [%d, %d), device %s, token budget %d", snakemake.wildcards.model,
                  snakemake.wildcards.dataset, shard, start, stop, device, snakemake.params.token_budget)
-        adapter = load_model(dict(snakemake.params.spec), device=device)
+        adapter = load_model(dict(snakemake.params.spec), device=device, name=snakemake.wildcards.model)
         out_dir = Path(snakemake.output.shard)
         staging = out_dir.with_name(out_dir.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)

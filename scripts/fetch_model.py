@@ -4,8 +4,6 @@ fair-esm names: the checkpoint and its contact-regression file from fair-esm's p
 needs both, beside each other, named after the model). Hub ids: a snapshot of the repository's files.
 """
 
-from __future__ import annotations
-
 import shutil
 from pathlib import Path
 from typing import Any

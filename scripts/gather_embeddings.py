@@ -1,7 +1,5 @@
 """Checkpoint gather_embeddings: the shards' per-layer arrays concatenated in input order."""
 
-from __future__ import annotations
-
 import shutil
 from pathlib import Path
 from typing import Any

@@ -4,8 +4,6 @@ Identical sequences/texts (or identical image pixels) give identical representat
 first of each the same way everywhere makes layers comparable (consecutive overlap needs the same points).
 """
 
-from __future__ import annotations
-
 import hashlib
 from typing import Any, Sequence
 

@@ -5,8 +5,6 @@ in the log). A layer with too few distinct points gets an 'undefined' graph file
 measures report as NaN instead of failing the run.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ from _wf import logged, read_json
 
 from hidden_geometry.atomic import atomic_path
 from hidden_geometry.errors import InputError
-from hidden_geometry.geometry import knn_graph, save_graph
+from hidden_geometry.geometry import find_duplicates, knn_graph, save_graph
 
 
 def layer_rows(embeddings: str | Path, layer: str) -> np.ndarray:
@@ -51,14 +49,16 @@ def main(snakemake: Any) -> None:
         if keep.shape[0] != X.shape[0]:
             raise InputError(f"{snakemake.input.keep}: {keep.shape[0]} rows for {X.shape[0]} representations")
         keep = finite_keep_mask(X, keep, ids, log)
-        n_kept = int(keep.sum())
+        X = np.where(keep[:, None], X, 0.0).astype(X.dtype, copy=False)  # rows left out must not carry NaN either
+        n_kept = int(find_duplicates(X[keep]).sum())  # distinct representations: what the graph can use
         k = min(int(snakemake.params.k), n_kept - 1)
         if k < int(snakemake.params.k):
-            log.warning("only %d points kept: k lowered from %d to %d", n_kept, snakemake.params.k, k)
+            log.warning("only %d distinct points kept: k lowered from %d to %d", n_kept, snakemake.params.k, k)
         try:
             if k < 2:
-                raise InputError(f"layer {layer}: {n_kept} points kept, too few for a neighbour graph")
-            graph = knn_graph(np.asarray(X), k, metric=snakemake.params.metric, keep=keep, seed=snakemake.params.seed)
+                raise InputError(f"layer {layer}: {n_kept} distinct points kept, too few for a neighbour graph "
+                                 "(ID undefined)")
+            graph = knn_graph(X, k, metric=snakemake.params.metric, keep=keep, seed=snakemake.params.seed)
         except InputError as error:
             log.warning("layer %s: graph undefined: %s", layer, error)
             write_undefined_graph(snakemake.output.graph, str(error), n_kept)

@@ -4,8 +4,6 @@ TwoNN (with a decimation error bar), the Gride ID-versus-scale curve and its cho
 the SCOPe family as exclusion group when the items have groups), anisotropy and the kNN probe.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +53,8 @@ def measure_layer(graph: Any, X: np.ndarray, labels: np.ndarray | None, groups: 
         "graph_k": int(graph.k),
         "k": k,
         "twonn": geometry.twonn(graph, fraction=params.twonn_fraction),
-        "twonn_decimation": geometry.twonn_decimation(graph, repeats=params.decimation_repeats, seed=params.seed),
+        "twonn_decimation": geometry.twonn_decimation(graph, X=X, n_iter=params.decimation_repeats,
+                                                      fraction=params.twonn_fraction, seed=params.seed),
         "gride": geometry.gride(graph),
         "anisotropy": geometry.anisotropy(rows),
     }
@@ -78,7 +77,7 @@ def main(snakemake: Any) -> None:
             log.warning("layer %d undefined: %s", layer, reason)
             out.update(undefined_reason=reason, n_points=n_points)
         else:
-            X = np.load(Path(snakemake.input.embeddings) / f"layer_{layer:03d}.npy", mmap_mode="r")
+            X = np.load(Path(snakemake.input.embeddings) / f"layer_{layer:03d}.npy")
             out.update(measure_layer(graph, X, labels, groups, snakemake.params), undefined_reason=None)
             log.info("layer %d: TwoNN %.3f, n=%d", layer, out["twonn"].id, out["n_points"])
         write_json(snakemake.output.measures, out)

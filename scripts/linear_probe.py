@@ -1,7 +1,5 @@
 """Rule linear_probe: logistic-regression accuracy of one layer's representations (stratified k-fold)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

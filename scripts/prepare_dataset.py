@@ -1,7 +1,5 @@
 """Rules prepare_dataset / prepare_image_dataset: read, clean and label a dataset -> items.tsv (+ images.npy)."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from _wf import logged

@@ -5,8 +5,6 @@ last layer). The layer choice runs on the Gride ID profile (TwoNN where Gride is
 the linear probe's best layer.
 """
 
-from __future__ import annotations
-
 import math
 from typing import Any, Sequence
 

@@ -1,7 +1,5 @@
 """Rule summary_table: results/summary.tsv, one row per analysed (dataset, model), from the layer choices."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from _wf import logged, read_json, write_tsv

@@ -156,8 +156,10 @@ def demo_dry_run(tmp_path_factory) -> list[SimpleNamespace]:
     summaries = [f"{results}/{name}/dataset.json" for name in config["datasets"]]
     # data checkpoints only: the dry run can then list every extraction shard with its resources
     run(snakemake_command(workdir, "--workflow-profile", "none", "--cores", "2", *summaries), workdir, 300)
+    # --cores: a dry run caps threads at its local cores (1 by default); SLURM jobs are not capped that way
     dry = run(
-        snakemake_command(workdir, "--workflow-profile", "none", "--profile", str(SLURM_PROFILE), "--dry-run"),
+        snakemake_command(workdir, "--workflow-profile", "none", "--profile", str(SLURM_PROFILE), "--dry-run",
+                          "--cores", "64"),
         workdir,
         300,
     )
@@ -189,7 +191,7 @@ def test_dry_run_gives_every_gpu_job_its_gpu_partition_and_cpus(demo_dry_run):
 def test_dry_run_keeps_cpu_jobs_off_the_gpu_partition(demo_dry_run):
     profile = load_profile()
     cpu_jobs = [job for job in demo_dry_run if job.rule not in GPU_RULES and job.rule != "all"]
-    assert {"gather_embeddings", "input_keep_mask"} <= {job.rule for job in cpu_jobs}
+    assert "gather_embeddings" in {job.rule for job in cpu_jobs}
     for job in cpu_jobs:
         assert not job.resources.get("gpu"), f"{job.rule} asks for a GPU"
         assert job.resources["slurm_partition"] == profile["default-resources"]["slurm_partition"]

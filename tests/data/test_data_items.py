@@ -85,7 +85,7 @@ def test_bad_tables_are_refused(ids, columns, message):
         ("", "empty items table"),
         ("name\tlabel\nx\ty\n", "must start with 'id'"),
         ("id\tlabel\na\tx\tEXTRA\n", ":2: 3 fields"),
-        ("id\tlabel\na\tx\na\ty\n", "duplicate id 'a'"),
+        ("id\tlabel\na\tx\na\ty\n", r"items.tsv: items table: duplicate id 'a' \(items 0 and 1\)"),
     ],
 )
 def test_bad_items_files_name_the_problem(tmp_path, content, message):

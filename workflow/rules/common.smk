@@ -171,6 +171,17 @@ def checkpoint_runs(dataset, model):
             and MODEL_SPECS[a.model].get("checkpoint_of") == model]
 
 
+def dataset_tables(wildcards):
+    """layers.tsv of every model analysed on the wildcard's dataset (config order, no checkpoints)."""
+    return expand("{results}/{dataset}/{model}/layers.tsv", results=RESULTS, dataset=wildcards.dataset,
+                  model=dataset_models(wildcards.dataset))
+
+
+def model_labels(models):
+    """Legend labels, '(untrained)' included where the weights are random."""
+    return {model: hg_config.model_label(config, model) for model in models}
+
+
 def all_outputs():
     targets = [f"{RESULTS}/summary.tsv"]
     for analysis in ANALYSES:

@@ -1,15 +1,6 @@
 # Figures (matplotlib, Agg; PNG and PDF) and their report entries; captions in workflow/report/*.rst.
 
 
-def dataset_tables(wildcards):
-    return expand("{results}/{dataset}/{model}/layers.tsv", results=RESULTS, dataset=wildcards.dataset,
-                  model=dataset_models(wildcards.dataset))
-
-
-def model_labels(models):
-    return {model: hg_config.model_label(config, model) for model in models}
-
-
 rule figures_dataset:
     """The paper's Fig. 1 (ID vs relative depth), Fig. 2 (consecutive overlap), Fig. 4 (label overlap)."""
     input:

@@ -26,11 +26,14 @@ def open_binary(path: str | os.PathLike) -> BinaryIO:
         raise InputError(f"{source}: file not found")
     if source.is_dir():
         raise InputError(f"{source}: is a folder, expected a file")
-    with open(source, "rb") as probe:
-        magic = probe.read(2)
-    if magic == GZIP_MAGIC:
-        return gzip.open(source, "rb")  # type: ignore[return-value]
-    return open(source, "rb")
+    try:
+        with open(source, "rb") as probe:
+            magic = probe.read(2)
+        if magic == GZIP_MAGIC:
+            return gzip.open(source, "rb")  # type: ignore[return-value]
+        return open(source, "rb")
+    except PermissionError as exc:
+        raise InputError(f"{source}: permission denied") from exc
 
 
 def iter_lines(path: str | os.PathLike, decode: str = "error", counts: dict | None = None) -> Iterator[tuple[int, str]]:

@@ -2,7 +2,8 @@
 
 `spec` is one entry of the config's `datasets:` section. Its `kind` picks the reader; the other keys are below
 (`DATASET_SCHEMAS` holds the same as JSON-schema fragments, one per kind, with `additionalProperties: false`).
-Every kind accepts `kind`, `seed` (integer >= 0, default 0) and `description` (free text).
+Every kind accepts `kind`, `seed` (integer >= 0; the workflow fills in the config's `seed`, else 0) and
+`description` (free text).
 
 | kind | keys (default) |
 | --- | --- |
@@ -76,7 +77,9 @@ _URL = {"type": "string", "minLength": 1, "description": "where to download the 
 _SHA256 = {"type": ["string", "null"], "pattern": "^[0-9a-fA-F]{64}$", "default": None,
            "description": "expected SHA-256 of the download"}
 _N = {"type": ["integer", "null"], "minimum": 1, "default": None, "description": "seeded subsample of this many items"}
-_SEED = {"type": "integer", "minimum": 0, "default": 0, "description": "seed of every random choice"}
+# No schema default for `seed`: the workflow fills the config's global seed into a spec without one;
+# `validate_dataset_spec` falls back to 0.
+_SEED = {"type": "integer", "minimum": 0, "description": "seed of every random choice (default: the config's seed, else 0)"}
 _DESCRIPTION = {"type": "string", "description": "free text, not used"}
 _PROTEIN = {
     "alphabet": {"type": "string", "enum": sorted(ALPHABETS), "default": "esm2",
@@ -232,6 +235,7 @@ def validate_dataset_spec(spec: dict, name: str = "") -> dict:
     for key, prop in schema["properties"].items():
         if key not in filled and "default" in prop:
             filled[key] = copy.deepcopy(prop["default"])
+    filled.setdefault("seed", 0)
     return filled
 
 
@@ -422,13 +426,57 @@ _LOADERS: dict[str, Callable[[dict, Any], tuple[ItemTable, np.ndarray | None, di
 }
 
 
+def _sequence_drops(stats: dict) -> dict[str, int]:
+    return {reason: int(n) for reason, n in stats["dropped"].items()}
+
+
+def _counts(kind: str, details: dict, n_items: int) -> dict[str, Any]:
+    """Uniform counts for dataset.json: read, kept, dropped by reason (read = kept + all drops), cropped, upscaled."""
+    dropped: dict[str, int] = {}
+    cropped = upscaled = 0
+    if kind in ("scope", "fasta"):
+        reading = details["reading"]
+        read = reading["n_headers"]
+        dropped["empty_sequence"] = reading["n_empty_dropped"]
+        dropped["duplicate_id"] = reading["n_duplicates_dropped"]
+        if kind == "scope":
+            dropped.update(details["subset"]["dropped"])
+        if "labels_table" in details:
+            dropped["missing_label"] = details["labels_table"]["n_missing"]
+        dropped.update(_sequence_drops(details["sequences"]))
+        cropped = details["sequences"]["n_cropped"]
+    elif kind == "proteinnet":
+        read = details["n_records"]
+        dropped.update(_sequence_drops(details["sequences"]))
+        cropped = details["sequences"]["n_cropped"]
+    elif kind in IMAGE_KINDS:
+        read = details["n_read"]
+        dropped.update(details["dropped"])
+        upscaled = details.get("n_upscaled", 0)
+    elif kind == "text_tsv":
+        read = details["n_read"]
+        dropped.update(details["dropped"])
+    else:
+        read = details["n_read"]
+    if "n_subsampled_out" in details:
+        dropped["subsampled"] = details["n_subsampled_out"]
+    return {
+        "read": int(read),
+        "kept": int(n_items),
+        "dropped": {reason: int(n) for reason, n in sorted(dropped.items()) if n},
+        "cropped": int(cropped),
+        "upscaled": int(upscaled),
+    }
+
+
 def load_dataset(
     spec: dict, cache_dir: str | os.PathLike = "resources", name: str = ""
 ) -> tuple[ItemTable, np.ndarray | None, dict[str, Any]]:
     """Read the dataset a config entry describes: (items, images uint8 [N, H, W, 3] or None, summary).
 
-    The summary (for dataset.json) has `kind`, `spec` (with defaults), `source`, `n_items`, `labels` (class
-    counts, singleton classes, single-class flag) and the reader's own counts of what it dropped and why.
+    The summary (for dataset.json) has `kind`, `spec` (with defaults), `source`, `n_items`, `counts` (read, kept,
+    dropped by reason with read = kept + drops, cropped, upscaled), `labels` (number of classes, singleton
+    classes, single-class flag) and `details`: the readers' own counts, with the ids or lines concerned.
     """
     filled = validate_dataset_spec(spec, name)
     kind = filled["kind"]
@@ -445,6 +493,7 @@ def load_dataset(
         "spec": filled,
         "source": str(source) if source is not None else details.get("source", kind),
         "n_items": len(table),
+        "counts": _counts(kind, details, len(table)),
         "labels": label_summary(table.labels("label")),
         "details": details,
     }

@@ -157,7 +157,10 @@ def read_items(path: str | os.PathLike) -> ItemTable:
                 column.append(value)
     except csv.Error as exc:
         raise InputError(f"{source}:{reader.line_num}: {exc}") from exc
-    return ItemTable(ids=values[0], columns={name: col for name, col in zip(header[1:], values[1:])})
+    try:
+        return ItemTable(ids=values[0], columns={name: col for name, col in zip(header[1:], values[1:])})
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from exc
 
 
 def write_images(images: np.ndarray, path: str | os.PathLike) -> Path:

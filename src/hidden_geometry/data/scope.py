@@ -10,6 +10,7 @@ excluded by default.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import shutil
@@ -272,6 +273,10 @@ def download_with_retries(
             with atomic_path(target) as tmp:
                 with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
                     shutil.copyfileobj(response, out, length=1 << 20)
+                    declared = response.headers.get("Content-Length") if response.headers else None
+                    # urllib does not notice a connection closed early: compare with the declared length.
+                    if declared and declared.isdigit() and out.tell() != int(declared):
+                        raise _ShortTransfer(f"short transfer: {out.tell()} of {declared} bytes")
                 if expected is not None:
                     got = sha256_of(tmp)
                     if got != expected:
@@ -279,7 +284,9 @@ def download_with_retries(
             return target
         except _ChecksumMismatch as exc:
             last_problem = f"checksum mismatch (sha256 {exc.args[0]}, expected {expected})"
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        except _ShortTransfer as exc:
+            last_problem = str(exc)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             if _is_permanent(exc):
                 raise InputError(f"download of {url} failed: {_describe(exc)}") from exc
             last_problem = _describe(exc)
@@ -288,6 +295,10 @@ def download_with_retries(
 
 class _ChecksumMismatch(Exception):
     """Raised inside the download's atomic block so that the bad file is removed."""
+
+
+class _ShortTransfer(Exception):
+    """Fewer bytes arrived than the server declared (raised inside the atomic block: the file is removed)."""
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,7 +1,7 @@
 """Labelled texts from a TSV file (SST-2 style: a header, then one text per line).
 
-Fields are split on tabs only, with no quoting (GLUE files contain bare double quotes). Empty lines and rows whose
-text is empty are dropped and counted; bytes that are not UTF-8 become U+FFFD and the line numbers are listed
+Fields are split on tabs only, with no quoting (GLUE files contain bare double quotes), and stripped of
+surrounding whitespace. Empty lines and rows whose text is empty are dropped and counted; bytes that are not UTF-8 become U+FFFD and the line numbers are listed
 (policy 'replace'), or raise InputError naming the line (policy 'error'); a column named but absent raises
 InputError naming the column and the file. Texts are kept whole: truncation to the model's token limit happens
 at tokenization (models stage), which counts it.

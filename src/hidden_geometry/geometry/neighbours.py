@@ -164,7 +164,9 @@ def _kept_rows(n: int, keep: np.ndarray | None) -> np.ndarray:
 
 
 def _exact_rows(X: np.ndarray, rows: np.ndarray, metric: str, chunk: int = 4096) -> np.ndarray:
-    """The rows in float64 as the metric sees them (unit rows for cosine)."""
+    """The rows as the metric sees them: as given for Euclidean, unit rows in float64 for cosine."""
+    if metric == "euclidean":
+        return X if rows.size == X.shape[0] else X[rows]
     out = np.empty((rows.shape[0], X.shape[1]), dtype=np.float64)
     for start in range(0, rows.shape[0], chunk):
         part = X[rows[start : start + chunk]].astype(np.float64)
@@ -199,46 +201,57 @@ def _augment(Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 class _Pool:
-    """Per-row candidate pools (float32 value, local index) of width K, merged tile by tile."""
+    """Per-row candidate pools (float32 value, local index) of width K, merged tile by tile.
 
-    def __init__(self, n: int, width: int, device: torch.device):
+    The first tile a block of rows meets is merged with a full top-K; after that only the entries below each
+    row's current worst candidate are merged (one compare per entry instead of a selection).
+    """
+
+    def __init__(self, n: int, width: int, block: int, device: torch.device):
         self.vals = torch.full((n, width), math.inf, dtype=torch.float32, device=device)
         self.idx = torch.full((n, width), -1, dtype=torch.int64, device=device)
-        self.warm = torch.zeros(n, dtype=torch.bool, device=device)
+        self.full = [False] * ((n + block - 1) // block)
+        self.block = block
         self.width = width
 
-    def merge_dense(self, start: int, tile: torch.Tensor, col_offset: int) -> None:
-        """Merge a whole tile (rows start.., all columns) with a top-K of each row."""
-        stop = start + tile.shape[0]
-        kk = min(self.width, tile.shape[1])
-        v, j = torch.topk(tile, kk, dim=1, largest=False, sorted=False)
-        self._merge(start, stop, v, j + col_offset)
+    def merge(self, start: int, tile: torch.Tensor, col_offset: int, transposed: bool = False) -> None:
+        """Merge `tile` (rows of this pool along dim 0, or along dim 1 when `transposed`) into rows start.."""
+        n_rows = tile.shape[1] if transposed else tile.shape[0]
+        n_cols = tile.shape[0] if transposed else tile.shape[1]
+        block_id = start // self.block
+        if self.full[block_id]:
+            self._merge_filtered(start, tile, col_offset, transposed)
+            return
+        kk = min(self.width, n_cols)
+        v, j = torch.topk(tile, kk, dim=0 if transposed else 1, largest=False, sorted=False)
+        if transposed:
+            v, j = v.T, j.T
+        self._merge(start, start + n_rows, v, j + col_offset)
+        self.full[block_id] = bool(torch.isfinite(self.vals[start : start + n_rows]).all())
 
-    def merge_filtered(self, start: int, tile: torch.Tensor, col_offset: int) -> None:
-        """Merge only the tile entries that beat each row's current worst candidate."""
-        stop = start + tile.shape[0]
+    def _merge_filtered(self, start: int, tile: torch.Tensor, col_offset: int, transposed: bool) -> None:
+        n_rows = tile.shape[1] if transposed else tile.shape[0]
+        stop = start + n_rows
         bound = self.vals[start:stop].max(dim=1).values
-        hits = tile < bound[:, None]
-        r, c = torch.nonzero(hits, as_tuple=True)
+        if transposed:
+            c, r = torch.nonzero(tile < bound[None, :], as_tuple=True)
+            order = torch.argsort(r, stable=True)
+            r, c = r[order], c[order]
+            values = tile[c, r]
+        else:
+            r, c = torch.nonzero(tile < bound[:, None], as_tuple=True)
+            values = tile[r, c]
         if r.numel() == 0:
             return
-        counts = torch.bincount(r, minlength=tile.shape[0])
+        counts = torch.bincount(r, minlength=n_rows)
         width = int(counts.max())
         first = torch.cumsum(counts, 0) - counts
         pos = torch.arange(r.numel(), device=r.device) - first[r]
-        v = torch.full((tile.shape[0], width), math.inf, dtype=tile.dtype, device=tile.device)
-        j = torch.full((tile.shape[0], width), -1, dtype=torch.int64, device=tile.device)
-        v[r, pos] = tile[r, c]
+        v = torch.full((n_rows, width), math.inf, dtype=tile.dtype, device=tile.device)
+        j = torch.full((n_rows, width), -1, dtype=torch.int64, device=tile.device)
+        v[r, pos] = values
         j[r, pos] = c + col_offset
         self._merge(start, stop, v, j)
-
-    def merge(self, start: int, tile: torch.Tensor, col_offset: int) -> None:
-        """Merge a tile, filtered once every row of the block has a full pool."""
-        stop = start + tile.shape[0]
-        if bool(self.warm[start:stop].all()):
-            self.merge_filtered(start, tile, col_offset)
-        else:
-            self.merge_dense(start, tile, col_offset)
 
     def _merge(self, start: int, stop: int, v: torch.Tensor, j: torch.Tensor) -> None:
         allv = torch.cat([self.vals[start:stop], v], dim=1)
@@ -246,7 +259,6 @@ class _Pool:
         bv, pos = torch.topk(allv, self.width, dim=1, largest=False, sorted=False)
         self.vals[start:stop] = bv
         self.idx[start:stop] = torch.gather(allj, 1, pos)
-        self.warm[start:stop] = torch.isfinite(bv).all(dim=1)
 
 
 def _float32_pools(Y: np.ndarray, width: int, block: int, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
@@ -254,75 +266,91 @@ def _float32_pools(Y: np.ndarray, width: int, block: int, device: torch.device) 
     Yt = torch.from_numpy(Y).to(device)
     left, right, _ = _augment(Yt)
     n = Y.shape[0]
-    pool = _Pool(n, width, device)
+    pool = _Pool(n, width, block, device)
+    buffers: dict[tuple[int, int], torch.Tensor] = {}  # reused tiles: fresh large allocations are slow to fault in
     starts = list(range(0, n, block))
     for bi, i0 in enumerate(starts):
         i1 = min(i0 + block, n)
         for j0 in starts[bi:]:
             j1 = min(j0 + block, n)
-            tile = torch.mm(left[i0:i1], right[j0:j1].T)
+            shape = (i1 - i0, j1 - j0)
+            if shape not in buffers:
+                buffers[shape] = torch.empty(shape, dtype=torch.float32, device=device)
+            tile = torch.mm(left[i0:i1], right[j0:j1].T, out=buffers[shape])
             if i0 == j0:
                 # Self is excluded by index; the diagonal tile is symmetric, so its rows cover all its pairs.
                 tile.fill_diagonal_(math.inf)
                 pool.merge(i0, tile, j0)
                 continue
             pool.merge(i0, tile, j0)
-            pool.merge(j0, tile.T, i0)
+            pool.merge(j0, tile, i0, transposed=True)
     return pool.vals.cpu().numpy(), pool.idx.cpu().numpy()
 
 
-def _direct_sq(E: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Squared distances between E[a[i]] and E[b[i, j]] by direct float64 differences -> [len(a), b.shape[1]]."""
-    Et = torch.from_numpy(E)
-    diff = Et[torch.from_numpy(b)] - Et[torch.from_numpy(a)][:, None, :]
-    return (diff * diff).sum(dim=2).numpy()
+def _pair_distances(E: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk: int = 32) -> torch.Tensor:
+    """Euclidean distances between E[a[i]] and E[b[i, j]] from direct float64 differences -> float64 [len(a), width].
+
+    Rows are gathered a few at a time into reused buffers (they stay in cache; fresh large buffers are slow).
+    """
+    n, width = b.shape
+    out = torch.empty((n, width), dtype=torch.float64)
+    chunk = max(1, min(chunk, n))
+    gathered = torch.empty((chunk * width, E.shape[1]), dtype=E.dtype)
+    wide = gathered if E.dtype == torch.float64 else torch.empty(gathered.shape, dtype=torch.float64)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        m = (stop - start) * width
+        torch.index_select(E, 0, b[start:stop].reshape(-1), out=gathered[:m])
+        if wide is not gathered:
+            wide[:m].copy_(gathered[:m])
+        diff = wide[:m].view(stop - start, width, E.shape[1])
+        # float32 values become exact float64 values, so these differences carry no cancellation error.
+        diff.sub_(E[a[start:stop]].to(torch.float64)[:, None, :])
+        out[start:stop] = torch.linalg.vector_norm(diff, dim=2)
+    return out
 
 
-def _rank(cand: np.ndarray, sq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the k candidates with the smallest squared distance, ties by index."""
-    order = np.lexsort((cand, sq), axis=-1)[:, :k]
-    return np.take_along_axis(cand, order, axis=1), np.take_along_axis(sq, order, axis=1)
+def _rank(cand: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k candidates with the smallest distance, ties by index."""
+    order = np.lexsort((cand, dist), axis=-1)[:, :k]
+    return np.take_along_axis(cand, order, axis=1), np.take_along_axis(dist, order, axis=1)
 
 
-def _brute_force_rows(E: np.ndarray, queries: np.ndarray, k: int, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest (local indices, squared distances) of E[queries] among all rows of E, in float64."""
+def _brute_force_rows(E: torch.Tensor, queries: np.ndarray, k: int, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest (local indices, distances) of E[queries] among all rows of E, in float64."""
     n = E.shape[0]
     out_idx = np.empty((queries.shape[0], k), dtype=np.int64)
-    out_sq = np.empty((queries.shape[0], k), dtype=np.float64)
+    out_dist = np.empty((queries.shape[0], k), dtype=np.float64)
     for qi, q in enumerate(queries):
-        sq = np.empty(n, dtype=np.float64)
+        dist = np.empty(n, dtype=np.float64)
         for start in range(0, n, chunk):
-            cols = np.arange(start, min(start + chunk, n))
-            sq[start : start + cols.size] = _direct_sq(E, np.array([q]), cols[None, :])[0]
-        sq[q] = np.inf
-        kth = np.partition(sq, k - 1)[k - 1]
-        cand = np.flatnonzero(sq <= kth)
-        idx, dist = _rank(cand[None, :], sq[cand][None, :], k)
-        out_idx[qi], out_sq[qi] = idx[0], dist[0]
-    return out_idx, out_sq
+            cols = torch.arange(start, min(start + chunk, n))
+            dist[start : start + cols.numel()] = _pair_distances(E, torch.tensor([int(q)]), cols[None, :], 1)[0].numpy()
+        dist[q] = np.inf
+        kth = np.partition(dist, k - 1)[k - 1]
+        cand = np.flatnonzero(dist <= kth)
+        idx, d = _rank(cand[None, :], dist[cand][None, :], k)
+        out_idx[qi], out_dist[qi] = idx[0], d[0]
+    return out_idx, out_dist
 
 
 def _exact_rerank(
-    E: np.ndarray, pool_vals: np.ndarray, pool_idx: np.ndarray, k: int, norms: np.ndarray, chunk: int = 128
+    E: torch.Tensor, pool_vals: np.ndarray, pool_idx: np.ndarray, k: int, norms: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Re-rank the pools in float64; return local indices, squared distances and the rows that need brute force."""
+    """Re-rank the pools in float64; return local indices, distances and the rows that need brute force."""
     n, width = pool_idx.shape
-    idx = np.empty((n, k), dtype=np.int64)
-    sq = np.empty((n, k), dtype=np.float64)
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        cand = pool_idx[start:stop]
-        exact = _direct_sq(E, np.arange(start, stop), cand)
-        idx[start:stop], sq[start:stop] = _rank(cand, exact, k)
-    # Worst-case float32 error of a product entry (any summation order), with margin for the centring rounding.
-    width_d = E.shape[1] + 2
-    tol = (2.0 * width_d + 16.0) * _U32 * (norms + norms.max())
+    exact = _pair_distances(E, torch.arange(n), torch.from_numpy(pool_idx)).numpy()
+    idx, dist = _rank(pool_idx, exact, k)
+    # Worst-case float32 error of one product entry (any summation order), with room for the centring rounding:
+    # a point outside the pool has a float32 value >= the pool's largest, so its true squared distance is at
+    # least that minus `tol`; if this still exceeds the k-th exact one, nothing closer can be missing.
+    tol = (2.0 * (E.shape[1] + 2) + 16.0) * _U32 * (norms + norms.max())
     boundary = pool_vals.max(axis=1).astype(np.float64)
     if width >= n - 1:
         unsure = np.zeros(n, dtype=bool)  # the pool holds every other point: nothing can be missing
     else:
-        unsure = ~(boundary - tol > sq[:, k - 1])
-    return idx, sq, np.flatnonzero(unsure)
+        unsure = ~(boundary - tol > dist[:, k - 1] ** 2)
+    return idx, dist, np.flatnonzero(unsure)
 
 
 def default_pool(k: int) -> int:
@@ -362,7 +390,7 @@ def knn_graph(
     E_all = _exact_rows(X, candidates, metric)
     unique = find_duplicates(E_all)
     rows = candidates[unique]
-    E = E_all[unique] if not unique.all() else E_all
+    E = E_all if unique.all() else E_all[unique]
     n_duplicates = int(candidates.size - rows.size)
     n = rows.size
     if n < k + 1:
@@ -376,10 +404,13 @@ def knn_graph(
     Y = _centred_float32(E)
     pool_vals, pool_idx = _float32_pools(Y, width, block, dev)
     norms = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
-    local_idx, sq, unsure = _exact_rerank(E, pool_vals, pool_idx, k, norms)
+    del Y
+    Et = torch.from_numpy(np.ascontiguousarray(E))
+    local_idx, dist, unsure = _exact_rerank(Et, pool_vals, pool_idx, k, norms)
     if unsure.size:
-        local_idx[unsure], sq[unsure] = _brute_force_rows(E, unsure, k)
-    distances = 0.5 * sq if metric == "cosine" else np.sqrt(sq)
+        local_idx[unsure], dist[unsure] = _brute_force_rows(Et, unsure, k)
+    # Cosine distance 1 - cos(a, b) equals half the squared distance between the unit rows.
+    distances = 0.5 * dist**2 if metric == "cosine" else dist
     return NeighbourGraph(
         rows=rows,
         indices=rows[local_idx],

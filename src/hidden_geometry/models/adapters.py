@@ -76,7 +76,6 @@ class ModelAdapter:
     autocast_dtype: torch.dtype | None = None
     source: str = ""
     path: str = ""
-    n_truncated: int = 0
 
     @property
     def reduced_precision(self) -> bool:
@@ -84,8 +83,12 @@ class ModelAdapter:
         return self.autocast_dtype is not None
 
     def token_count(self, item: Any) -> int:
-        """Tokens `item` occupies in a batch, special tokens included (before any truncation)."""
+        """Tokens `item` occupies in a batch, special tokens included, after truncation to `max_tokens`."""
         raise NotImplementedError
+
+    def truncated(self, item: Any) -> bool:
+        """True when the adapter shortens `item` to fit `max_tokens` (texts only; sequences are refused)."""
+        return False
 
     def forward_pooled(self, items: Sequence[Any], fp32: bool = False) -> list[np.ndarray]:
         """Pooled float32 [B, D] arrays, one per layer (embeddings first), from one forward pass.
@@ -170,29 +173,34 @@ class TokenizerAdapter(ModelAdapter):
     truncate: bool = True
     _length_cache: dict = field(default_factory=dict, repr=False)
 
-    def token_count(self, item: str) -> int:
+    def full_token_count(self, item: str) -> int:
+        """Tokens of `item` with specials and without truncation (cached: texts are tokenised once here)."""
+        if self.kind == "esm2":
+            return len(item) + 2  # one token per residue (unknown letters -> <unk>), plus <cls> and <eos>
         cached = self._length_cache.get(item)
         if cached is None:
             cached = len(self.tokenizer(item, add_special_tokens=True, truncation=False)["input_ids"])
             self._length_cache[item] = cached
-        return min(cached, self.max_tokens) if self.truncate else cached
+        return cached
+
+    def token_count(self, item: str) -> int:
+        full = self.full_token_count(item)
+        return min(full, self.max_tokens) if self.truncate else full
+
+    def truncated(self, item: str) -> bool:
+        return self.truncate and self.full_token_count(item) > self.max_tokens
 
     def _encode(self, items: Sequence[str]) -> dict:
         if not self.truncate:
             for seq in items:
-                full = len(self.tokenizer(seq, add_special_tokens=True)["input_ids"])
+                full = self.full_token_count(seq)
                 if full > self.max_tokens:
                     raise InputError(
-                        f"input of {full} tokens exceeds {self.name}'s limit of {self.max_tokens} tokens: "
+                        f"sequence of {full - 2} residues exceeds {self.name}'s limit of {self.max_tokens - 2}: "
                         "crop or drop it in the data stage"
                     )
-        else:
-            for text in items:
-                full = self._length_cache.get(text)
-                if full is None:
-                    full = len(self.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
-                if full > self.max_tokens:
-                    self.n_truncated += 1
+                if full <= 2:
+                    raise InputError("empty sequence given to the model: drop it in the data stage")
         return self.tokenizer(
             list(items),
             padding=True,

@@ -416,10 +416,13 @@ def load_transformers(spec: dict, name: str, device: torch.device) -> ModelAdapt
     if tokenizer.pad_token is None:
         # Decoder LLMs (GPT-2, Llama) ship without a pad token; padded positions are masked out anyway.
         tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+    max_tokens = _max_tokens(config, tokenizer, spec)
     if spec["kind"] == "esm2":
-        max_tokens = min(ESM2_MAX_RESIDUES + 2, _max_tokens(config, tokenizer, spec))
-        return TokenizerAdapter(max_tokens=max_tokens, tokenizer=tokenizer, truncate=False, **common)
-    return TokenizerAdapter(max_tokens=_max_tokens(config, tokenizer, spec), tokenizer=tokenizer, truncate=True, **common)
+        max_tokens = min(ESM2_MAX_RESIDUES + 2, max_tokens)
+    # Every call passes max_length explicitly; a huge model_max_length keeps the tokenizer from warning about
+    # long inputs when token_count measures them untruncated.
+    tokenizer.model_max_length = 10**12
+    return TokenizerAdapter(max_tokens=max_tokens, tokenizer=tokenizer, truncate=spec["kind"] != "esm2", **common)
 
 
 def load_model(spec: dict, device: str | torch.device = "cpu", name: str | None = None) -> ModelAdapter:

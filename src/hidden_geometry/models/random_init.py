@@ -93,6 +93,16 @@ def build_random_esm2(
     return target
 
 
+def _load_fair_esm_weights(path: Path) -> dict:
+    """A fair-esm checkpoint with its contact regression merged in, loaded weights-only."""
+    torch.serialization.add_safe_globals([argparse.Namespace])
+    data = torch.load(str(path), map_location="cpu", weights_only=True)
+    regression = path.with_name(f"{path.stem}-contact-regression.pt")
+    if regression.is_file():
+        data["model"].update(torch.load(str(regression), map_location="cpu", weights_only=True)["model"])
+    return data
+
+
 def esm2_vocabulary() -> list[str]:
     """ESM-2's 33 tokens in fair-esm's order (the same order as the transformers vocab.txt)."""
     import esm
@@ -110,21 +120,68 @@ def _save_model_folder(model: torch.nn.Module, folder: Path) -> None:
         model.save_pretrained(folder)
 
 
+# fair-esm ESM2 parameter names -> transformers EsmForMaskedLM names ({i}: block index).
+_FAIR_TO_HF_LAYER = {
+    "self_attn.q_proj": "attention.self.query",
+    "self_attn.k_proj": "attention.self.key",
+    "self_attn.v_proj": "attention.self.value",
+    "self_attn.out_proj": "attention.output.dense",
+    "self_attn_layer_norm": "attention.LayerNorm",
+    "fc1": "intermediate.dense",
+    "fc2": "output.dense",
+    "final_layer_norm": "LayerNorm",
+}
+_FAIR_TO_HF_TOP = {
+    "embed_tokens.weight": "esm.embeddings.word_embeddings.weight",
+    "emb_layer_norm_after.weight": "esm.encoder.emb_layer_norm_after.weight",
+    "emb_layer_norm_after.bias": "esm.encoder.emb_layer_norm_after.bias",
+    "contact_head.regression.weight": "esm.contact_head.regression.weight",
+    "contact_head.regression.bias": "esm.contact_head.regression.bias",
+    "lm_head.weight": "lm_head.decoder.weight",
+}
+
+
+def fair_esm_to_hf_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a fair-esm ESM2 state dict (no "encoder." prefix) to transformers EsmForMaskedLM names."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key in _FAIR_TO_HF_TOP:
+            out[_FAIR_TO_HF_TOP[key]] = value
+        elif key.startswith("lm_head."):
+            out[key] = value
+        elif key.startswith("layers.") and ".rot_emb." not in key:
+            _, index, rest = key.split(".", 2)
+            module, param = rest.rsplit(".", 1)
+            out[f"esm.encoder.layer.{index}.{_FAIR_TO_HF_LAYER[module]}.{param}"] = value
+    return out
+
+
 def build_random_esm2_hf(
     folder: str | os.PathLike,
     num_layers: int = 6,
     hidden_size: int = 320,
     attention_heads: int = 20,
     seed: int = 0,
+    from_fair_esm: str | os.PathLike | None = None,
 ) -> Path:
     """Save a randomly initialised ESM-2 as a transformers folder like `facebook/esm2_*` (EsmForMaskedLM).
 
-    Writes config.json, model.safetensors, vocab.txt with the tokenizer config, and untrained.json.
+    Writes config.json, model.safetensors, vocab.txt with the tokenizer config, and untrained.json. With
+    `from_fair_esm` (a fair-esm `.pt` made by `build_random_esm2`), the architecture and weights are taken from
+    that file instead, so both backends hold the same model and must give the same representations.
     """
     from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
 
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
+    fair_state = None
+    if from_fair_esm is not None:
+        data = _load_fair_esm_weights(Path(from_fair_esm))
+        cfg = data["cfg"]["model"]
+        num_layers, hidden_size, attention_heads = cfg.encoder_layers, cfg.encoder_embed_dim, cfg.encoder_attention_heads
+        seed = int((data.get("hidden_geometry") or {}).get("seed", seed))
+        # Released files prefix keys with "encoder.sentence_encoder." or "encoder." (fair-esm strips both).
+        fair_state = {k.removeprefix("encoder.sentence_encoder.").removeprefix("encoder."): v for k, v in data["model"].items()}
     config = EsmConfig(
         vocab_size=33,
         hidden_size=hidden_size,
@@ -143,6 +200,13 @@ def build_random_esm2_hf(
     )
     torch.manual_seed(seed)
     model = EsmForMaskedLM(config).eval()
+    if fair_state is not None:
+        converted = fair_esm_to_hf_state(fair_state)
+        missing, unexpected = model.load_state_dict(converted, strict=False)
+        # inv_freq is a buffer computed from the config; contact regression may be absent from the main file.
+        missing = [k for k in missing if not k.endswith("inv_freq") and "contact_head" not in k]
+        if missing or unexpected:
+            raise InputError(f"{from_fair_esm}: cannot convert to transformers (missing {missing[:3]}, unexpected {unexpected[:3]})")
     _save_model_folder(model, target)
     vocab = target / "vocab.txt"
     write_text_atomic(vocab, "\n".join(esm2_vocabulary()) + "\n")

@@ -1,0 +1,154 @@
+"""Neighbourhood overlap chi_k between two representations, and with labels (Doimo et al. 2020).
+
+- `neighbourhood_overlap(a, b, k)`: mean over the points present in both graphs of |N_a(i) & N_b(i)| / k, where
+  N(i) are the first k neighbours (original row numbers). Build both graphs with the same keep-mask so that they
+  hold the same points; identical representations give 1, independent ones about k / N.
+- `label_overlap(graph, labels, k)`: mean over points of the fraction of their first k neighbours that share the
+  point's label (unweighted as in the paper; `class_balanced=True` averages the per-class means instead). With
+  `exclude_groups` (e.g. the SCOPe family of each row), neighbours in the point's own group are skipped and the
+  next ones taken, for remote homology; an empty group ("" or None) excludes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from .neighbours import NeighbourGraph, check_k
+
+
+def _row_positions(graph: NeighbourGraph, rows: np.ndarray) -> np.ndarray:
+    """Positions of original row numbers `rows` in the graph (all must be present)."""
+    order = np.argsort(graph.rows, kind="stable")
+    pos = np.searchsorted(graph.rows, rows, sorter=order)
+    return order[pos]
+
+
+def shared_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row, how many values the int arrays a[i] and b[i] share (values within one row are distinct)."""
+    both = np.sort(np.concatenate([a, b], axis=1), axis=1)
+    return np.count_nonzero(both[:, 1:] == both[:, :-1], axis=1)
+
+
+def neighbourhood_overlap_per_point(
+    graph_a: NeighbourGraph, graph_b: NeighbourGraph, k: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows present in both graphs, fraction of shared first-k neighbours of each)."""
+    k = check_k(k, min(graph_a.k, graph_b.k), "graphs") if k is not None else min(graph_a.k, graph_b.k)
+    common = np.intersect1d(graph_a.rows, graph_b.rows)
+    if common.size == 0:
+        raise InputError("the two graphs share no rows: build them from the same inputs (same keep-mask)")
+    ia = _row_positions(graph_a, common)
+    ib = _row_positions(graph_b, common)
+    shared = shared_counts(graph_a.indices[ia, :k], graph_b.indices[ib, :k])
+    return common, shared / k
+
+
+def neighbourhood_overlap(graph_a: NeighbourGraph, graph_b: NeighbourGraph, k: int | None = None) -> float:
+    """chi_k: mean fraction of shared first-k neighbours over the rows present in both graphs."""
+    _, fractions = neighbourhood_overlap_per_point(graph_a, graph_b, k)
+    return float(np.mean(fractions))
+
+
+@dataclass(frozen=True)
+class LabelOverlap:
+    """Label overlap with its evidence: points used, points with fewer than k eligible neighbours in the graph."""
+
+    value: float
+    k: int
+    n_points: int
+    n_short: int
+    n_without_neighbours: int
+    class_balanced: bool
+    excluded_groups: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "overlap": float(self.value),
+            "k": int(self.k),
+            "n_points": int(self.n_points),
+            "n_short": int(self.n_short),
+            "n_without_neighbours": int(self.n_without_neighbours),
+            "class_balanced": bool(self.class_balanced),
+            "excluded_groups": bool(self.excluded_groups),
+        }
+
+
+def _codes(values: Sequence[Any] | np.ndarray, graph: NeighbourGraph, what: str) -> np.ndarray:
+    """Integer codes of per-row values indexed by original row number (length n_input)."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise InputError(f"{what} must be one value per row, got shape {arr.shape}")
+    needed = graph.n_input if graph.n_input > 0 else int(graph.rows.max()) + 1
+    if arr.shape[0] != needed and not (graph.n_input <= 0 and arr.shape[0] >= needed):
+        raise InputError(f"{what}: {arr.shape[0]} values for {needed} rows (indexed by original row number)")
+    _, codes = np.unique(arr.astype(str) if arr.dtype == object else arr, return_inverse=True)
+    return codes.reshape(-1)
+
+
+def _empty_group_mask(groups: Sequence[Any] | np.ndarray) -> np.ndarray:
+    arr = np.asarray(groups, dtype=object)
+    return np.array([g is None or (isinstance(g, str) and g == "") for g in arr], dtype=bool)
+
+
+def label_overlap_details(
+    graph: NeighbourGraph,
+    labels: Sequence[Any] | np.ndarray,
+    k: int | None = None,
+    exclude_groups: Sequence[Any] | np.ndarray | None = None,
+    class_balanced: bool = False,
+) -> LabelOverlap:
+    """Label overlap chi_k^gt with its evidence (see the module docstring)."""
+    k = check_k(k, graph.k, "graph")
+    codes = _codes(labels, graph, "labels")
+    neighbours = graph.indices
+    if exclude_groups is not None:
+        group_codes = _codes(exclude_groups, graph, "exclude_groups")
+        no_group = _empty_group_mask(exclude_groups)
+        own = group_codes[graph.rows][:, None]
+        eligible = ~((group_codes[neighbours] == own) & ~no_group[graph.rows][:, None])
+        rank = np.cumsum(eligible, axis=1)
+        used = eligible & (rank <= k)
+    else:
+        used = np.zeros(neighbours.shape, dtype=bool)
+        used[:, :k] = True
+    n_used = used.sum(axis=1)
+    same = (codes[neighbours] == codes[graph.rows][:, None]) & used
+    has = n_used > 0
+    per_point = same.sum(axis=1)[has] / n_used[has]
+    if per_point.size == 0:
+        raise InputError("label overlap: no point has an eligible neighbour (all neighbours excluded)")
+    if class_balanced:
+        point_classes = codes[graph.rows][has]
+        means = [per_point[point_classes == c].mean() for c in np.unique(point_classes)]
+        value = float(np.mean(means))
+    else:
+        value = float(np.mean(per_point))
+    return LabelOverlap(
+        value=value,
+        k=k,
+        n_points=int(has.sum()),
+        n_short=int(np.sum(n_used < k)),
+        n_without_neighbours=int(np.sum(~has)),
+        class_balanced=class_balanced,
+        excluded_groups=exclude_groups is not None,
+    )
+
+
+def label_overlap(
+    graph: NeighbourGraph,
+    labels: Sequence[Any] | np.ndarray,
+    k: int | None = None,
+    exclude_groups: Sequence[Any] | np.ndarray | None = None,
+    class_balanced: bool = False,
+) -> float:
+    """chi_k^gt: mean fraction of each point's first k (eligible) neighbours that share its label.
+
+    labels (and exclude_groups) are indexed by ORIGINAL row number. With exclusion, a point whose graph list has
+    fewer than k eligible neighbours uses those it has (see `label_overlap_details` for the counts); build the
+    graph with k larger than the biggest group to avoid that.
+    """
+    return label_overlap_details(graph, labels, k, exclude_groups, class_balanced).value

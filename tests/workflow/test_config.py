@@ -1,0 +1,161 @@
+"""The workflow's config: schema validation with one-line errors naming the key, defaults, names it expands."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from hidden_geometry import config as hg_config
+from hidden_geometry.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+CONFIGS = sorted((ROOT / "config").glob("*.yaml"))
+
+
+@pytest.fixture()
+def demo() -> dict:
+    return hg_config.load_yaml(ROOT / "config" / "demo.yaml")
+
+
+def prepared(config: dict) -> dict:
+    return hg_config.prepare_config(config, SCHEMA, base_dir=ROOT)
+
+
+def error_of(config: dict) -> str:
+    with pytest.raises(InputError) as caught:
+        prepared(config)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_demo_config_is_valid_and_gets_defaults(demo: dict) -> None:
+    config = prepared(demo)
+    assert config["results_dir"] == "results"
+    assert config["geometry"]["k"] == 10 and config["geometry"]["metric"] == "euclidean"
+    assert config["probe"]["max_items"] is None
+    assert config["models"]["minilm"]["pooling"] == "mean"
+    # the data layer's per-kind defaults are filled in too, with the global seed
+    assert config["datasets"]["demo_proteins"]["mutation_rate"] == pytest.approx(0.1)
+    assert config["datasets"]["demo_text"]["seed"] == config["seed"]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_passes_the_schema(path: Path) -> None:
+    config = hg_config.load_yaml(path)
+    hg_config.validate_config(config, hg_config.load_yaml(SCHEMA))  # paths may be the user's to set
+
+
+def test_unknown_top_level_key_is_named(demo: dict) -> None:
+    demo["sed"] = 1
+    assert error_of(demo).startswith("config key 'sed': unknown key")
+
+
+def test_unknown_nested_key_is_named_with_its_path(demo: dict) -> None:
+    demo["geometry"]["graphk"] = 5
+    message = error_of(demo)
+    assert "'geometry.graphk'" in message and "graph_k" in message  # the allowed keys are listed
+
+
+def test_unknown_dataset_key_is_checked_against_the_data_layer(demo: dict) -> None:
+    demo["datasets"]["demo_text"]["n_per_klass"] = 5
+    assert "'datasets.demo_text.n_per_klass': unknown key" in error_of(demo)
+
+
+def test_wrong_type_is_named(demo: dict) -> None:
+    demo["extraction"]["shard_size"] = "many"
+    message = error_of(demo)
+    assert "'extraction.shard_size'" in message and "integer" in message
+
+
+def test_wrong_enum_value_is_named(demo: dict) -> None:
+    demo["models"]["minilm"]["pooling"] = "max"
+    assert "'models.minilm.pooling'" in error_of(demo)
+
+
+def test_unknown_fair_esm_model_is_named(demo: dict) -> None:
+    demo["models"]["esm2_t6_random"]["source"] = "esm2_t6_8M_UR50"
+    message = error_of(demo)
+    assert "'models.esm2_t6_random.source'" in message and "esm2_t6_8M_UR50D" in message
+
+
+def test_analysis_of_unknown_model_or_dataset_is_named(demo: dict) -> None:
+    bad_model = copy.deepcopy(demo)
+    bad_model["analyses"][0]["models"] = ["minilm", "bert"]
+    assert "'analyses.0.models.1': unknown model 'bert'" in error_of(bad_model)
+    demo["analyses"][1]["dataset"] = "proteins"
+    assert "'analyses.1.dataset': unknown dataset 'proteins'" in error_of(demo)
+
+
+def test_missing_paths_are_named(demo: dict, tmp_path: Path) -> None:
+    demo["datasets"]["own"] = {"kind": "fasta", "path": str(tmp_path / "missing.fa")}
+    assert error_of(copy.deepcopy(demo)).startswith("config key 'datasets.own.path': path")
+    (tmp_path / "seqs.fa").write_text(">a\nACD\n")
+    demo["datasets"]["own"]["path"] = str(tmp_path / "seqs.fa")
+    demo["models"]["esm2_t6_random"]["checkpoints"] = {"step1": str(tmp_path / "nope.pt")}
+    assert "'models.esm2_t6_random.checkpoints.step1'" in error_of(demo)
+
+
+def test_model_that_cannot_read_the_dataset_is_refused(demo: dict) -> None:
+    demo["analyses"][2]["models"] = ["minilm"]  # a text model on images
+    assert "cannot read dataset 'demo_digits'" in error_of(demo)
+
+
+def test_model_needs_a_source_path_or_random_init(demo: dict) -> None:
+    demo["models"]["plain"] = {"kind": "text", "backend": "transformers"}
+    assert "'models.plain': needs one of" in error_of(demo)
+
+
+def test_fair_esm_names_match_the_installed_package() -> None:
+    esm_pretrained = pytest.importorskip("esm.pretrained")
+    installed = {name for name in dir(esm_pretrained) if name.startswith("esm2_")}
+    assert set(hg_config.FAIR_ESM_MODELS) == installed
+
+
+def test_checkpoints_expand_into_models_and_analyses(demo: dict) -> None:
+    config = prepared(demo)
+    specs = hg_config.expand_model_specs(config)
+    assert "minilm@init" in specs and specs["minilm@init"]["checkpoint_of"] == "minilm"
+    assert specs["minilm@init"]["untrained"] is True and specs["minilm"]["untrained"] is False
+    pairs = [(a.dataset, a.model) for a in hg_config.analyses(config)]
+    assert pairs.index(("demo_text", "minilm")) < pairs.index(("demo_text", "minilm@init"))
+    assert hg_config.model_label(config, "minilm@init") == "MiniLM-L6 @init (untrained)"
+    assert hg_config.model_label(config, "esm2_t6_random").endswith("(untrained)")
+    assert not hg_config.is_untrained(config, "minilm")
+
+
+def test_model_load_spec_points_into_the_cache(demo: dict) -> None:
+    config = prepared(demo)
+    esm = hg_config.model_load_spec(config, "esm2_t6_random")
+    assert esm["path"] == "resources/random_models/esm2_t6_random/esm2_t6_8M_UR50D.pt"
+    assert esm["untrained"] is True and "random_init" not in esm and "label" not in esm
+    assert hg_config.model_origin(config, "minilm") == "package"
+    assert "path" not in hg_config.model_load_spec(config, "minilm")
+    config["models"]["esm2_big"] = {"kind": "esm2", "backend": "fair-esm", "source": "esm2_t33_650M_UR50D"}
+    assert hg_config.model_origin(config, "esm2_big") == "download"
+    assert hg_config.model_load_spec(config, "esm2_big")["path"] == "resources/models/esm2_big/esm2_t33_650M_UR50D.pt"
+
+
+def test_shards_cover_the_items_exactly() -> None:
+    n_items, size = 250, 100
+    count = hg_config.n_shards(n_items, size)
+    bounds = [hg_config.shard_bounds(shard, n_items, size) for shard in range(count)]
+    assert bounds == [(0, 100), (100, 200), (200, 250)]
+    assert hg_config.n_shards(0, 10) == 1
+    with pytest.raises(InputError):
+        hg_config.shard_bounds(3, n_items, size)
+
+
+def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("a: [1, 2\n")
+    with pytest.raises(InputError, match="bad.yaml"):
+        hg_config.load_yaml(path)
+
+
+def test_reserved_names_are_refused(demo: dict) -> None:
+    demo["datasets"]["figures"] = demo["datasets"].pop("demo_text")
+    assert "'datasets.figures': the name is reserved" in error_of(demo)

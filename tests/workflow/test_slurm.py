@@ -1,0 +1,258 @@
+"""The demo through profiles/slurm on a real SLURM cluster (the one-node cluster of .ci/slurm-one-node.sh).
+
+Skips with the reason where `sbatch` is absent or the cluster does not answer, unless HG_REQUIRE_SLURM=1 (set by
+.ci/run), where that is a failure. The run uses the real profile with only what this node needs changed (see
+`make_test_profile`): account `test`, the cluster's default partition, no GPU (the node has none), `squeue` for job
+status (no accounting database here), kept SLURM logs. One analysis of the demo (tests/workflow/slurm_overrides.yaml)
+keeps it near 20 jobs; its tables must equal those of the local demo run (`demo_run` fixture).
+
+Time: mostly the plugin's polling; about 2-4 minutes on 2 cores. SLURM's per-job logs are in
+<workdir>/.snakemake/slurm_logs/rule_<rule>/<wildcards>/<jobid>.log, the rules' logs in <workdir>/results/logs/.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SLURM_PROFILE = PROJECT_ROOT / "profiles" / "slurm" / "config.yaml"
+DEMO_CONFIG = PROJECT_ROOT / "config" / "demo.yaml"
+OVERRIDES = Path(__file__).with_name("slurm_overrides.yaml")
+DATASET, MODEL = "demo_digits", "igpt_tiny_random"
+RUN_TIMEOUT_S = 1200
+# float columns of layers.tsv / layer_choice.json: the same computation on the same machine, so equal up to the
+# last bits that thread scheduling may change
+REL_TOL = 1e-9
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def slurm_unavailable_reason() -> str | None:
+    """Why no SLURM job can run here, or None when sbatch is present and the cluster answers."""
+    if shutil.which("sbatch") is None:
+        return "sbatch not found (start a one-node cluster: bash .ci/slurm-one-node.sh start)"
+    try:
+        answer = subprocess.run(["sinfo", "-h", "-o", "%P %a"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"sinfo failed: {error}"
+    if answer.returncode != 0 or "up" not in answer.stdout:
+        return f"SLURM does not answer or has no partition up: {answer.stderr.strip() or answer.stdout.strip()}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster() -> str:
+    """The default partition of a SLURM cluster that answers; skip (or fail under HG_REQUIRE_SLURM=1) otherwise."""
+    reason = slurm_unavailable_reason()
+    if reason:
+        if os.environ.get("HG_REQUIRE_SLURM") == "1":
+            pytest.fail(f"HG_REQUIRE_SLURM=1 but {reason}")
+        pytest.skip(reason)
+    partitions = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, check=True).stdout
+    defaults = [p.rstrip("*") for p in partitions.split() if p.endswith("*")]
+    return defaults[0] if defaults else partitions.split()[0]
+
+
+def make_test_profile(workdir: Path, partition: str) -> Path:
+    """profiles/slurm with only what this one-node test cluster needs changed; returns the profile folder."""
+    profile = yaml.safe_load(SLURM_PROFILE.read_text(encoding="utf-8"))
+    profile["default-resources"].update(
+        slurm_account="test",  # any name: no accounting database to check it against
+        slurm_partition=partition,
+        mem_mb="1000 * attempt",  # 2 jobs side by side on a small node; still grows with attempt
+    )
+    for rule, resources in profile["set-resources"].items():
+        resources["slurm_partition"] = partition
+        resources["mem_mb"] = "2000 * attempt"
+        if "cpus_per_gpu" in resources:
+            resources["gpu"] = 0  # the node has no GPU: overrides the rule's gpu=1, so no --gpus flag
+    # the rules' own threads (2 CPUs on this node)
+    profile.pop("set-threads", None)
+    profile.update({
+        "slurm-status-command": "squeue",  # no accounting: squeue sees finished jobs for MinJobAge
+        "slurm-init-seconds-before-status-checks": 1,
+        "slurm-keep-successful-logs": True,
+        "jobs": 4,
+        "latency-wait": 10,
+    })
+    folder = workdir / "test-profile"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
+    return folder
+
+
+def run_snakemake(workdir: Path, profile: Path, *targets: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable, "-m", "snakemake",
+        *targets,  # first: --configfile takes every word after it
+        "--snakefile", str(PROJECT_ROOT / "Snakefile"),
+        "--directory", str(workdir),
+        "--profile", str(profile),
+        "--workflow-profile", "none",
+        "--configfile", str(DEMO_CONFIG), str(OVERRIDES),
+    ]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.pop("SLURM_JOB_ID", None)
+    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    log = workdir / f"snakemake-{time.strftime('%H%M%S')}.out"
+    log.write_text(result.stdout + result.stderr, encoding="utf-8")
+    assert result.returncode == 0, (
+        f"{shlex.join(command)} failed (full output: {log}; SLURM logs: {workdir}/.snakemake/slurm_logs):\n"
+        f"{(result.stdout + result.stderr)[-6000:]}"
+    )
+    return result
+
+
+def slurm_logs(workdir: Path, rule: str) -> list[Path]:
+    return sorted((workdir / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob("*.log"))
+
+
+def slurm_jobs(workdir: Path) -> list[SimpleNamespace]:
+    """Jobs SLURM itself knows (squeue keeps finished ones for MinJobAge) that ran in `workdir`."""
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%k|%Z"], capture_output=True, text=True,
+                         check=True).stdout
+    jobs = []
+    for line in out.splitlines():
+        job_id, state, comment, job_dir = line.split("|", 3)
+        if Path(job_dir).resolve() == workdir.resolve():
+            jobs.append(SimpleNamespace(id=job_id, state=state, comment=comment))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm_cluster, tmp_path_factory) -> SimpleNamespace:
+    """The demo analysis run through the SLURM profile; its workdir, results and timing."""
+    workdir = tmp_path_factory.mktemp("slurm-run")
+    profile = make_test_profile(workdir, slurm_cluster)
+    targets = [f"results/{DATASET}/{MODEL}/layers.tsv", f"results/{DATASET}/{MODEL}/layer_choice.json"]
+    start = time.perf_counter()
+    run_snakemake(workdir, profile, *targets)
+    seconds = time.perf_counter() - start
+    print(f"\nSLURM demo run: {seconds:.0f} s; SLURM logs in {workdir}/.snakemake/slurm_logs, "
+          f"rule logs in {workdir}/results/logs")
+    return SimpleNamespace(workdir=workdir, profile=profile, results=workdir / "results", seconds=seconds)
+
+
+# ---- it really went through SLURM --------------------------------------------------------------------------
+
+
+def test_extraction_shards_ran_as_separate_slurm_jobs(slurm_run):
+    shards = sorted(p.name for p in (slurm_run.results / DATASET / MODEL / "shards").iterdir())
+    assert len(shards) >= 3, f"expected several shards, got {shards}"
+    logs = slurm_logs(slurm_run.workdir, "extract_shard")
+    assert len(logs) == len(shards), f"one SLURM log per shard expected: {logs}"
+    jobs = [job for job in slurm_jobs(slurm_run.workdir) if job.comment.startswith("rule_extract_shard")]
+    assert sorted(job.comment for job in jobs) == sorted(
+        f"rule_extract_shard_wildcards_{DATASET}_{MODEL}_{shard}" for shard in shards
+    ), jobs
+    assert {job.state for job in jobs} == {"COMPLETED"}
+    # the SLURM log holds the job's own Snakemake output for that shard
+    assert all("rule extract_shard:" in log.read_text(encoding="utf-8") for log in logs)
+
+
+def test_every_stage_ran_on_slurm_and_local_rules_did_not(slurm_run):
+    comments = {job.comment.split("_wildcards_")[0] for job in slurm_jobs(slurm_run.workdir)}
+    for rule in ["prepare_image_dataset", "input_keep_mask", "extract_shard", "gather_embeddings", "layer_graph",
+                 "layer_measures", "linear_probe", "summarize_model"]:
+        assert f"rule_{rule}" in comments, f"{rule} did not run as a SLURM job: {sorted(comments)}"
+    # model building (like downloads) is a local rule: it runs beside the main process, never through sbatch
+    assert "rule_build_random_model" not in comments
+    assert (slurm_run.workdir / "resources" / "random_models" / MODEL).is_dir()
+
+
+# ---- same outputs as the local run -------------------------------------------------------------------------
+
+
+def read_tsv(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def same_value(a, b) -> bool:
+    """Equal, with floats (also floats written as text) compared to REL_TOL."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, str) and isinstance(b, str):
+        try:
+            a, b = float(a), float(b)
+        except ValueError:
+            return a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+    return a == b
+
+
+def test_items_table_equals_local_run(slurm_run, demo_run):
+    for name in ["items.tsv", "keep.npy"]:
+        local, cluster = Path(demo_run) / DATASET / name, slurm_run.results / DATASET / name
+        assert cluster.read_bytes() == local.read_bytes(), f"{name} differs from the local run"
+    assert np.array_equal(np.load(slurm_run.results / DATASET / "images.npy"),
+                          np.load(Path(demo_run) / DATASET / "images.npy"))
+
+
+def test_gathered_embeddings_equal_local_run(slurm_run, demo_run):
+    local = Path(demo_run) / DATASET / MODEL / "embeddings"
+    cluster = slurm_run.results / DATASET / MODEL / "embeddings"
+    assert (cluster / "ids.txt").read_text() == (local / "ids.txt").read_text()
+    layer_files = sorted(p.name for p in local.glob("layer_*.npy"))
+    assert layer_files and layer_files == sorted(p.name for p in cluster.glob("layer_*.npy"))
+    for name in layer_files:
+        a, b = np.load(cluster / name), np.load(local / name)
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_layer_tables_equal_local_run(slurm_run, demo_run):
+    local, cluster = Path(demo_run) / DATASET / MODEL, slurm_run.results / DATASET / MODEL
+    local_rows, cluster_rows = read_tsv(local / "layers.tsv"), read_tsv(cluster / "layers.tsv")
+    assert len(cluster_rows) == len(local_rows) >= 2
+    for row_local, row_cluster in zip(local_rows, cluster_rows):
+        assert row_cluster.keys() == row_local.keys()
+        differing = [k for k in row_local if not same_value(row_local[k], row_cluster[k])]
+        assert not differing, f"layer {row_local.get('layer')}: {[(k, row_local[k], row_cluster[k]) for k in differing]}"
+    choice_local = json.loads((local / "layer_choice.json").read_text(encoding="utf-8"))
+    choice_cluster = json.loads((cluster / "layer_choice.json").read_text(encoding="utf-8"))
+    assert same_value(choice_cluster, choice_local), (choice_cluster, choice_local)
+
+
+# ---- a lost shard is the only one redone --------------------------------------------------------------------
+
+
+def test_rerun_after_a_lost_shard_redoes_only_that_shard(slurm_run):
+    """A shard whose output is gone (job killed before it finished) is resubmitted; the others are kept."""
+    shards_dir = slurm_run.results / DATASET / MODEL / "shards"
+    embeddings = slurm_run.results / DATASET / MODEL / "embeddings"
+    shards = sorted(shards_dir.iterdir())
+    lost = shards[1]
+    kept = {p.name: (p / "manifest.json").stat().st_mtime_ns for p in shards if p != lost}
+    before = {p.name: np.load(p) for p in sorted(embeddings.glob("layer_*.npy"))}
+    logs_before = set(slurm_logs(slurm_run.workdir, "extract_shard"))
+    shutil.rmtree(lost)
+
+    run_snakemake(slurm_run.workdir, slurm_run.profile, str(embeddings.relative_to(slurm_run.workdir)))
+
+    new_logs = set(slurm_logs(slurm_run.workdir, "extract_shard")) - logs_before
+    assert len(new_logs) == 1, f"exactly one shard job expected, got {sorted(new_logs)}"
+    assert lost.name in str(next(iter(new_logs))), new_logs
+    assert (lost / "manifest.json").is_file()
+    assert {p.name: (p / "manifest.json").stat().st_mtime_ns for p in shards if p != lost} == kept
+    for name, array in before.items():
+        np.testing.assert_array_equal(np.load(embeddings / name), array, err_msg=name)
