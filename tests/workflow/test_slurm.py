@@ -16,6 +16,7 @@ import csv
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -33,7 +34,9 @@ SLURM_PROFILE = PROJECT_ROOT / "profiles" / "slurm" / "config.yaml"
 DEMO_CONFIG = PROJECT_ROOT / "config" / "demo.yaml"
 OVERRIDES = Path(__file__).with_name("slurm_overrides.yaml")
 DATASET, MODEL = "demo_digits", "igpt_tiny_random"
-RUN_TIMEOUT_S = 1200
+RUN_TIMEOUT_S = 900
+# squeue reasons of a pending job that no amount of waiting fixes (more CPUs/memory/GPUs than any node has)
+NEVER_RUNS = {"PartitionConfig", "ReqNodeNotAvail", "BadConstraints", "PartitionNodeLimit", "AssocMaxCpuPerJobLimit"}
 # float columns of layers.tsv / layer_choice.json: the same computation on the same machine, so equal up to the
 # last bits that thread scheduling may change
 REL_TOL = 1e-9
@@ -55,34 +58,37 @@ def slurm_unavailable_reason() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def slurm_cluster() -> str:
-    """The default partition of a SLURM cluster that answers; skip (or fail under HG_REQUIRE_SLURM=1) otherwise."""
+def slurm_cluster() -> SimpleNamespace:
+    """Default partition and CPUs per node of a SLURM cluster that answers; skip (or fail under
+    HG_REQUIRE_SLURM=1) otherwise."""
     reason = slurm_unavailable_reason()
     if reason:
         if os.environ.get("HG_REQUIRE_SLURM") == "1":
             pytest.fail(f"HG_REQUIRE_SLURM=1 but {reason}")
         pytest.skip(reason)
-    partitions = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, check=True).stdout
-    defaults = [p.rstrip("*") for p in partitions.split() if p.endswith("*")]
-    return defaults[0] if defaults else partitions.split()[0]
+    lines = subprocess.run(["sinfo", "-h", "-o", "%P %c"], capture_output=True, text=True, check=True).stdout
+    rows = [line.split() for line in lines.splitlines() if line.strip()]
+    default = next((row for row in rows if row[0].endswith("*")), rows[0])
+    return SimpleNamespace(partition=default[0].rstrip("*"), cpus=int(default[1].rstrip("+")))
 
 
-def make_test_profile(workdir: Path, partition: str) -> Path:
+def make_test_profile(workdir: Path, cluster: SimpleNamespace) -> Path:
     """profiles/slurm with only what this one-node test cluster needs changed; returns the profile folder."""
     profile = yaml.safe_load(SLURM_PROFILE.read_text(encoding="utf-8"))
     profile["default-resources"].update(
         slurm_account="test",  # any name: no accounting database to check it against
-        slurm_partition=partition,
+        slurm_partition=cluster.partition,
         mem_mb="1000 * attempt",  # 2 jobs side by side on a small node; still grows with attempt
     )
     for rule, resources in profile["set-resources"].items():
-        resources["slurm_partition"] = partition
+        resources["slurm_partition"] = cluster.partition
         resources["mem_mb"] = "2000 * attempt"
         if "cpus_per_gpu" in resources:
             resources["gpu"] = 0  # the node has no GPU: overrides the rule's gpu=1, so no --gpus flag
-    # the rules' own threads (2 CPUs on this node)
+    # the rules' own threads, but never more than a node has: SLURM would keep such a job pending for ever
     profile.pop("set-threads", None)
     profile.update({
+        "max-threads": cluster.cpus,
         "slurm-status-command": "squeue",  # no accounting: squeue sees finished jobs for MinJobAge
         "slurm-init-seconds-before-status-checks": 1,
         "slurm-keep-successful-logs": True,
@@ -95,7 +101,9 @@ def make_test_profile(workdir: Path, partition: str) -> Path:
     return folder
 
 
-def run_snakemake(workdir: Path, profile: Path, *targets: str) -> subprocess.CompletedProcess:
+def run_snakemake(workdir: Path, profile: Path, *targets: str) -> str:
+    """Run the workflow through SLURM from `workdir`; fail fast (and cancel its jobs) if SLURM can never start
+    one of them, instead of waiting for the timeout. Returns Snakemake's output."""
     command = [
         sys.executable, "-m", "snakemake",
         *targets,  # first: --configfile takes every word after it
@@ -107,14 +115,33 @@ def run_snakemake(workdir: Path, profile: Path, *targets: str) -> subprocess.Com
     ]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("SLURM_JOB_ID", None)
-    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     log = workdir / f"snakemake-{time.strftime('%H%M%S')}.out"
-    log.write_text(result.stdout + result.stderr, encoding="utf-8")
-    assert result.returncode == 0, (
-        f"{shlex.join(command)} failed (full output: {log}; SLURM logs: {workdir}/.snakemake/slurm_logs):\n"
-        f"{(result.stdout + result.stderr)[-6000:]}"
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    problem = ""
+    with log.open("w", encoding="utf-8") as out:
+        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+        while process.poll() is None:
+            stuck = [job for job in slurm_jobs(workdir) if job.state == "PENDING" and job.reason in NEVER_RUNS]
+            if stuck or time.monotonic() > deadline:
+                problem = (f"SLURM will never run {[(j.id, j.comment, j.reason) for j in stuck]}" if stuck
+                           else f"timeout after {RUN_TIMEOUT_S} s")
+                process.terminate()
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                pending = [j.id for j in slurm_jobs(workdir) if j.state in ("PENDING", "RUNNING")]
+                if pending:
+                    subprocess.run(["scancel", *pending], check=False)
+                break
+            time.sleep(5)
+    output = log.read_text(encoding="utf-8")
+    assert not problem and process.returncode == 0, (
+        f"{problem or 'snakemake failed'}: {shlex.join(command)} (full output: {log}; SLURM logs: "
+        f"{workdir}/.snakemake/slurm_logs):\n{output[-6000:]}"
     )
-    return result
+    return output
 
 
 def slurm_logs(workdir: Path, rule: str) -> list[Path]:
@@ -123,13 +150,13 @@ def slurm_logs(workdir: Path, rule: str) -> list[Path]:
 
 def slurm_jobs(workdir: Path) -> list[SimpleNamespace]:
     """Jobs SLURM itself knows (squeue keeps finished ones for MinJobAge) that ran in `workdir`."""
-    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%k|%Z"], capture_output=True, text=True,
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%r|%k|%Z"], capture_output=True, text=True,
                          check=True).stdout
     jobs = []
     for line in out.splitlines():
-        job_id, state, comment, job_dir = line.split("|", 3)
+        job_id, state, reason, comment, job_dir = line.split("|", 4)
         if Path(job_dir).resolve() == workdir.resolve():
-            jobs.append(SimpleNamespace(id=job_id, state=state, comment=comment))
+            jobs.append(SimpleNamespace(id=job_id, state=state, reason=reason, comment=comment))
     return jobs
 
 
@@ -140,11 +167,12 @@ def slurm_run(slurm_cluster, tmp_path_factory) -> SimpleNamespace:
     profile = make_test_profile(workdir, slurm_cluster)
     targets = [f"results/{DATASET}/{MODEL}/layers.tsv", f"results/{DATASET}/{MODEL}/layer_choice.json"]
     start = time.perf_counter()
-    run_snakemake(workdir, profile, *targets)
+    output = run_snakemake(workdir, profile, *targets)
     seconds = time.perf_counter() - start
     print(f"\nSLURM demo run: {seconds:.0f} s; SLURM logs in {workdir}/.snakemake/slurm_logs, "
           f"rule logs in {workdir}/results/logs")
-    return SimpleNamespace(workdir=workdir, profile=profile, results=workdir / "results", seconds=seconds)
+    return SimpleNamespace(workdir=workdir, profile=profile, results=workdir / "results", seconds=seconds,
+                           output=output)
 
 
 # ---- it really went through SLURM --------------------------------------------------------------------------
@@ -164,13 +192,41 @@ def test_extraction_shards_ran_as_separate_slurm_jobs(slurm_run):
     assert all("rule extract_shard:" in log.read_text(encoding="utf-8") for log in logs)
 
 
-def test_every_stage_ran_on_slurm_and_local_rules_did_not(slurm_run):
-    comments = {job.comment.split("_wildcards_")[0] for job in slurm_jobs(slurm_run.workdir)}
-    for rule in ["prepare_image_dataset", "input_keep_mask", "extract_shard", "gather_embeddings", "layer_graph",
-                 "layer_measures", "linear_probe", "summarize_model"]:
-        assert f"rule_{rule}" in comments, f"{rule} did not run as a SLURM job: {sorted(comments)}"
-    # model building (like downloads) is a local rule: it runs beside the main process, never through sbatch
-    assert "rule_build_random_model" not in comments
+def executed_jobs(output: str) -> list[SimpleNamespace]:
+    """Jobs the main Snakemake process started, from its output: rule, local or not, and the comment the SLURM
+    plugin gives such a job (rule_<rule>[_wildcards_<values joined by _>])."""
+    jobs = []
+    lines = output.splitlines()
+    for number, line in enumerate(lines):
+        match = re.match(r"^(local)?(?:rule|checkpoint) (\w+):$", line.strip())
+        if not match:
+            continue
+        values = []
+        for following in lines[number + 1 : number + 12]:
+            field = re.match(r"^\s+wildcards: (.*)$", following)
+            if field:
+                values = [pair.split("=", 1)[1] for pair in field.group(1).split(", ")]
+                break
+            if not following.startswith(" "):
+                break
+        rule = match.group(2)
+        comment = f"rule_{rule}" + (f"_wildcards_{'_'.join(values)}" if values else "")
+        jobs.append(SimpleNamespace(rule=rule, local=bool(match.group(1)), comment=comment))
+    return jobs
+
+
+def test_every_job_ran_on_slurm_and_local_rules_did_not(slurm_run):
+    jobs = executed_jobs(slurm_run.output)
+    remote = {job.comment for job in jobs if not job.local}
+    local_rules = {job.rule for job in jobs if job.local}
+    assert {"prepare_image_dataset", "extract_shard", "gather_embeddings", "summarize_model"} <= {
+        job.rule for job in jobs if not job.local}
+    # the jobs SLURM ran in this workdir are exactly the non-local jobs Snakemake started
+    assert sorted(job.comment for job in slurm_jobs(slurm_run.workdir)) == sorted(remote)
+    assert all(job.state == "COMPLETED" for job in slurm_jobs(slurm_run.workdir))
+    # model building (like downloads) is a local rule: it ran beside the main process, never through sbatch
+    assert "build_random_model" in local_rules
+    assert not (slurm_run.workdir / ".snakemake" / "slurm_logs" / "rule_build_random_model").exists()
     assert (slurm_run.workdir / "resources" / "random_models" / MODEL).is_dir()
 
 

@@ -1,38 +1,20 @@
-# Geometry: one job per layer. The layer's exact neighbour graph is computed once (graphs/layer_XXX.npz) and every
-# measure of that layer reads it; the summary joins the layers into layers.tsv and chooses a layer.
+# Geometry: one job per layer. The layer's exact neighbour graph is computed once (graphs/layer_XXX.npz), every
+# measure of that layer comes from it in the same job, and the summary joins the layers into layers.tsv (reading
+# consecutive graphs for their overlap) and chooses a layer.
 
 
-rule layer_graph:
-    """Exact k-nearest-neighbour graph of one layer, over the dataset's deduplicated, finite items."""
+rule layer_geometry:
+    """One layer: its exact neighbour graph (saved, reused by the summary), then TwoNN (+ decimation error), the Gride
+    curve and scale, label overlap, anisotropy and the kNN probe from that graph."""
     input:
+        unpack(dataset_inputs),
         embeddings=f"{RESULTS}/{{dataset}}/{{model}}/embeddings",
         keep=f"{RESULTS}/{{dataset}}/keep.npy",
     output:
         graph=f"{RESULTS}/{{dataset}}/{{model}}/graphs/layer_{{layer}}.npz",
-    params:
-        k=config["geometry"]["graph_k"],
-        metric=config["geometry"]["metric"],
-        seed=config["seed"],
-    threads: 2
-    log:
-        f"{LOGS}/layer_graph/{{dataset}}/{{model}}/layer_{{layer}}.log",
-    benchmark:
-        f"{BENCHMARKS}/layer_graph/{{dataset}}/{{model}}/layer_{{layer}}.tsv"
-    conda:
-        "../../envs/geometry.yaml"
-    script:
-        "../../scripts/layer_graph.py"
-
-
-rule layer_measures:
-    """TwoNN (+ decimation error), Gride curve and scale, label overlap, anisotropy and kNN probe of one layer."""
-    input:
-        unpack(dataset_inputs),
-        embeddings=f"{RESULTS}/{{dataset}}/{{model}}/embeddings",
-        graph=f"{RESULTS}/{{dataset}}/{{model}}/graphs/layer_{{layer}}.npz",
-    output:
         measures=f"{RESULTS}/{{dataset}}/{{model}}/measures/layer_{{layer}}.json",
     params:
+        graph_k=config["geometry"]["graph_k"],
         k=config["geometry"]["k"],
         metric=config["geometry"]["metric"],
         twonn_fraction=config["geometry"]["twonn_fraction"],
@@ -40,15 +22,15 @@ rule layer_measures:
         exclude_groups=config["geometry"]["exclude_groups"],
         label_column=label_column,
         seed=config["seed"],
-    threads: 1
+    threads: 2
     log:
-        f"{LOGS}/layer_measures/{{dataset}}/{{model}}/layer_{{layer}}.log",
+        f"{LOGS}/layer_geometry/{{dataset}}/{{model}}/layer_{{layer}}.log",
     benchmark:
-        f"{BENCHMARKS}/layer_measures/{{dataset}}/{{model}}/layer_{{layer}}.tsv"
+        f"{BENCHMARKS}/layer_geometry/{{dataset}}/{{model}}/layer_{{layer}}.tsv"
     conda:
         "../../envs/geometry.yaml"
     script:
-        "../../scripts/layer_measures.py"
+        "../../scripts/layer_geometry.py"
 
 
 rule summarize_model:

@@ -410,7 +410,7 @@ def gride_fisher_information(d: float, mus: np.ndarray, n1: int, n2: int) -> flo
 def flattest_scale(ids: list[float]) -> int:
     """Index of the scale where the ID curve is flattest: smallest mean relative change to its neighbours.
 
-    Ties go to the smaller scale. With one or two scales the first is returned.
+    Ties go to an interior scale, then to the smaller one. With one or two scales the first is returned.
     """
     values = np.asarray(ids, dtype=np.float64)
     if values.size <= 2:
@@ -422,7 +422,10 @@ def flattest_scale(ids: list[float]) -> int:
     # Interior scales are judged on both sides; the end points only on one, so they win only when clearly flatter.
     change[0] *= 2.0
     change[-1] *= 2.0
-    return int(np.argmin(change))
+    is_end = np.zeros(values.size, dtype=bool)
+    is_end[[0, -1]] = True
+    # Smallest change first; on ties an interior scale, then the smaller scale.
+    return int(np.lexsort((np.arange(values.size), is_end, change))[0])
 
 
 def gride(graph: NeighbourGraph, max_rank: int | None = None) -> GrideResult:

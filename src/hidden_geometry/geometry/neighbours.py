@@ -20,10 +20,11 @@ How the graph is made exact and fast:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -36,6 +37,8 @@ GRAPH_KEYS = ("rows", "indices", "distances", "n_duplicates", "k", "metric", "n_
 
 # float32 unit roundoff: the float32 products are trusted only up to a multiple of this.
 _U32 = float(np.finfo(np.float32).eps) / 2.0
+# Multiply-adds of one tile product above which it is worth waking the other torch threads.
+_PARALLEL_MIN_WORK = 1 << 24
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,6 +203,37 @@ def _augment(Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     return left, right, norms
 
 
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Run torch CPU ops with `n` threads inside the block (restores the caller's setting).
+
+    Only the large matrix products gain from several threads; the many small selections and gathers around them
+    lose more to thread wake-ups than they gain, badly so when other processes share the cores.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _hit_positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of the True entries of a 2-D bool mask, row-major, found word by word (8 entries at a time)."""
+    rows, cols = mask.shape
+    flat = mask.reshape(-1)
+    if flat.numel() % 8 or not mask.is_contiguous() or mask.device.type != "cpu":
+        r, c = torch.nonzero(mask, as_tuple=True)
+        return r, c
+    words = torch.nonzero(flat.view(torch.int64)).reshape(-1)
+    if words.numel() == 0:
+        empty = torch.empty(0, dtype=torch.int64, device=mask.device)
+        return empty, empty
+    candidates = (words[:, None] * 8 + torch.arange(8, device=mask.device)).reshape(-1)
+    hits = candidates[flat[candidates]]
+    return hits // cols, hits % cols
+
+
 class _Pool:
     """Per-row candidate pools (float32 value, local index) of width K, merged tile by tile.
 
@@ -234,12 +268,12 @@ class _Pool:
         stop = start + n_rows
         bound = self.vals[start:stop].max(dim=1).values
         if transposed:
-            c, r = torch.nonzero(tile < bound[None, :], as_tuple=True)
+            c, r = _hit_positions(tile < bound[None, :])
             order = torch.argsort(r, stable=True)
             r, c = r[order], c[order]
             values = tile[c, r]
         else:
-            r, c = torch.nonzero(tile < bound[:, None], as_tuple=True)
+            r, c = _hit_positions(tile < bound[:, None])
             values = tile[r, c]
         if r.numel() == 0:
             return
@@ -261,8 +295,13 @@ class _Pool:
         self.idx[start:stop] = torch.gather(allj, 1, pos)
 
 
-def _float32_pools(Y: np.ndarray, width: int, block: int, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """Float32 candidate pools (values = approximate squared distances, local indices) by symmetric blocked products."""
+def _float32_pools(
+    Y: np.ndarray, width: int, block: int, device: torch.device, threads: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 candidate pools (values = approximate squared distances, local indices) by symmetric blocked products.
+
+    `threads`: torch threads for the products (the rest runs on the calling thread's setting).
+    """
     Yt = torch.from_numpy(Y).to(device)
     left, right, _ = _augment(Yt)
     n = Y.shape[0]
@@ -276,7 +315,10 @@ def _float32_pools(Y: np.ndarray, width: int, block: int, device: torch.device) 
             shape = (i1 - i0, j1 - j0)
             if shape not in buffers:
                 buffers[shape] = torch.empty(shape, dtype=torch.float32, device=device)
-            tile = torch.mm(left[i0:i1], right[j0:j1].T, out=buffers[shape])
+            # Small products finish before extra threads would even wake up.
+            product_threads = threads if shape[0] * shape[1] * left.shape[1] >= _PARALLEL_MIN_WORK else 1
+            with _threads(product_threads):
+                tile = torch.mm(left[i0:i1], right[j0:j1].T, out=buffers[shape])
             if i0 == j0:
                 # Self is excluded by index; the diagonal tile is symmetric, so its rows cover all its pairs.
                 tile.fill_diagonal_(math.inf)
@@ -287,7 +329,7 @@ def _float32_pools(Y: np.ndarray, width: int, block: int, device: torch.device) 
     return pool.vals.cpu().numpy(), pool.idx.cpu().numpy()
 
 
-def _pair_distances(E: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk: int = 32) -> torch.Tensor:
+def _pair_distances(E: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk: int = 4) -> torch.Tensor:
     """Euclidean distances between E[a[i]] and E[b[i, j]] from direct float64 differences -> float64 [len(a), width].
 
     Rows are gathered a few at a time into reused buffers (they stay in cache; fresh large buffers are slow).
@@ -308,6 +350,50 @@ def _pair_distances(E: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk: in
         diff.sub_(E[a[start:stop]].to(torch.float64)[:, None, :])
         out[start:stop] = torch.linalg.vector_norm(diff, dim=2)
     return out
+
+
+def _pool_distances(E: torch.Tensor, pool_idx: np.ndarray, block: int = 1024, chunk: int = 256) -> np.ndarray:
+    """Euclidean distances (float64, direct differences) from each row i of E to the rows pool_idx[i].
+
+    Each unordered pair is computed once (neighbour relations are often mutual), and the pairs are taken block
+    pair by block pair, so that both rows of a pair come from two blocks held in cache in float64 instead of
+    from anywhere in memory.
+    """
+    n, width = pool_idx.shape
+    i = np.repeat(np.arange(n, dtype=np.int64), width)
+    j = pool_idx.reshape(-1).astype(np.int64)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    del i, j
+    n_blocks = (n + block - 1) // block
+    # One integer per pair that sorts by (block of lo, block of hi), then by position: pairs of a block pair
+    # end up together, and np.unique both removes the mirrored copies and groups them.
+    code = ((lo // block) * n_blocks + hi // block) * (block * block) + (lo % block) * block + hi % block
+    del lo, hi
+    pairs, inverse = np.unique(code, return_inverse=True)
+    del code
+    group = pairs // (block * block)
+    bounds = np.flatnonzero(np.diff(group)) + 1
+    starts = np.concatenate([[0], bounds])
+    stops = np.concatenate([bounds, [pairs.size]])
+    local = pairs % (block * block)
+    lo_local = torch.from_numpy(local // block)
+    hi_local = torch.from_numpy(local % block)
+    dist = torch.empty(pairs.size, dtype=torch.float64)
+    current_lo, lo_rows = -1, None
+    for start, stop in zip(starts.tolist(), stops.tolist()):
+        g = int(group[start])
+        bi, bj = divmod(g, n_blocks)
+        if bi != current_lo:
+            # float32 values become exact float64 values: the differences below carry no cancellation error.
+            lo_rows = E[bi * block : (bi + 1) * block].to(torch.float64)
+            current_lo = bi
+        hi_rows = lo_rows if bj == bi else E[bj * block : (bj + 1) * block].to(torch.float64)
+        for s0 in range(start, stop, chunk):
+            s1 = min(s0 + chunk, stop)
+            diff = torch.index_select(lo_rows, 0, lo_local[s0:s1])
+            diff.sub_(torch.index_select(hi_rows, 0, hi_local[s0:s1]))
+            dist[s0:s1] = torch.linalg.vector_norm(diff, dim=1)
+    return dist.numpy()[inverse].reshape(n, width)
 
 
 def _rank(cand: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -339,7 +425,7 @@ def _exact_rerank(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Re-rank the pools in float64; return local indices, distances and the rows that need brute force."""
     n, width = pool_idx.shape
-    exact = _pair_distances(E, torch.arange(n), torch.from_numpy(pool_idx)).numpy()
+    exact = _pool_distances(E, pool_idx)
     idx, dist = _rank(pool_idx, exact, k)
     # Worst-case float32 error of one product entry (any summation order), with room for the centring rounding:
     # a point outside the pool has a float32 value >= the pool's largest, so its true squared distance is at
@@ -399,10 +485,29 @@ def knn_graph(
             + (f" ({n_duplicates} duplicate rows removed)" if n_duplicates else "")
         )
     dev = _resolve_device(device)
+    threads = torch.get_num_threads()  # the caller's setting, used for the large products only
+    with _threads(1):
+        return _knn_graph_rows(X, E, rows, k, n_duplicates, metric, dev, block_size, pool, threads)
+
+
+def _knn_graph_rows(
+    X: np.ndarray,
+    E: np.ndarray,
+    rows: np.ndarray,
+    k: int,
+    n_duplicates: int,
+    metric: str,
+    dev: torch.device,
+    block_size: int | None,
+    pool: int | None,
+    threads: int,
+) -> NeighbourGraph:
+    """knn_graph after validation and deduplication (E: the kept distinct rows as the metric sees them)."""
+    n = rows.size
     block = int(block_size) if block_size else default_block_size(n, dev)
     width = min(k + (default_pool(k) if pool is None else int(pool)), n - 1)
     Y = _centred_float32(E)
-    pool_vals, pool_idx = _float32_pools(Y, width, block, dev)
+    pool_vals, pool_idx = _float32_pools(Y, width, block, dev, threads)
     norms = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
     del Y
     Et = torch.from_numpy(np.ascontiguousarray(E))

@@ -33,6 +33,25 @@ POOLINGS = ("mean", "last", "cls")
 TAPS = ("hidden", "ln_1")
 # ESM-2 was trained on crops of at most 1,022 residues; with BOS and EOS a sequence occupies 1,024 positions.
 ESM2_MAX_RESIDUES = 1022
+# One-letter tokens of the ESM-2 alphabet (20 amino acids, X, B, U, Z, O, and the gap tokens "." and "-").
+ESM2_LETTERS = frozenset("LAGVSERTIDPKQNFYMHWCXBUZO.-")
+
+
+def check_protein(seq: str, max_residues: int, model: str) -> None:
+    """Refuse what ESM-2 would silently mis-read: empty or too long sequences, letters outside its alphabet
+    (lower case included: both tokenisers map them to <unk>). The data stage crops, maps or drops these."""
+    if not seq:
+        raise InputError("empty sequence given to the model: drop it in the data stage")
+    if len(seq) > max_residues:
+        raise InputError(
+            f"sequence of {len(seq)} residues exceeds {model}'s limit of {max_residues}: crop or drop it in the data stage"
+        )
+    unknown = set(seq) - ESM2_LETTERS
+    if unknown:
+        shown = "".join(sorted(unknown))[:10]
+        raise InputError(
+            f"sequence contains characters outside the ESM-2 alphabet ({shown!r}): upper-case, map or drop them in the data stage"
+        )
 
 
 def pool_hidden(hidden: torch.Tensor, real: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -130,28 +149,17 @@ class FairEsmAdapter(ModelAdapter):
     def token_count(self, item: str) -> int:
         return len(item) + 2
 
-    def _check_lengths(self, items: Sequence[str]) -> None:
-        for seq in items:
-            if len(seq) + 2 > self.max_tokens:
-                raise InputError(
-                    f"sequence of {len(seq)} residues exceeds {self.name}'s limit of {self.max_tokens - 2}: "
-                    "crop or drop it in the data stage"
-                )
-            if len(seq) == 0:
-                raise InputError("empty sequence given to the model: drop it in the data stage")
-
     def forward_pooled(self, items: Sequence[str], fp32: bool = False) -> list[np.ndarray]:
-        self._check_lengths(items)
+        for seq in items:
+            check_protein(seq, self.max_tokens - 2, self.name)
         alphabet = self.alphabet
         width = max(len(s) for s in items) + 2
         tokens = torch.full((len(items), width), alphabet.padding_idx, dtype=torch.long)
-        for row, seq in enumerate(items):
-            encoded = [alphabet.get_idx(ch) for ch in seq]
-            tokens[row, 0] = alphabet.cls_idx
-            tokens[row, 1 : len(seq) + 1] = torch.tensor(encoded, dtype=torch.long)
-            tokens[row, len(seq) + 1] = alphabet.eos_idx
         real = torch.zeros_like(tokens, dtype=torch.bool)
         for row, seq in enumerate(items):
+            tokens[row, 0] = alphabet.cls_idx
+            tokens[row, 1 : len(seq) + 1] = torch.tensor([alphabet.get_idx(ch) for ch in seq], dtype=torch.long)
+            tokens[row, len(seq) + 1] = alphabet.eos_idx
             real[row, 1 : len(seq) + 1] = True
         tokens, real = tokens.to(self.device), real.to(self.device)
         layers = list(range(self.n_layers))
@@ -165,7 +173,7 @@ class FairEsmAdapter(ModelAdapter):
 class TokenizerAdapter(ModelAdapter):
     """transformers models with a tokenizer: texts (any AutoModel) and ESM-2 sequences (EsmModel).
 
-    Texts longer than `max_tokens` are truncated (counted in `n_truncated`); protein sequences are not: the data
+    Texts longer than `max_tokens` are truncated (see `truncated`; extraction counts them); protein sequences are not: the data
     stage crops them, and one that is still too long is an error.
     """
 
@@ -191,16 +199,9 @@ class TokenizerAdapter(ModelAdapter):
         return self.truncate and self.full_token_count(item) > self.max_tokens
 
     def _encode(self, items: Sequence[str]) -> dict:
-        if not self.truncate:
+        if self.kind == "esm2":
             for seq in items:
-                full = self.full_token_count(seq)
-                if full > self.max_tokens:
-                    raise InputError(
-                        f"sequence of {full - 2} residues exceeds {self.name}'s limit of {self.max_tokens - 2}: "
-                        "crop or drop it in the data stage"
-                    )
-                if full <= 2:
-                    raise InputError("empty sequence given to the model: drop it in the data stage")
+                check_protein(seq, self.max_tokens - 2, self.name)
         return self.tokenizer(
             list(items),
             padding=True,

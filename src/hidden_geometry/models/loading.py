@@ -43,7 +43,7 @@ from .adapters import (
     ModelAdapter,
     TokenizerAdapter,
 )
-from ._quiet import quiet_transformers
+from ._hf import offline_hub, quiet_transformers
 from .random_init import UNTRAINED_MARKER
 
 log = logging.getLogger("hidden_geometry.models")
@@ -439,7 +439,7 @@ def load_model(spec: dict, device: str | torch.device = "cpu", name: str | None 
     if spec["backend"] == "fair-esm":
         adapter: ModelAdapter = load_fair_esm(spec, name, torch_device)
     else:
-        with quiet_transformers():
+        with quiet_transformers(), offline_hub():
             adapter = load_transformers(spec, name, torch_device)
     log.info(
         "loaded %s (%s, %s): %d layers x %d, max %d tokens, pooling %s, tap %s, %s on %s%s",

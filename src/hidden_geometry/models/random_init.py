@@ -19,7 +19,7 @@ import torch
 
 from ..atomic import atomic_path, write_text_atomic
 from ..errors import InputError
-from ._quiet import quiet_transformers
+from ._hf import quiet_transformers
 
 UNTRAINED_MARKER = "untrained.json"
 
