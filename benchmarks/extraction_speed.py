@@ -7,8 +7,9 @@ For each model, token budget and allocator setting it runs the project's own ext
 (`hidden_geometry.models.extraction.extract_representations`, all layers, mean pooling, written to .npy) in a
 fresh subprocess, since `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` only takes effect at process start. Weights are
 random (published architectures, `build_random_esm2`): the time of a forward pass does not depend on the weights.
-Reports items/s and residues/s (model loading excluded) and the FLOP rate 2 * params * tokens / s that
-docs/scaling.md extrapolates from. Sequences: a seeded sample of the SCOPe 2.07 40% file in ../shared/data
+Reports items/s and residues/s (model loading excluded), the process CPU time (on a shared machine, wall time
+grows with the other load; the 1-minute load average is recorded beside it) and the FLOP rate
+2 * params * tokens / s that docs/scaling.md extrapolates from. Sequences: a seeded sample of the SCOPe 2.07 40% file in ../shared/data
 (or $HG_SHARED_DATA), lengths 1..1022.
 """
 
@@ -43,12 +44,15 @@ class ExtractionTiming:
 
     model: str
     parameters: int
+    threads: int
     token_budget: int
     hugetlb: bool
     n_items: int
     n_residues: int
     n_tokens: int
     seconds: float
+    cpu_seconds: float
+    load_average: float
     items_per_second: float
     residues_per_second: float
     gflop_per_second: float
@@ -84,9 +88,13 @@ def checkpoint_for(model: str, cache: Path) -> Path:
     return path
 
 
-def worker(model: str, token_budget: int, n_items: int, cache: Path) -> ExtractionTiming:
+def worker(model: str, token_budget: int, n_items: int, cache: Path, threads: int) -> ExtractionTiming:
     """Load the model and time one extraction of the sample (runs inside the subprocess)."""
+    import torch
+
     from hidden_geometry.models.extraction import extract_representations
+
+    torch.set_num_threads(threads)
     from hidden_geometry.models.loading import load_model
 
     ids, sequences = sample_sequences(n_items)
@@ -94,25 +102,27 @@ def worker(model: str, token_budget: int, n_items: int, cache: Path) -> Extracti
                          device="cpu", name=model)
     parameters = sum(p.numel() for p in adapter.model.parameters())
     with tempfile.TemporaryDirectory(prefix="hg-extraction-bench-") as out_dir:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         extract_representations(adapter, sequences, ids, out_dir, token_budget=token_budget, progress=False)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     residues = sum(len(s) for s in sequences)
     tokens = residues + 2 * len(sequences)
     return ExtractionTiming(
-        model, parameters, token_budget, os.environ.get("GLIBC_TUNABLES", "") == HUGETLB, len(sequences), residues,
-        tokens, seconds, len(sequences) / seconds, residues / seconds, 2.0 * parameters * tokens / seconds / 1e9,
+        model, parameters, threads, token_budget, os.environ.get("GLIBC_TUNABLES", "") == HUGETLB, len(sequences), residues,
+        tokens, seconds, cpu_seconds, os.getloadavg()[0], len(sequences) / seconds, residues / seconds, 2.0 * parameters * tokens / seconds / 1e9,
     )
 
 
-def run_in_subprocess(model: str, token_budget: int, hugetlb: bool, n_items: int, cache: Path) -> ExtractionTiming:
+def run_in_subprocess(
+    model: str, token_budget: int, hugetlb: bool, n_items: int, cache: Path, threads: int
+) -> ExtractionTiming:
     """One measurement in a fresh interpreter, with or without the huge-page malloc tunable."""
     env = dict(os.environ)
     env.pop("GLIBC_TUNABLES", None)
     if hugetlb:
         env["GLIBC_TUNABLES"] = HUGETLB
     command = [sys.executable, __file__, "--worker", model, "--budgets", str(token_budget), "--n-items",
-               str(n_items), "--cache", str(cache)]
+               str(n_items), "--cache", str(cache), "--threads", str(threads)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
@@ -127,12 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-items", type=int, default=150)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hg-bench-models",
                         help="where the random-weight checkpoints are built once")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: per-core numbers that a busy machine's load distorts least)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--worker", choices=sorted(MODELS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
-        timing = worker(args.worker, args.budgets[0], args.n_items, args.cache)
+        timing = worker(args.worker, args.budgets[0], args.n_items, args.cache, args.threads)
         print(json.dumps(timing.to_dict()))
         return 0
 
@@ -141,15 +153,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     settings = {"both": [False, True], "on": [True], "off": [False]}[args.hugetlb]
     timings: list[ExtractionTiming] = []
-    print("| model | params | budget | hugetlb | items | residues | s | items/s | residues/s | GFLOP/s |")
-    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"torch threads per run: {args.threads}")
+    print("| model | params | budget | hugetlb | items | residues | s | CPU s | load | items/s | residues/s | GFLOP/s |")
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for model in args.models:
         for budget in args.budgets:
             for hugetlb in settings:
-                t = run_in_subprocess(model, budget, hugetlb, args.n_items, args.cache)
+                t = run_in_subprocess(model, budget, hugetlb, args.n_items, args.cache, args.threads)
                 timings.append(t)
                 print(f"| {t.model} | {t.parameters / 1e6:.1f}M | {t.token_budget} | {'on' if t.hugetlb else 'off'} "
-                      f"| {t.n_items} | {t.n_residues} | {t.seconds:.1f} | {t.items_per_second:.2f} "
+                      f"| {t.n_items} | {t.n_residues} | {t.seconds:.1f} | {t.cpu_seconds:.1f} | {t.load_average:.1f} "
+                      f"| {t.items_per_second:.2f} "
                       f"| {t.residues_per_second:.0f} | {t.gflop_per_second:.1f} |", flush=True)
 
     from hidden_geometry.atomic import write_text_atomic

@@ -25,9 +25,11 @@ def fetch(spec: dict, folder: Path) -> None:
     else:
         from huggingface_hub import snapshot_download
 
-        # safetensors and configs/tokenizers only: pickled weights are not fetched (trust, size).
-        snapshot_download(repo_id=spec["source"], local_dir=folder,
-                          allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.npy"])
+        # safetensors and configs/tokenizers only; pickled weights (*.bin) only when the config trusts them.
+        patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "*.npy"]
+        if spec.get("trust_pickle"):
+            patterns.append("*.bin")
+        snapshot_download(repo_id=spec["source"], local_dir=folder, allow_patterns=patterns)
 
 
 def main(snakemake: Any) -> None:

@@ -7,8 +7,10 @@ so a model that is not on disk can never be fetched.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+import torch
 
 from hidden_geometry.models.random_init import (
     build_random_bert,
@@ -34,6 +36,16 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFa
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "empty_torch_home"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    # The test models are tiny: with several jobs on two shared cores, a second intra-op thread only spins
+    # (measured 4x slower under load). Restored afterwards for the rest of the session.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -169,7 +169,9 @@ def test_shards_gathered_equal_the_unsharded_run(esm: Any, proteins: list[str], 
         gather_shards([shards[0], shards[2]], tmp_path / "gap")
 
 
-def test_gather_refuses_incomplete_or_mismatched_shards(esm: Any, tiny_bert: Path, proteins: list[str], tmp_path: Path) -> None:
+def test_gather_refuses_incomplete_or_mismatched_shards(
+    esm: Any, tiny_bert: Path, proteins: list[str], tmp_path: Path
+) -> None:
     ids = ids_for(proteins)
     a, b = tmp_path / "a", tmp_path / "b"
     extract_representations(esm, proteins, ids, a, progress=False, start=0, stop=4)
@@ -185,7 +187,9 @@ def test_gather_refuses_incomplete_or_mismatched_shards(esm: Any, tiny_bert: Pat
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
-def test_nonfinite_items_are_recomputed_in_fp32(esm: Any, proteins: list[str], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_nonfinite_items_are_recomputed_in_fp32(
+    esm: Any, proteins: list[str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ids = ids_for(proteins)
     faulty = InjectNaN(esm, bad=proteins[2], always=False)
     with caplog.at_level(logging.WARNING, logger="hidden_geometry.extraction"):
@@ -197,7 +201,9 @@ def test_nonfinite_items_are_recomputed_in_fp32(esm: Any, proteins: list[str], t
     assert read_manifest(tmp_path / "o")["recomputed_fp32_items"] == [ids[2]]
 
 
-def test_items_still_nonfinite_are_named_in_the_manifest(esm: Any, proteins: list[str], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_items_still_nonfinite_are_named_in_the_manifest(
+    esm: Any, proteins: list[str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ids = ids_for(proteins)
     with caplog.at_level(logging.WARNING, logger="hidden_geometry.extraction"):
         extract_representations(InjectNaN(esm, proteins[4], always=True), proteins, ids, tmp_path / "o", progress=False)
@@ -208,7 +214,9 @@ def test_items_still_nonfinite_are_named_in_the_manifest(esm: Any, proteins: lis
     assert np.isinf(load_layer(tmp_path / "o", 2)[4, 0])
 
 
-def test_out_of_memory_halves_the_token_budget_and_retries(esm: Any, proteins: list[str], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_out_of_memory_halves_the_token_budget_and_retries(
+    esm: Any, proteins: list[str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ids = ids_for(proteins)
     faulty = FakeOOM(esm, limit=100)
     with caplog.at_level(logging.WARNING, logger="hidden_geometry.extraction"):
@@ -231,9 +239,13 @@ def test_a_killed_run_leaves_no_complete_looking_folder(esm: Any, proteins: list
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
     with pytest.raises(InputError, match="incomplete"):
         load_layer(out, 0)
+    # a SIGKILL leaves temporary files that no handler could remove; the rerun clears them
+    left_over = out / ".layer_001.npy.abc123.tmp.npy"
+    left_over.write_bytes(b"\0" * 64)
     # the rerun does the work again and completes the folder
     result = extract_representations(esm, proteins, ids, out, progress=False)
     assert not result.skipped and read_manifest(out)["n_items"] == len(proteins)
+    assert not left_over.exists()
 
 
 def test_a_complete_folder_is_not_recomputed(esm: Any, proteins: list[str], tmp_path: Path) -> None:
@@ -280,7 +292,9 @@ def test_adapter_errors_name_the_items(tiny_bert: Path, tmp_path: Path) -> None:
         extract_representations(adapter, ["a good film", ""], ["ok", "empty_line"], tmp_path / "o", progress=False)
 
 
-def test_a_full_disk_is_a_clear_error_and_leaves_nothing(esm: Any, proteins: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_is_a_clear_error_and_leaves_nothing(
+    esm: Any, proteins: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import errno
     import os
 

@@ -284,7 +284,9 @@ def test_pickled_transformers_weights_need_trust_pickle(tmp_path: Path, tiny_ber
         load_model({"path": str(folder)}, name="binbert")
     trusted = load_model({"path": str(folder), "trust_pickle": True}, name="binbert")
     reference = load_model({"path": str(tiny_bert)}, name="bert")
-    np.testing.assert_allclose(trusted.forward_pooled(["a good film"])[2], reference.forward_pooled(["a good film"])[2], atol=1e-6)
+    np.testing.assert_allclose(
+        trusted.forward_pooled(["a good film"])[2], reference.forward_pooled(["a good film"])[2], atol=1e-6
+    )
 
 
 def test_offline_hub_switches_the_hub_off_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -315,3 +317,49 @@ def test_protein_adapters_refuse_what_esm2_would_misread(tiny_esm_pt: Path, tiny
     for spec in ({"path": str(tiny_esm_pt)}, {"path": str(tiny_esm_hf), "kind": "esm2"}):
         with pytest.raises(InputError, match="alphabet|empty"):
             load_model(spec).forward_pooled(["MKV", bad])
+
+
+def _tiny_decoder(folder: Path) -> Path:
+    """A GPT-2-architecture decoder whose tokenizer, like GPT-2's and Llama's, has no pad token."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2Model, PreTrainedTokenizerFast
+
+    words = "<|endoftext|> <unk> a good film bad the movie was long".split()
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>", unk_token="<unk>")
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=len(words), n_positions=32, n_embd=32, n_layer=2, n_head=4, bos_token_id=0, eos_token_id=0
+    )
+    GPT2Model(config).save_pretrained(folder)
+    return folder
+
+
+def test_decoder_last_token_pooling_is_unchanged_by_padding(tmp_path: Path) -> None:
+    adapter = load_model({"path": str(_tiny_decoder(tmp_path / "gpt")), "kind": "text", "pooling": "last"})
+    assert adapter.tokenizer.pad_token is not None and adapter.max_tokens == 32
+    texts = ["a good film", "bad", "the movie was long"]
+    batched = adapter.forward_pooled(texts)
+    for row, text in enumerate(texts):
+        alone = adapter.forward_pooled([text])
+        enc = adapter.tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            states = adapter.model(**enc, output_hidden_states=True).hidden_states
+        for layer in range(3):
+            np.testing.assert_allclose(batched[layer][row], alone[layer][0], atol=1e-5)
+            np.testing.assert_allclose(alone[layer][0], states[layer][0, -1].numpy(), atol=1e-6)
+
+
+def test_device_map_needs_accelerate_or_places_the_model(tiny_bert: Path) -> None:
+    import importlib.util
+
+    spec = {"path": str(tiny_bert), "offload": "cpu"}
+    if importlib.util.find_spec("accelerate") is None:
+        with pytest.raises(InputError, match=r"models\.big\.device_map: .*accelerate"):
+            load_model(spec, name="big")
+    else:
+        placed = load_model(spec, name="big").forward_pooled(["a good film"])
+        plain = load_model({"path": str(tiny_bert)}, name="big").forward_pooled(["a good film"])
+        np.testing.assert_allclose(placed[-1], plain[-1], atol=1e-5)

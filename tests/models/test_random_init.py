@@ -111,7 +111,9 @@ def test_default_imagegpt_is_igpt_small_size() -> None:
 
     n_layer, n_embd, n_head = IGPT_ARCHITECTURES["small"]
     with torch.device("meta"):
-        model = ImageGPTModel(ImageGPTConfig(vocab_size=513, n_positions=1024, n_layer=n_layer, n_embd=n_embd, n_head=n_head))
+        model = ImageGPTModel(
+            ImageGPTConfig(vocab_size=513, n_positions=1024, n_layer=n_layer, n_embd=n_embd, n_head=n_head)
+        )
     n_params = sum(p.numel() for p in model.parameters())
     # Chen et al. (2020) give iGPT-S as 76M parameters.
     assert 70e6 < n_params < 80e6, n_params

@@ -115,6 +115,9 @@ def run_snakemake(workdir: Path, profile: Path, *targets: str) -> str:
     ]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("SLURM_JOB_ID", None)
+    # as the local demo run (tests/workflow/conftest.py); sbatch --export=ALL hands these to every job
+    for name, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "2"}.items():
+        env.setdefault(name, value)
     log = workdir / f"snakemake-{time.strftime('%H%M%S')}.out"
     deadline = time.monotonic() + RUN_TIMEOUT_S
     problem = ""

@@ -183,24 +183,33 @@ def _exact_rows(X: np.ndarray, rows: np.ndarray, metric: str, chunk: int = 4096)
     return out
 
 
-def _centred_float32(E: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """E minus its float64 mean, in float32 (the inputs of the fast products)."""
+def _augmented_rows(E: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Rows [y, |y|^2, 1, 0...] with y = E minus its float64 mean, in float32; and |y|^2 in float64.
+
+    The product of a row block scaled to [-2y, 1, |y|^2] with these rows is the squared distance, tile by tile
+    (see `_row_factor`). The width is padded to a multiple of 16, which keeps the products on the fast kernels.
+    """
+    n, d = E.shape
+    width = d + 2 + (-(d + 2)) % 16
     mean = E.mean(axis=0, dtype=np.float64)
-    out = np.empty(E.shape, dtype=np.float32)
-    for start in range(0, E.shape[0], chunk):
-        out[start : start + chunk] = E[start : start + chunk] - mean
-    return out
+    out = np.zeros((n, width), dtype=np.float32)
+    norms = np.empty(n, dtype=np.float64)
+    for start in range(0, n, chunk):
+        y = (E[start : start + chunk] - mean).astype(np.float32)
+        out[start : start + chunk, :d] = y
+        norms[start : start + chunk] = np.einsum("ij,ij->i", y, y, dtype=np.float64)
+    out[:, d] = norms.astype(np.float32)
+    out[:, d + 1] = 1.0
+    return out, norms
 
 
-def _augment(Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Left [Y, |y|^2, 1] and right [-2Y, 1, |y|^2] factors whose product is the squared distance; also |y|^2."""
-    norms = (Y.double() ** 2).sum(dim=1).to(Y.dtype)
-    ones = torch.ones_like(norms)
-    pad = (-(Y.shape[1] + 2)) % 16  # a width that is a multiple of 16 keeps the products on the fast kernels
-    zeros = torch.zeros((Y.shape[0], pad), dtype=Y.dtype, device=Y.device)
-    left = torch.cat([Y, norms[:, None], ones[:, None], zeros], dim=1).contiguous()
-    right = torch.cat([-2.0 * Y, ones[:, None], norms[:, None], zeros], dim=1).contiguous()
-    return left, right, norms
+def _row_factor(rows: torch.Tensor, d: int) -> torch.Tensor:
+    """[-2y, 1, |y|^2, 0...] from augmented rows [y, |y|^2, 1, 0...]."""
+    factor = rows.clone()
+    factor[:, :d] *= -2.0
+    factor[:, d] = rows[:, d + 1]
+    factor[:, d + 1] = rows[:, d]
+    return factor
 
 
 @contextlib.contextmanager
@@ -237,33 +246,24 @@ def _hit_positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class _Pool:
     """Per-row candidate pools (float32 value, local index) of width K, merged tile by tile.
 
-    The first tile a block of rows meets is merged with a full top-K; after that only the entries below each
-    row's current worst candidate are merged (one compare per entry instead of a selection).
+    A block of rows first meets its own diagonal tile, merged with a full top-K. Every later tile is filtered:
+    only the entries below a row's current worst candidate are merged (one compare per entry instead of a
+    selection), and those become rare as the pools tighten.
     """
 
-    def __init__(self, n: int, width: int, block: int, device: torch.device):
+    def __init__(self, n: int, width: int, device: torch.device):
         self.vals = torch.full((n, width), math.inf, dtype=torch.float32, device=device)
         self.idx = torch.full((n, width), -1, dtype=torch.int64, device=device)
-        self.full = [False] * ((n + block - 1) // block)
-        self.block = block
         self.width = width
 
-    def merge(self, start: int, tile: torch.Tensor, col_offset: int, transposed: bool = False) -> None:
-        """Merge `tile` (rows of this pool along dim 0, or along dim 1 when `transposed`) into rows start.."""
-        n_rows = tile.shape[1] if transposed else tile.shape[0]
-        n_cols = tile.shape[0] if transposed else tile.shape[1]
-        block_id = start // self.block
-        if self.full[block_id]:
-            self._merge_filtered(start, tile, col_offset, transposed)
-            return
-        kk = min(self.width, n_cols)
-        v, j = torch.topk(tile, kk, dim=0 if transposed else 1, largest=False, sorted=False)
-        if transposed:
-            v, j = v.T, j.T
-        self._merge(start, start + n_rows, v, j + col_offset)
-        self.full[block_id] = bool(torch.isfinite(self.vals[start : start + n_rows]).all())
+    def merge_dense(self, start: int, tile: torch.Tensor, col_offset: int) -> None:
+        """Merge the rows of `tile` (pool rows start..) with a full top-K of each row."""
+        kk = min(self.width, tile.shape[1])
+        v, j = torch.topk(tile, kk, dim=1, largest=False, sorted=False)
+        self._merge(start, start + tile.shape[0], v, j + col_offset)
 
-    def _merge_filtered(self, start: int, tile: torch.Tensor, col_offset: int, transposed: bool) -> None:
+    def merge_filtered(self, start: int, tile: torch.Tensor, col_offset: int, transposed: bool = False) -> None:
+        """Merge the entries of `tile` below each row's worst candidate (rows along dim 1 when `transposed`)."""
         n_rows = tile.shape[1] if transposed else tile.shape[0]
         stop = start + n_rows
         bound = self.vals[start:stop].max(dim=1).values
@@ -296,36 +296,45 @@ class _Pool:
 
 
 def _float32_pools(
-    Y: np.ndarray, width: int, block: int, device: torch.device, threads: int = 1
+    A: np.ndarray, d: int, width: int, block: int, device: torch.device, threads: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Float32 candidate pools (values = approximate squared distances, local indices) by symmetric blocked products.
 
-    `threads`: torch threads for the products (the rest runs on the calling thread's setting).
+    `threads`: torch threads for the products (the rest runs on the calling thread's setting). The diagonal
+    tiles come first, so that every pool is full before any off-diagonal tile and those can all be filtered.
     """
-    Yt = torch.from_numpy(Y).to(device)
-    left, right, _ = _augment(Yt)
-    n = Y.shape[0]
-    pool = _Pool(n, width, block, device)
+    rows = torch.from_numpy(A).to(device)  # augmented centred rows, see `_augmented_rows`
+    n = A.shape[0]
+    pool = _Pool(n, width, device)
+    factors: dict[int, torch.Tensor] = {}
     buffers: dict[tuple[int, int], torch.Tensor] = {}  # reused tiles: fresh large allocations are slow to fault in
+
+    def product(i0: int, i1: int, j0: int, j1: int) -> torch.Tensor:
+        shape = (i1 - i0, j1 - j0)
+        if shape not in buffers:
+            buffers[shape] = torch.empty(shape, dtype=torch.float32, device=device)
+        # Small products finish before extra threads would even wake up.
+        if i0 not in factors:
+            factors.clear()  # one row block at a time: the loops below go block row by block row
+            factors[i0] = _row_factor(rows[i0:i1], d)
+        product_threads = threads if shape[0] * shape[1] * rows.shape[1] >= _PARALLEL_MIN_WORK else 1
+        with _threads(product_threads):
+            return torch.mm(factors[i0], rows[j0:j1].T, out=buffers[shape])
+
     starts = list(range(0, n, block))
+    for i0 in starts:
+        i1 = min(i0 + block, n)
+        tile = product(i0, i1, i0, i1)
+        # Self is excluded by index; the diagonal tile is symmetric, so its rows cover all its pairs.
+        tile.fill_diagonal_(math.inf)
+        pool.merge_dense(i0, tile, i0)
     for bi, i0 in enumerate(starts):
         i1 = min(i0 + block, n)
-        for j0 in starts[bi:]:
+        for j0 in starts[bi + 1 :]:
             j1 = min(j0 + block, n)
-            shape = (i1 - i0, j1 - j0)
-            if shape not in buffers:
-                buffers[shape] = torch.empty(shape, dtype=torch.float32, device=device)
-            # Small products finish before extra threads would even wake up.
-            product_threads = threads if shape[0] * shape[1] * left.shape[1] >= _PARALLEL_MIN_WORK else 1
-            with _threads(product_threads):
-                tile = torch.mm(left[i0:i1], right[j0:j1].T, out=buffers[shape])
-            if i0 == j0:
-                # Self is excluded by index; the diagonal tile is symmetric, so its rows cover all its pairs.
-                tile.fill_diagonal_(math.inf)
-                pool.merge(i0, tile, j0)
-                continue
-            pool.merge(i0, tile, j0)
-            pool.merge(j0, tile, i0, transposed=True)
+            tile = product(i0, i1, j0, j1)
+            pool.merge_filtered(i0, tile, j0)
+            pool.merge_filtered(j0, tile, i0, transposed=True)
     return pool.vals.cpu().numpy(), pool.idx.cpu().numpy()
 
 
@@ -352,7 +361,7 @@ def _pair_distances(E: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk: in
     return out
 
 
-def _pool_distances(E: torch.Tensor, pool_idx: np.ndarray, block: int = 1024, chunk: int = 256) -> np.ndarray:
+def _pool_distances(E: torch.Tensor, pool_idx: np.ndarray, block: int = 512, chunk: int = 256) -> np.ndarray:
     """Euclidean distances (float64, direct differences) from each row i of E to the rows pool_idx[i].
 
     Each unordered pair is computed once (neighbour relations are often mutual), and the pairs are taken block
@@ -506,10 +515,9 @@ def _knn_graph_rows(
     n = rows.size
     block = int(block_size) if block_size else default_block_size(n, dev)
     width = min(k + (default_pool(k) if pool is None else int(pool)), n - 1)
-    Y = _centred_float32(E)
-    pool_vals, pool_idx = _float32_pools(Y, width, block, dev, threads)
-    norms = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
-    del Y
+    A, norms = _augmented_rows(E)
+    pool_vals, pool_idx = _float32_pools(A, E.shape[1], width, block, dev, threads)
+    del A
     Et = torch.from_numpy(np.ascontiguousarray(E))
     local_idx, dist, unsure = _exact_rerank(Et, pool_vals, pool_idx, k, norms)
     if unsure.size:

@@ -44,13 +44,15 @@ def check_protein(seq: str, max_residues: int, model: str) -> None:
         raise InputError("empty sequence given to the model: drop it in the data stage")
     if len(seq) > max_residues:
         raise InputError(
-            f"sequence of {len(seq)} residues exceeds {model}'s limit of {max_residues}: crop or drop it in the data stage"
+            f"sequence of {len(seq)} residues exceeds {model}'s limit of {max_residues}: "
+            "crop or drop it in the data stage"
         )
     unknown = set(seq) - ESM2_LETTERS
     if unknown:
         shown = "".join(sorted(unknown))[:10]
         raise InputError(
-            f"sequence contains characters outside the ESM-2 alphabet ({shown!r}): upper-case, map or drop them in the data stage"
+            f"sequence contains characters outside the ESM-2 alphabet ({shown!r}): "
+            "upper-case, map or drop them in the data stage"
         )
 
 
@@ -173,8 +175,8 @@ class FairEsmAdapter(ModelAdapter):
 class TokenizerAdapter(ModelAdapter):
     """transformers models with a tokenizer: texts (any AutoModel) and ESM-2 sequences (EsmModel).
 
-    Texts longer than `max_tokens` are truncated (see `truncated`; extraction counts them); protein sequences are not: the data
-    stage crops them, and one that is still too long is an error.
+    Texts longer than `max_tokens` are truncated (see `truncated`; extraction counts them); protein sequences
+    are not: the data stage crops them, and one that is still too long is an error.
     """
 
     tokenizer: Any = None
@@ -215,7 +217,10 @@ class TokenizerAdapter(ModelAdapter):
         enc = self._encode(items)
         attention = enc["attention_mask"].bool()
         real = attention & ~enc["special_tokens_mask"].bool()
-        inputs = {"input_ids": enc["input_ids"].to(self.device), "attention_mask": enc["attention_mask"].to(self.device)}
+        inputs = {
+            "input_ids": enc["input_ids"].to(self.device),
+            "attention_mask": enc["attention_mask"].to(self.device),
+        }
         real = real.to(self.device)
         with torch.inference_mode(), self._autocast(fp32):
             out = self.model(**inputs, output_hidden_states=True, return_dict=True)

@@ -43,7 +43,18 @@ MANIFEST = "manifest.json"
 IDS_FILE = "ids.txt"
 FORMAT_VERSION = 1
 # Manifest keys that must agree between shards of one extraction.
-SHARD_KEYS = ("model", "kind", "backend", "source", "n_layers", "hidden_size", "pooling", "tap", "untrained", "n_items_total")
+SHARD_KEYS = (
+    "model",
+    "kind",
+    "backend",
+    "source",
+    "n_layers",
+    "hidden_size",
+    "pooling",
+    "tap",
+    "untrained",
+    "n_items_total",
+)
 
 
 def layer_file(layer: int) -> str:
@@ -163,6 +174,17 @@ def _layer_arrays(out_dir: Path, n_layers: int, n_rows: int, width: int):
         arrays.clear()
 
 
+def _prepare_folder(out: Path) -> None:
+    """Create `out`; remove its manifest (it would vouch for files about to be replaced) and the temporary
+    files a killed run (SIGKILL, node failure) left behind, which can be as large as the arrays."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
+    for stale in out.glob(".*.tmp*"):
+        if stale.name.startswith((".layer_", f".{IDS_FILE}.", f".{MANIFEST}.")) and stale.is_file():
+            log.info("%s: removing %s left by an interrupted run", out, stale.name)
+            stale.unlink()
+
+
 def _reserve_disk(path: Path) -> None:
     """Allocate the memmap's blocks now: a full disk then fails here with ENOSPC (a clear error from
     atomic_path) instead of killing the process with SIGBUS when a page of the sparse file is written later."""
@@ -190,7 +212,9 @@ def _is_oom(exc: BaseException) -> bool:
 def _progress(total: int, name: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="item", desc=name, file=sys.stderr, disable=not enabled, mininterval=1.0, smoothing=0.1)
+    return tqdm(
+        total=total, unit="item", desc=name, file=sys.stderr, disable=not enabled, mininterval=1.0, smoothing=0.1
+    )
 
 
 def extract_representations(
@@ -223,26 +247,45 @@ def extract_representations(
     digest = ids_digest(shard_ids)
     if resume:
         old = read_manifest(out)
-        same = old is not None and old.get("ids_sha256") == digest and all(
-            old.get(k) == settings[k] for k in ("model", "source", "path", "n_layers", "hidden_size", "pooling", "tap")
+        same = (
+            old is not None
+            and old.get("ids_sha256") == digest
+            and all(
+                old.get(k) == settings[k]
+                for k in ("model", "source", "path", "n_layers", "hidden_size", "pooling", "tap")
+            )
         )
         if same and all((out / layer_file(l)).is_file() for l in range(adapter.n_layers)):
             log.info("%s: complete extraction found (%d items), nothing to do", out, len(shard_ids))
             return ExtractionResult(
-                str(out), len(shard_ids), adapter.n_layers, adapter.hidden_size, 0,
-                tuple(old.get("nonfinite_items", [])), (), 0, token_budget, int(old.get("n_truncated", 0)), 0.0, 0.0, True,
+                str(out),
+                len(shard_ids),
+                adapter.n_layers,
+                adapter.hidden_size,
+                0,
+                tuple(old.get("nonfinite_items", [])),
+                (),
+                0,
+                token_budget,
+                int(old.get("n_truncated", 0)),
+                0.0,
+                0.0,
+                True,
             )
-    out.mkdir(parents=True, exist_ok=True)
-    # An older manifest would vouch for files about to be replaced: remove it first.
-    (out / MANIFEST).unlink(missing_ok=True)
-
+    _prepare_folder(out)
     n = stop - start
     counts = [adapter.token_count(inputs[start + i]) for i in range(n)]
     queue = deque(plan_batches(counts, token_budget))
     budget = token_budget
     n_truncated = sum(1 for i in range(n) if adapter.truncated(inputs[start + i]))
     if n_truncated:
-        log.warning("%s: %d of %d inputs are longer than %d tokens and will be truncated", adapter.name, n_truncated, n, adapter.max_tokens)
+        log.warning(
+            "%s: %d of %d inputs are longer than %d tokens and will be truncated",
+            adapter.name,
+            n_truncated,
+            n,
+            adapter.max_tokens,
+        )
     nonfinite: list[str] = []
     recomputed: list[str] = []
     oom_retries = 0
@@ -250,9 +293,20 @@ def extract_representations(
     began = time.perf_counter()
     log.info(
         "%s: extracting %d items (rows %d-%d of %d) in %d batches, token budget %d, %d layers x %d",
-        adapter.name, n, start, stop, n_total, len(queue), budget, adapter.n_layers, adapter.hidden_size,
+        adapter.name,
+        n,
+        start,
+        stop,
+        n_total,
+        len(queue),
+        budget,
+        adapter.n_layers,
+        adapter.hidden_size,
     )
-    with _layer_arrays(out, adapter.n_layers, n, adapter.hidden_size) as arrays, _progress(n, adapter.name, progress) as bar:
+    with (
+        _layer_arrays(out, adapter.n_layers, n, adapter.hidden_size) as arrays,
+        _progress(n, adapter.name, progress) as bar,
+    ):
         while queue:
             batch = queue.popleft()
             batch_inputs = [inputs[start + i] for i in batch]
@@ -279,7 +333,10 @@ def extract_representations(
                 queue = deque(_replan(remaining, counts, budget))
                 log.warning(
                     "%s: out of GPU memory on a batch of %d items x %d tokens: token budget halved to %d, retrying",
-                    adapter.name, len(batch), width, budget,
+                    adapter.name,
+                    len(batch),
+                    width,
+                    budget,
                 )
                 continue
             ok = _finite_rows(vectors)
@@ -295,19 +352,26 @@ def extract_representations(
                     ok = _finite_rows(vectors)
                 still = [shard_ids[batch[j]] for j in np.flatnonzero(~ok)]
                 if still:
-                    log.warning("%s: non-finite vectors for %s in fp32 too: recorded in the manifest", adapter.name, ", ".join(still))
+                    log.warning(
+                        "%s: non-finite vectors for %s in fp32 too: recorded in the manifest",
+                        adapter.name,
+                        ", ".join(still),
+                    )
                     nonfinite.extend(still)
             rows = np.asarray(batch, dtype=np.int64)
             for layer, values in enumerate(vectors):
                 if values.shape != (len(batch), adapter.hidden_size):
-                    raise RuntimeError(f"{adapter.name}: layer {layer} gave shape {values.shape} for {len(batch)} items")
+                    raise RuntimeError(
+                        f"{adapter.name}: layer {layer} gave shape {values.shape} for {len(batch)} items"
+                    )
                 arrays[layer][rows] = values
             n_batches += 1
             bar.update(len(batch))
         with atomic_path(out / IDS_FILE) as tmp:
             tmp.write_text("".join(f"{i}\n" for i in shard_ids), encoding="utf-8")
     seconds = time.perf_counter() - began
-    nonfinite_sorted = sorted(nonfinite, key=shard_ids.index)
+    position = {item_id: row for row, item_id in enumerate(shard_ids)}
+    nonfinite_sorted = sorted(nonfinite, key=position.__getitem__)
     manifest = dict(settings)
     manifest.update(
         {
@@ -319,7 +383,7 @@ def extract_representations(
             "ids_sha256": digest,
             "layer_files": [layer_file(l) for l in range(adapter.n_layers)],
             "nonfinite_items": nonfinite_sorted,
-            "recomputed_fp32_items": sorted(recomputed, key=shard_ids.index),
+            "recomputed_fp32_items": sorted(recomputed, key=position.__getitem__),
             "n_truncated": n_truncated,
             "token_budget": token_budget,
         }
@@ -328,11 +392,28 @@ def extract_representations(
     rate = n / seconds if seconds > 0 else 0.0
     log.info(
         "%s: %d items in %.1f s (%.2f items/s), %d batches, %d OOM retries, %d non-finite, %d truncated",
-        adapter.name, n, seconds, rate, n_batches, oom_retries, len(nonfinite_sorted), n_truncated,
+        adapter.name,
+        n,
+        seconds,
+        rate,
+        n_batches,
+        oom_retries,
+        len(nonfinite_sorted),
+        n_truncated,
     )
     return ExtractionResult(
-        str(out), n, adapter.n_layers, adapter.hidden_size, n_batches, tuple(nonfinite_sorted), tuple(recomputed),
-        oom_retries, budget, n_truncated, seconds, rate,
+        str(out),
+        n,
+        adapter.n_layers,
+        adapter.hidden_size,
+        n_batches,
+        tuple(nonfinite_sorted),
+        tuple(recomputed),
+        oom_retries,
+        budget,
+        n_truncated,
+        seconds,
+        rate,
     )
 
 
@@ -360,20 +441,23 @@ def gather_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> Extr
     for folder, manifest in shards[1:]:
         for key in SHARD_KEYS:
             if manifest.get(key) != first.get(key):
-                raise InputError(f"{folder}/{MANIFEST}: '{key}' is {manifest.get(key)!r}, other shards have {first.get(key)!r}")
+                raise InputError(
+                    f"{folder}/{MANIFEST}: '{key}' is {manifest.get(key)!r}, other shards have {first.get(key)!r}"
+                )
     shards.sort(key=lambda s: (s[1]["start"], s[1]["stop"]))
     expected = 0
     for folder, manifest in shards:
         if manifest["start"] != expected:
-            raise InputError(f"{folder}/{MANIFEST}: shard starts at row {manifest['start']}, expected {expected} (gap or overlap)")
+            raise InputError(
+                f"{folder}/{MANIFEST}: shard starts at row {manifest['start']}, expected {expected} (gap or overlap)"
+            )
         expected = manifest["stop"]
     total = int(first["n_items_total"])
     if expected != total:
         raise InputError(f"shards end at row {expected} but the items number {total}: a shard is missing")
     began = time.perf_counter()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)
+    _prepare_folder(out)
     n_layers, width = int(first["n_layers"]), int(first["hidden_size"])
     ids: list[str] = []
     for folder, _ in shards:
@@ -409,6 +493,16 @@ def gather_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> Extr
     seconds = time.perf_counter() - began
     log.info("gathered %d shards into %s: %d items x %d layers", len(shards), out, total, n_layers)
     return ExtractionResult(
-        str(out), total, n_layers, width, 0, tuple(nonfinite), tuple(recomputed), 0,
-        int(first.get("token_budget", 0)), manifest["n_truncated"], seconds, 0.0,
+        str(out),
+        total,
+        n_layers,
+        width,
+        0,
+        tuple(nonfinite),
+        tuple(recomputed),
+        0,
+        int(first.get("token_budget", 0)),
+        manifest["n_truncated"],
+        seconds,
+        0.0,
     )

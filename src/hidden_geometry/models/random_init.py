@@ -45,7 +45,12 @@ def esm2_file_name(num_layers: int, embed_dim: int, attention_heads: int) -> str
 
 
 def _marker(seed: int, architecture: dict) -> dict:
-    return {"untrained": True, "seed": seed, "architecture": architecture, "made_by": "hidden_geometry.models.random_init"}
+    return {
+        "untrained": True,
+        "seed": seed,
+        "architecture": architecture,
+        "made_by": "hidden_geometry.models.random_init",
+    }
 
 
 def build_random_esm2(
@@ -178,10 +183,16 @@ def build_random_esm2_hf(
     if from_fair_esm is not None:
         data = _load_fair_esm_weights(Path(from_fair_esm))
         cfg = data["cfg"]["model"]
-        num_layers, hidden_size, attention_heads = cfg.encoder_layers, cfg.encoder_embed_dim, cfg.encoder_attention_heads
+        num_layers, hidden_size, attention_heads = (
+            cfg.encoder_layers,
+            cfg.encoder_embed_dim,
+            cfg.encoder_attention_heads,
+        )
         seed = int((data.get("hidden_geometry") or {}).get("seed", seed))
         # Released files prefix keys with "encoder.sentence_encoder." or "encoder." (fair-esm strips both).
-        fair_state = {k.removeprefix("encoder.sentence_encoder.").removeprefix("encoder."): v for k, v in data["model"].items()}
+        fair_state = {
+            k.removeprefix("encoder.sentence_encoder.").removeprefix("encoder."): v for k, v in data["model"].items()
+        }
     config = EsmConfig(
         vocab_size=33,
         hidden_size=hidden_size,
@@ -206,7 +217,9 @@ def build_random_esm2_hf(
         # inv_freq is a buffer computed from the config; contact regression may be absent from the main file.
         missing = [k for k in missing if not k.endswith("inv_freq") and "contact_head" not in k]
         if missing or unexpected:
-            raise InputError(f"{from_fair_esm}: cannot convert to transformers (missing {missing[:3]}, unexpected {unexpected[:3]})")
+            raise InputError(
+                f"{from_fair_esm}: cannot convert to transformers (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
     _save_model_folder(model, target)
     vocab = target / "vocab.txt"
     write_text_atomic(vocab, "\n".join(esm2_vocabulary()) + "\n")
