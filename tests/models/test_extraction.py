@@ -341,3 +341,21 @@ def test_cifar10_images_from_shared_data(tiny_igpt: Path, shared_data: Path, tmp
         x = load_layer(tmp_path / "cifar", layer)
         assert x.shape == (12, 32) and np.isfinite(x).all()
     assert len(np.unique(load_layer(tmp_path / "cifar", 2).round(5), axis=0)) == 12
+
+
+def test_progress_bar_reports_items_per_second_on_stderr(
+    esm: Any, proteins: list[str], tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    extract_representations(esm, proteins, ids_for(proteins), tmp_path / "o", progress=True)
+    captured = capfd.readouterr()
+    assert f"{len(proteins)}/{len(proteins)}" in captured.err and "item/s" in captured.err
+    assert "item/s" not in captured.out
+
+
+def test_an_empty_shard_writes_empty_arrays_and_gathers(esm: Any, proteins: list[str], tmp_path: Path) -> None:
+    ids = ids_for(proteins)
+    empty = extract_representations(esm, proteins, ids, tmp_path / "empty", start=8, stop=8, progress=False)
+    assert empty.n_items == 0 and load_layer(tmp_path / "empty", 1).shape == (0, 32)
+    extract_representations(esm, proteins, ids, tmp_path / "full", start=0, stop=8, progress=False)
+    gather_shards([tmp_path / "full", tmp_path / "empty"], tmp_path / "all")
+    assert read_ids(tmp_path / "all") == ids and load_layer(tmp_path / "all", 2).shape == (8, 32)

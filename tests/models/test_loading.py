@@ -128,13 +128,15 @@ def test_imagegpt_tokens_come_from_the_colour_clusters(tiny_igpt: Path) -> None:
     adapter = load_model({"path": str(tiny_igpt)})
     assert (adapter.kind, adapter.n_layers, adapter.hidden_size, adapter.max_tokens) == ("igpt", 3, 32, 64)
     assert adapter.token_count(np.zeros((8, 8, 3), np.uint8)) == 64
-    red = np.zeros((16, 16, 3), np.uint8)
+    red = np.zeros((3, 3, 3), np.uint8)  # smaller than the model's 8 x 8: the processor resizes it
     red[..., 0] = 255
-    ids = adapter.encode_images([red]).numpy()
+    big_red = np.zeros((12, 20, 3), np.uint8)
+    big_red[..., 0] = 255
+    ids = adapter.encode_images([red, big_red]).numpy()
     clusters = np.asarray(adapter.processor.clusters)
     # pure red is (1, -1, -1) after the processor's [-1, 1] scaling: every token is the nearest centroid.
     nearest = int(np.argmin(((clusters - np.array([1.0, -1.0, -1.0])) ** 2).sum(1)))
-    assert ids.shape == (1, 64) and set(ids.ravel().tolist()) == {nearest}
+    assert ids.shape == (2, 64) and set(ids.ravel().tolist()) == {nearest}
 
 
 def test_imagegpt_ln1_tap_matches_manual_layer_norm(tiny_igpt: Path) -> None:
@@ -363,3 +365,13 @@ def test_device_map_needs_accelerate_or_places_the_model(tiny_bert: Path) -> Non
         placed = load_model(spec, name="big").forward_pooled(["a good film"])
         plain = load_model({"path": str(tiny_bert)}, name="big").forward_pooled(["a good film"])
         np.testing.assert_allclose(placed[-1], plain[-1], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 3), np.float32)],
+    ids=["greyscale", "rgba", "float"],
+)
+def test_imagegpt_refuses_images_the_data_stage_should_have_converted(tiny_igpt: Path, image: np.ndarray) -> None:
+    with pytest.raises(InputError, match="H x W x 3 uint8 RGB"):
+        load_model({"path": str(tiny_igpt)}).forward_pooled([np.zeros((8, 8, 3), np.uint8), image])

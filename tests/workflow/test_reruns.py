@@ -22,27 +22,44 @@ def copy_run(source: Path, target: Path) -> Path:
     return target
 
 
-def test_killed_shard_is_redone_alone(demo_run_info: SnakemakeRun, tmp_path: Path) -> None:
-    work = copy_run(demo_run_info.workdir, tmp_path / "work")
-    model_dir = work / "results" / "demo_proteins" / "esm2_t6_random"
-    table_before = (model_dir / "layers.tsv").read_bytes()
-    untouched = work / "results" / "demo_digits" / "igpt_tiny_random" / "layers.tsv"
-    untouched_mtime = untouched.stat().st_mtime_ns
-    # What a job killed midway leaves: no shard folder, only the staging folder with some arrays in it.
-    shard = model_dir / "shards" / "0001"
-    shutil.rmtree(shard)
-    partial = shard.with_name("0001.partial")
+def simulate_killed_shard(results: Path, dataset: str, model: str, shard: str) -> Path:
+    """Leave `results` as a run killed while extracting `shard` of (dataset, model) would: the other shards done,
+    this one only half-written in its staging folder, nothing downstream of the extraction written yet."""
+    model_dir = results / dataset / model
+    for path in sorted(model_dir.iterdir()):
+        if path.name != "shards":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shard_dir = model_dir / "shards" / shard
+    shutil.rmtree(shard_dir)
+    partial = shard_dir.with_name(f"{shard}.partial")
     partial.mkdir()
     (partial / "layer_000.npy").write_bytes(b"\x93NUMPY half-written")
+    shutil.rmtree(results / "figures" / dataset)
+    (results / "summary.tsv").unlink()
+    return partial
+
+
+def test_killed_shard_is_redone_alone(demo_run_info: SnakemakeRun, tmp_path: Path) -> None:
+    work = copy_run(demo_run_info.workdir, tmp_path / "work")
+    results = work / "results"
+    model_dir = results / "demo_proteins" / "esm2_t6_random"
+    table_before = (model_dir / "layers.tsv").read_bytes()
+    untouched = results / "demo_digits" / "igpt_tiny_random" / "layers.tsv"
+    untouched_mtime = untouched.stat().st_mtime_ns
+    other_shards = {p.name: p.stat().st_mtime_ns for p in (model_dir / "shards").iterdir() if p.name != "0001"}
+    partial = simulate_killed_shard(results, "demo_proteins", "esm2_t6_random", "0001")
 
     rerun = run_snakemake(work)
     assert rerun.returncode == 0, rerun.output[-4000:]
     assert rerun.jobs_of("extract_shard") == ["dataset=demo_proteins, model=esm2_t6_random, shard=0001"]
+    assert rerun.jobs_of("gather_embeddings") == ["dataset=demo_proteins, model=esm2_t6_random"]
     for rule in ("prepare_dataset", "prepare_image_dataset", "build_random_model", "input_keep_mask"):
         assert rerun.jobs_of(rule) == [], rule
-    assert all("esm2_t6_random" in job for job in rerun.jobs_of("layer_geometry"))
-    assert (shard / "manifest.json").is_file() and not partial.exists()
-    # the redone shard gives the same numbers: the table is unchanged, byte for byte
+    assert rerun.jobs_of("layer_geometry") and all("esm2_t6_random" in job for job in rerun.jobs_of("layer_geometry"))
+    assert (model_dir / "shards" / "0001" / "manifest.json").is_file() and not partial.exists()
+    # the shards that were complete were kept, not recomputed
+    assert {p: (model_dir / "shards" / p).stat().st_mtime_ns for p in other_shards} == other_shards
+    # the redone shard gives the same numbers: the table is the same, byte for byte
     assert (model_dir / "layers.tsv").read_bytes() == table_before
     assert untouched.stat().st_mtime_ns == untouched_mtime  # other analyses were not touched
 

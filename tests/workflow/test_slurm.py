@@ -292,26 +292,30 @@ def test_layer_tables_equal_local_run(slurm_run, demo_run):
     assert same_value(choice_cluster, choice_local), (choice_cluster, choice_local)
 
 
-# ---- a lost shard is the only one redone --------------------------------------------------------------------
+# ---- a failed shard is the only one redone --------------------------------------------------------------------
 
 
-def test_rerun_after_a_lost_shard_redoes_only_that_shard(slurm_run):
-    """A shard whose output is gone (job killed before it finished) is resubmitted; the others are kept."""
+def test_rerun_after_a_failed_shard_redoes_only_that_shard(slurm_run):
+    """The state a failed shard job leaves (Snakemake removes its output; gathering never ran) is completed by a
+    rerun that submits that one shard and the gather; the other shards are kept as they are."""
     shards_dir = slurm_run.results / DATASET / MODEL / "shards"
     embeddings = slurm_run.results / DATASET / MODEL / "embeddings"
     shards = sorted(shards_dir.iterdir())
-    lost = shards[1]
-    kept = {p.name: (p / "manifest.json").stat().st_mtime_ns for p in shards if p != lost}
+    failed = shards[1]
+    kept = {p.name: (p / "manifest.json").stat().st_mtime_ns for p in shards if p != failed}
     before = {p.name: np.load(p) for p in sorted(embeddings.glob("layer_*.npy"))}
     logs_before = set(slurm_logs(slurm_run.workdir, "extract_shard"))
-    shutil.rmtree(lost)
+    shutil.rmtree(failed)
+    shutil.rmtree(embeddings)
 
-    run_snakemake(slurm_run.workdir, slurm_run.profile, str(embeddings.relative_to(slurm_run.workdir)))
+    output = run_snakemake(slurm_run.workdir, slurm_run.profile, str(embeddings.relative_to(slurm_run.workdir)))
 
+    assert [job.comment for job in executed_jobs(output) if job.rule == "extract_shard"] == [
+        f"rule_extract_shard_wildcards_{DATASET}_{MODEL}_{failed.name}"]
     new_logs = set(slurm_logs(slurm_run.workdir, "extract_shard")) - logs_before
-    assert len(new_logs) == 1, f"exactly one shard job expected, got {sorted(new_logs)}"
-    assert lost.name in str(next(iter(new_logs))), new_logs
-    assert (lost / "manifest.json").is_file()
-    assert {p.name: (p / "manifest.json").stat().st_mtime_ns for p in shards if p != lost} == kept
+    assert len(new_logs) == 1 and failed.name in str(next(iter(new_logs))), sorted(new_logs)
+    assert (failed / "manifest.json").is_file()
+    assert {p.name: (p / "manifest.json").stat().st_mtime_ns for p in shards if p != failed} == kept
+    assert sorted(before) == sorted(p.name for p in embeddings.glob("layer_*.npy"))
     for name, array in before.items():
         np.testing.assert_array_equal(np.load(embeddings / name), array, err_msg=name)

@@ -249,10 +249,14 @@ class ImageGPTAdapter(ModelAdapter):
         images = []
         for image in items:
             array = np.asarray(image)
-            if array.ndim != 3 or array.shape[-1] != 3:
-                raise InputError(f"image of shape {array.shape} is not H x W x 3 RGB: convert it in the data stage")
+            if array.ndim != 3 or array.shape[-1] != 3 or array.dtype != np.uint8:
+                raise InputError(
+                    f"image of shape {array.shape} and type {array.dtype} is not H x W x 3 uint8 RGB: "
+                    "convert it in the data stage"
+                )
             images.append(array)
-        enc = self.processor(images=images, return_tensors="pt")
+        # Say the layout: the processor otherwise guesses it, and takes a 3-pixel-high image for channels-first.
+        enc = self.processor(images=images, return_tensors="pt", input_data_format="channels_last")
         return torch.as_tensor(enc["input_ids"], dtype=torch.long)
 
     def forward_pooled(self, items: Sequence[Any], fp32: bool = False) -> list[np.ndarray]:
