@@ -11,8 +11,7 @@ from hidden_geometry.errors import InputError
 def main(snakemake: Any) -> None:
     with logged(snakemake) as log:
         name = snakemake.wildcards.get("other_dataset") or snakemake.wildcards.get("image_dataset")
-        table, images, summary = load_dataset(dict(snakemake.params.spec), snakemake.params.cache_dir,
-                                              name=f"datasets.{name}")
+        table, images, summary = load_dataset(dict(snakemake.params.spec), snakemake.params.cache_dir, name=name)
         n_items = len(table.ids)
         wants_images = "images" in snakemake.output.keys()
         if wants_images and (images is None or len(images) != n_items):

@@ -24,7 +24,9 @@ def shared_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     config = load_yaml(ROOT / "config" / "shared-data.yaml")
     datasets = config["datasets"]
     datasets["scope207"]["path"] = str(shared_data / "scope" / "astral-scopedom-seqres-gd-sel-gs-bib-40-2.07.fa")
-    datasets["scope207"].update(n=150, max_per_superfamily=15)
+    # the 24 superfamilies with >= 80 members over >= 2 families, 8 each: enough members per label to measure
+    datasets["scope207"].update(min_per_superfamily=80, max_per_superfamily=8)
+    datasets["scope207"].pop("n", None)
     datasets["proteinnet_casp7"]["path"] = str(shared_data / "proteinnet" / "casp7-testing-sample.txt")
     datasets["cifar10"]["path"] = str(shared_data / "images" / "cifar10-test-100-per-class.npz")
     datasets["cifar10"].update(per_class=12, size=16)
@@ -50,13 +52,14 @@ def table(path: Path) -> list[dict[str, float]]:
 def test_scope_remote_homology_subset_with_family_exclusion(shared_run: Path) -> None:
     items = read_items(shared_run / "scope207" / "items.tsv")
     superfamilies = set(items.columns["superfamily"])
-    assert len(items.ids) == 150 and len(superfamilies) > 5
+    assert len(items.ids) == 192 and len(superfamilies) == 24
     for family, superfamily in zip(items.columns["group"], items.columns["superfamily"]):
         assert family.startswith(superfamily + ".")  # the family is the exclusion group
     measures = json.loads((shared_run / "scope207" / "esm2_t6_random" / "measures" / "layer_006.json").read_text())
     assert measures["exclude_groups"] is True
     rows = table(shared_run / "scope207" / "esm2_t6_random" / "layers.tsv")
     assert len(rows) == 7 and all(0 <= r["label_overlap"] <= 1 and r["id_gride"] > 0 for r in rows)
+    assert all(r["n_points"] == 192 and 0 <= r["probe_acc"] <= 1 for r in rows)
 
 
 def test_proteinnet_records_without_labels_give_undefined_label_measures(shared_run: Path) -> None:

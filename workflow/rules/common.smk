@@ -71,6 +71,14 @@ def dataset_source(wildcards):
     return []
 
 
+def local_spec(dataset, source):
+    """The dataset's config entry with `path` set to its local file (given, or the download rule's output)."""
+    spec = dict(dataset_spec(dataset))
+    if len(source):
+        spec["path"] = str(source[0])
+    return spec
+
+
 def download_path(dataset):
     url = dataset_spec(dataset)["url"]
     return f"{CACHE}/downloads/{dataset}/{Path(url.split('?')[0]).name or 'download'}"
@@ -144,6 +152,12 @@ def layer_files(pattern):
                       layer=[f"{layer:03d}" for layer in range(count)])
 
     return files
+
+
+def geometry_threads(wildcards):
+    """Threads of a per-layer geometry job: one for small datasets (start-up dominates, so run several jobs at
+    once), up to 4 for large ones, where the blocked neighbour search uses them."""
+    return max(1, min(4, n_items(wildcards.dataset) // 5000))
 
 
 def label_column(wildcards):

@@ -31,8 +31,7 @@ checkpoint prepare_dataset:
         table=f"{RESULTS}/{{other_dataset}}/items.tsv",
         summary=f"{RESULTS}/{{other_dataset}}/dataset.json",
     params:
-        spec=lambda wildcards, input: {**dataset_spec(wildcards.other_dataset), **({"path": input.source}
-                                        if input.source else {})},
+        spec=lambda wildcards, input: local_spec(wildcards.other_dataset, input.source),
         cache_dir=CACHE,
     log:
         f"{LOGS}/prepare_dataset/{{other_dataset}}.log",
@@ -51,8 +50,7 @@ checkpoint prepare_image_dataset:
         summary=f"{RESULTS}/{{image_dataset}}/dataset.json",
         images=f"{RESULTS}/{{image_dataset}}/images.npy",
     params:
-        spec=lambda wildcards, input: {**dataset_spec(wildcards.image_dataset), **({"path": input.source}
-                                        if input.source else {})},
+        spec=lambda wildcards, input: local_spec(wildcards.image_dataset, input.source),
         cache_dir=CACHE,
     log:
         f"{LOGS}/prepare_dataset/{{image_dataset}}.log",

@@ -22,7 +22,7 @@ rule layer_geometry:
         exclude_groups=config["geometry"]["exclude_groups"],
         label_column=label_column,
         seed=config["seed"],
-    threads: 2
+    threads: geometry_threads
     log:
         f"{LOGS}/layer_geometry/{{dataset}}/{{model}}/layer_{{layer}}.log",
     benchmark:
