@@ -47,6 +47,14 @@ def make_data(n: int, d: int, seed: int, offset: float) -> np.ndarray:
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM). Not ru_maxrss: Linux carries that over from the parent
+    across fork and exec, so every worker would report at least the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

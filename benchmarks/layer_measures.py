@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from knn_graph import load_average, machine, make_data  # noqa: E402
+from knn_graph import load_average, machine, make_data, peak_rss_mb  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- layer_measures:begin -->", "<!-- layer_measures:end -->"
@@ -108,7 +107,7 @@ def main() -> None:
         timings.append(("save_graph + load_graph (.npz)", best_time(lambda: (save_graph(graph, path), load_graph(path)),
                                                                     args.repeats)))
     aniso_seconds = best_time(lambda: anisotropy(X), args.repeats)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = peak_rss_mb()
     load_end = load_average()
     busy = float(load_start.split()[0]) > 0.5 or float(load_end.split()[0]) > 0.5
     lines = [

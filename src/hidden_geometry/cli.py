@@ -164,7 +164,8 @@ def run_overlap(args: argparse.Namespace) -> dict[str, Any]:
     labels = load_row_values(args.labels, X.shape[0], "labels")
     groups = None if args.exclude is None else load_row_values(args.exclude, X.shape[0], "groups", allow_empty=True)
     # Excluded neighbours are skipped, so look further than k: up to the largest group's size more.
-    extra = 0 if groups is None else max(np.unique(np.asarray(groups), return_counts=True)[1])
+    named = [] if groups is None else [g for g in groups if g != ""]  # "" excludes nothing
+    extra = max(np.unique(np.asarray(named), return_counts=True)[1]) if named else 0
     from .geometry import find_duplicates
 
     n_distinct = int(find_duplicates(X).sum())

@@ -6,7 +6,8 @@ Skips with the reason where `sbatch` is absent or the cluster does not answer, u
 status (no accounting database here), kept SLURM logs. One analysis of the demo (tests/workflow/slurm_overrides.yaml)
 keeps it near 20 jobs; its tables must equal those of the local demo run (`demo_run` fixture).
 
-Time: mostly the plugin's polling; about 2-4 minutes on 2 cores. SLURM's per-job logs are in
+Time: about 6 minutes for the run and 2 for the rerun on 2 cores shared with other work; each job is
+mostly Python and torch start-up, and 2 cores run one or two jobs at a time. SLURM's per-job logs are in
 <workdir>/.snakemake/slurm_logs/rule_<rule>/<wildcards>/<jobid>.log, the rules' logs in <workdir>/results/logs/.
 """
 
@@ -123,22 +124,17 @@ def run_snakemake(workdir: Path, profile: Path, *targets: str) -> str:
     problem = ""
     with log.open("w", encoding="utf-8") as out:
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
-        while process.poll() is None:
-            stuck = [job for job in slurm_jobs(workdir) if job.state == "PENDING" and job.reason in NEVER_RUNS]
-            if stuck or time.monotonic() > deadline:
-                problem = (f"SLURM will never run {[(j.id, j.comment, j.reason) for j in stuck]}" if stuck
-                           else f"timeout after {RUN_TIMEOUT_S} s")
-                process.terminate()
-                try:
-                    process.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-                pending = [j.id for j in slurm_jobs(workdir) if j.state in ("PENDING", "RUNNING")]
-                if pending:
-                    subprocess.run(["scancel", *pending], check=False)
-                break
-            time.sleep(5)
+        try:
+            while process.poll() is None:
+                stuck = [job for job in slurm_jobs(workdir) if job.state == "PENDING" and job.reason in NEVER_RUNS]
+                if stuck or time.monotonic() > deadline:
+                    problem = (f"SLURM will never run {[(j.id, j.comment, j.reason) for j in stuck]}" if stuck
+                               else f"timeout after {RUN_TIMEOUT_S} s")
+                    break
+                time.sleep(5)
+        finally:
+            if process.poll() is None:  # stuck, timed out, or the test itself was interrupted
+                stop_run(process, workdir)
     output = log.read_text(encoding="utf-8")
     assert not problem and process.returncode == 0, (
         f"{problem or 'snakemake failed'}: {shlex.join(command)} (full output: {log}; SLURM logs: "
@@ -147,14 +143,30 @@ def run_snakemake(workdir: Path, profile: Path, *targets: str) -> str:
     return output
 
 
+def stop_run(process: subprocess.Popen, workdir: Path) -> None:
+    """End the main Snakemake process this test started (it may ignore SIGTERM while jobs run) and cancel the
+    SLURM jobs it left in `workdir`."""
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    left = [job.id for job in slurm_jobs(workdir) if job.state in ("PENDING", "RUNNING", "CONFIGURING")]
+    if left:
+        subprocess.run(["scancel", *left], check=False)
+
+
 def slurm_logs(workdir: Path, rule: str) -> list[Path]:
     return sorted((workdir / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob("*.log"))
 
 
 def slurm_jobs(workdir: Path) -> list[SimpleNamespace]:
     """Jobs SLURM itself knows (squeue keeps finished ones for MinJobAge) that ran in `workdir`."""
-    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%r|%k|%Z"], capture_output=True, text=True,
-                         check=True).stdout
+    answer = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%r|%k|%Z"], capture_output=True, text=True,
+                            timeout=60)
+    assert answer.returncode == 0, f"squeue failed: {answer.stderr.strip()}"
+    out = answer.stdout
     jobs = []
     for line in out.splitlines():
         job_id, state, reason, comment, job_dir = line.split("|", 4)
