@@ -17,8 +17,8 @@ install: $(VENV)/.installed
 
 demo: install
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml --report results/demo/report.html
-	@echo "Demo finished. Report: $(abspath results/demo/report.html); tables: results/demo/*/*/layers.tsv"
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml --report results/report.html
+	@echo "Demo finished. Report: $(abspath results/report.html); tables: results/summary.tsv, results/*/*/layers.tsv"
 
 test: install
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest

@@ -9,10 +9,12 @@ On a multi-GPU workstation each job claims one GPU through a lock file (CUDA_VIS
 import fcntl
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+import torch
 from _wf import input_column, logged
 
 from hidden_geometry.config import shard_bounds
@@ -26,7 +28,8 @@ def claim_gpu(lock_dir: str | os.PathLike, n_devices: int) -> int | None:
     """Lock the first free device among 0..n_devices-1 (non-blocking); None when all are taken or none exist."""
     Path(lock_dir).mkdir(parents=True, exist_ok=True)
     for device in range(n_devices):
-        handle = open(Path(lock_dir) / f"gpu{device}.lock", "wb")  # noqa: SIM115 - held until exit
+        # The host name keeps nodes that share cache_dir (a cluster file system) from locking each other's devices.
+        handle = open(Path(lock_dir) / f"{socket.gethostname()}-gpu{device}.lock", "wb")  # noqa: SIM115 - held until exit
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -65,6 +68,9 @@ def shard_inputs(items: Any, images_path: str | None) -> list[Any]:
 
 def main(snakemake: Any) -> None:
     with logged(snakemake) as log:
+        # One torch thread per job core: jobs sharing a machine otherwise oversubscribe it (a tiny iGPT ran 4x
+        # slower with two threads per job than with one when two jobs shared 2 cores).
+        torch.set_num_threads(max(1, int(snakemake.threads)))
         items = read_items(snakemake.input.table)
         shard = int(snakemake.wildcards.shard)
         start, stop = shard_bounds(shard, len(items.ids), snakemake.params.shard_size)

@@ -11,7 +11,7 @@ Submodules import torch/transformers lazily through these names only when used.
 
 from __future__ import annotations
 
-from typing import Any
+from .._lazy import lazy_getattr
 
 _EXPORTS = {
     "load_model": "loading",
@@ -34,13 +34,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy: `import hidden_geometry.models` stays cheap for code that needs only one part (e.g. the manifest).
-    if name in _EXPORTS:
-        import importlib
-
-        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
