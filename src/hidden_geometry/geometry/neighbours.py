@@ -42,7 +42,6 @@ GRAPH_KEYS = ("rows", "indices", "distances", "n_duplicates", "k", "metric", "n_
 _U32 = float(np.finfo(np.float32).eps) / 2.0
 # Multiply-adds of one tile product above which it is worth waking the other torch threads.
 _PARALLEL_MIN_WORK = 1 << 24
-_SEL_THREADS = int(os.environ.get('SEL_THREADS', '0'))
 
 
 @dataclass(frozen=True, eq=False)
@@ -331,16 +330,14 @@ def _float32_pools(
         tile = product(i0, i1, i0, i1)
         # Self is excluded by index; the diagonal tile is symmetric, so its rows cover all its pairs.
         tile.fill_diagonal_(math.inf)
-        with _threads(_SEL_THREADS or threads):
-            pool.merge_dense(i0, tile, i0)
+        pool.merge_dense(i0, tile, i0)
     for bi, i0 in enumerate(starts):
         i1 = min(i0 + block, n)
         for j0 in starts[bi + 1 :]:
             j1 = min(j0 + block, n)
             tile = product(i0, i1, j0, j1)
-            with _threads(_SEL_THREADS or threads):
-                pool.merge_filtered(i0, tile, j0)
-                pool.merge_filtered(j0, tile, i0, transposed=True)
+            pool.merge_filtered(i0, tile, j0)
+            pool.merge_filtered(j0, tile, i0, transposed=True)
     return pool.vals.cpu().numpy(), pool.idx.cpu().numpy()
 
 
