@@ -152,14 +152,15 @@ def load_average() -> str:
         return "n/a"
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the docs/benchmarks.md section between `begin` and `end` (appended when absent) with `text`."""
     sys.path.insert(0, str(ROOT / "src"))
     from hidden_geometry.atomic import write_text_atomic
 
     old = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    section = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + section + old[old.index(END) + len(END) :]
+    section = f"{begin}\n{text}\n{end}"
+    if begin in old and end in old:
+        new = old[: old.index(begin)] + section + old[old.index(end) + len(end) :]
     else:
         new = old.rstrip("\n") + "\n\n" + section + "\n"
     write_text_atomic(DOC, new)

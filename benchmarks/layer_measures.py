@@ -24,9 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from knn_graph import load_average, machine, make_data, peak_rss_mb  # noqa: E402
+from knn_graph import load_average, machine, make_data, peak_rss_mb, write_section  # noqa: E402
 
-DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- layer_measures:begin -->", "<!-- layer_measures:end -->"
 
 
@@ -37,18 +36,6 @@ def best_time(fn, repeats: int) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
-
-
-def write_section(text: str) -> None:
-    from hidden_geometry.atomic import write_text_atomic
-
-    old = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    section = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + section + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    write_text_atomic(DOC, new)
 
 
 def main() -> None:
@@ -128,7 +115,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_doc:
-        write_section(text)
+        write_section(text, BEGIN, END)
 
 
 if __name__ == "__main__":
