@@ -42,6 +42,7 @@ PACKAGE_OF = {
     "psutil": "psutil",
     "faiss": "faiss-cpu",
     "pandas": "pandas",
+    "numba": "numba",
 }
 LOCAL_MODULES = {"_wf", "hidden_geometry"}
 

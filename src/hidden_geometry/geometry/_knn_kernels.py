@@ -1,0 +1,430 @@
+"""Compiled (numba) inner loops of the CPU neighbour graph: candidate pools kept as per-row max-heaps, filled tile
+by tile, and exact float64 distances of the pooled pairs.
+
+Every pool entry is a LOWER BOUND of the true squared distance (a tile value minus its worst-case error), so a
+row's heap top is a certified bound for everything outside its pool; see `neighbours.py` for how it is used.
+
+Tiles arrive as float32 (float32 products) or as the raw bits of bfloat16 values viewed as int16 (bfloat16
+products). For a non-negative bfloat16 the bits order like the values; every negative value has a negative int16,
+below every positive threshold, so `bits < threshold_bits(x)` keeps every entry below x (and a few equal ones).
+All kernels run on one thread and release the GIL, so the caller can share rows between Python threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# bfloat16 unit roundoff (8 significant bits).
+BF16_U = 2.0**-8
+# Tile entries scanned per vectorised test before the scalar merge loop looks at them.
+_CHUNK = 32
+
+
+def bf16_lower_table() -> np.ndarray:
+    """For each of the 65,536 bfloat16 bit patterns (as uint16): value - u|value|/(1-u), a lower bound of any
+    real number that rounds to it (NaN and inf patterns map to -inf, which keeps those entries: never silent)."""
+    bits = np.arange(65536, dtype=np.uint32) << 16
+    with np.errstate(invalid="ignore", over="ignore"):
+        values = bits.view(np.float32).astype(np.float64)
+        lower = values - np.abs(values) * (BF16_U / (1.0 - BF16_U))
+    lower[~np.isfinite(lower)] = -np.inf
+    # Round the bound itself down by a relative 1e-15 so that float64 rounding here can never make it exceed.
+    return lower - np.abs(lower) * 1e-15
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _threshold_bits(x: float) -> int:
+    """int16 bits T of the smallest bfloat16 value >= x (x > 0): every bfloat16 below x has bits < T."""
+    if not x < 3.0e38:
+        return 32767  # keep everything
+    if x <= 0.0:
+        return 1  # bits of +0 and of every negative value are < 1
+    m, e = math.frexp(x)  # x = m * 2^e, 0.5 <= m < 1
+    q = math.ceil(m * 256.0)
+    if q >= 256.0:
+        q = 128.0
+        e += 1
+    exponent = e - 1 + 127
+    if exponent <= 0:
+        return 128  # smallest normal bfloat16, above any tiny positive x
+    if exponent >= 255:
+        return 32767
+    return (exponent << 7) | (int(q) - 128)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _push(vals: np.ndarray, idx: np.ndarray, row: int, value: float, j: int) -> None:
+    """Replace the top of row `row`'s max-heap by (value, j) and sift it down (caller checked value < top)."""
+    width = vals.shape[1]
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= width:
+            break
+        if child + 1 < width and vals[row, child + 1] > vals[row, child]:
+            child += 1
+        if vals[row, child] <= value:
+            break
+        vals[row, pos] = vals[row, child]
+        idx[row, pos] = idx[row, child]
+        pos = child
+    vals[row, pos] = value
+    idx[row, pos] = j
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sortable(v: int) -> int:
+    """An int16 bfloat16 bit pattern mapped to an integer that orders like the value (negatives reversed)."""
+    return v if v >= 0 else -32769 - (v & 0x7FFF)
+
+
+@njit(cache=True, nogil=True)
+def fill_from_diagonal_bf16(
+    tile: np.ndarray, lower: np.ndarray, vals: np.ndarray, idx: np.ndarray, row0: int, err_row: np.ndarray
+) -> None:
+    """Fill the empty heaps of the rows of a diagonal bfloat16 tile with each row's `width` smallest bounds.
+
+    One partition per row instead of a heap push per entry (every entry would pass an empty heap's threshold).
+    A heap stored in descending order satisfies the heap property, so the selection is sorted descending.
+    """
+    n_rows, n_cols = tile.shape
+    keys = np.empty(n_cols, dtype=np.int64)
+    counts = np.empty(256, dtype=np.int64)
+    take = min(vals.shape[1], n_cols - 1)
+    for a in range(n_rows):
+        for b in range(n_cols):
+            keys[b] = _sortable(tile[a, b]) + 32769  # 0 .. 65535
+        keys[a] = 1 << 40  # self: never selected
+        kth = _kth_key(keys, take, counts) if take > 0 else 0
+        _fill_row(keys, kth, vals, idx, row0 + a, row0, err_row[a], tile[a], lower)
+
+
+@njit(cache=True, nogil=True)
+def _kth_key(keys: np.ndarray, take: int, counts: np.ndarray) -> int:
+    """The take-th smallest of integer keys in [0, 65536) (larger keys ignored), by two 256-bin histograms."""
+    counts[:] = 0
+    for b in range(keys.shape[0]):
+        if keys[b] < 65536:
+            counts[keys[b] >> 8] += 1
+    below = 0
+    high = 0
+    while below + counts[high] < take:
+        below += counts[high]
+        high += 1
+    counts[:] = 0
+    for b in range(keys.shape[0]):
+        if (keys[b] >> 8) == high:
+            counts[keys[b] & 0xFF] += 1
+    low = 0
+    while below + counts[low] < take:
+        below += counts[low]
+        low += 1
+    return (high << 8) | low
+
+
+@njit(cache=True, nogil=True)
+def fill_from_diagonal_f32(tile: np.ndarray, vals: np.ndarray, idx: np.ndarray, row0: int, err_row: np.ndarray) -> None:
+    """`fill_from_diagonal_bf16` for a float32 tile (bound = value - err)."""
+    n_rows, n_cols = tile.shape
+    keys = np.empty(n_cols, dtype=np.float64)
+    for a in range(n_rows):
+        for b in range(n_cols):
+            keys[b] = tile[a, b]
+        keys[a] = np.inf  # self: never selected
+        take = min(vals.shape[1], n_cols - 1)
+        kth = np.partition(keys, take - 1)[take - 1] if take > 0 else 0.0
+        _fill_row(keys, kth, vals, idx, row0 + a, row0, err_row[a], keys, None)
+
+
+@njit(cache=True, nogil=True)
+def _fill_row(keys, kth, vals, idx, r, col0, err, values, lower) -> None:
+    """Heap of row r <- the `width` smallest keys (ties by column; kth: the width-th smallest key), as bounds,
+    sorted descending (a valid heap).
+
+    values/lower: the bound of column b is lower[values[b] & 0xFFFF] - err for bfloat16 bits (lower given),
+    values[b] - err for float values (lower None)."""
+    width = vals.shape[1]
+    n_cols = keys.shape[0]
+    take = min(width, n_cols - 1)
+    chosen = np.empty(take, dtype=np.int64)
+    m = 0
+    for b in range(n_cols):
+        if keys[b] < kth:
+            chosen[m] = b
+            m += 1
+    for b in range(n_cols):
+        if m >= take:
+            break
+        if keys[b] == kth:
+            chosen[m] = b
+            m += 1
+    bounds = np.empty(take, dtype=np.float64)
+    for w in range(take):
+        b = chosen[w]
+        if lower is None:
+            bounds[w] = np.float64(values[b]) - err
+        else:
+            bounds[w] = lower[values[b] & 0xFFFF] - err
+    order = np.argsort(-bounds, kind="mergesort")
+    pad = width - take
+    for w in range(pad):
+        vals[r, w] = np.inf
+        idx[r, w] = -1
+    for w in range(take):
+        vals[r, pad + w] = bounds[order[w]]
+        idx[r, pad + w] = col0 + chosen[order[w]]
+
+
+@njit(cache=True, nogil=True)
+def select_tile_bf16(
+    tile: np.ndarray,
+    lower: np.ndarray,
+    vals: np.ndarray,
+    idx: np.ndarray,
+    row0: int,
+    col0: int,
+    err_row: np.ndarray,
+    err_col: np.ndarray,
+    scale: float,
+    do_rows: bool,
+    do_cols: bool,
+) -> None:
+    """Merge one bfloat16 tile (rows row0.., columns col0..) into the heaps of its rows and of its columns.
+
+    tile: int16 [a, b], the bits of approximate squared distances; lower: `bf16_lower_table()`.
+    err_row / err_col: the rest of each entry's error bound for the row / column point of this tile (the bound
+    is lower[bits] - err). scale: 1 / (1 - u'), with lower = value (1 - u') for positive values: turns a bound on
+    the lower value into a bound on the tile value. do_rows / do_cols: which heaps to update. Off-diagonal tiles
+    only: a block's tile with itself goes through `fill_from_diagonal_bf16`.
+    """
+    n_rows, n_cols = tile.shape
+    col_thr = np.full(n_cols, -32768, dtype=np.int16)  # nothing passes: no column side
+    if do_cols:
+        for b in range(n_cols):
+            col_thr[b] = _threshold_bits((vals[col0 + b, 0] + err_col[b]) * scale)
+    for a in range(n_rows):
+        r = row0 + a
+        row_thr = np.int16(_threshold_bits((vals[r, 0] + err_row[a]) * scale)) if do_rows else np.int16(-32768)
+        for b0 in range(0, n_cols, _CHUNK):
+            b1 = min(b0 + _CHUNK, n_cols)
+            # Vectorised scan: most chunks hold no entry below either threshold once the pools are full.
+            hit = 0
+            for b in range(b0, b1):
+                v = tile[a, b]
+                hit |= (v < row_thr) | (v < col_thr[b])
+            if hit == 0:
+                continue
+            for b in range(b0, b1):
+                v = tile[a, b]
+                if v < row_thr:
+                    bound = lower[v & 0xFFFF] - err_row[a]
+                    if bound < vals[r, 0]:
+                        _push(vals, idx, r, bound, col0 + b)
+                        row_thr = np.int16(_threshold_bits((vals[r, 0] + err_row[a]) * scale))
+                if v < col_thr[b]:
+                    c = col0 + b
+                    bound = lower[v & 0xFFFF] - err_col[b]
+                    if bound < vals[c, 0]:
+                        _push(vals, idx, c, bound, r)
+                        col_thr[b] = _threshold_bits((vals[c, 0] + err_col[b]) * scale)
+
+
+@njit(cache=True, nogil=True)
+def select_tile_f32(
+    tile: np.ndarray,
+    vals: np.ndarray,
+    idx: np.ndarray,
+    row0: int,
+    col0: int,
+    err_row: np.ndarray,
+    err_col: np.ndarray,
+    do_rows: bool,
+    do_cols: bool,
+) -> None:
+    """`select_tile_bf16` for a float32 tile: the bound of an entry is value - err. No diagonal tiles here (they
+    go through `fill_from_diagonal_f32`); a query tile masks the point itself with +inf before the call."""
+    n_rows, n_cols = tile.shape
+    col_thr = np.full(n_cols, -np.inf, dtype=np.float32)
+    if do_cols:
+        for b in range(n_cols):
+            col_thr[b] = _f32_above(vals[col0 + b, 0] + err_col[b])
+    for a in range(n_rows):
+        r = row0 + a
+        row_thr = _f32_above(vals[r, 0] + err_row[a]) if do_rows else np.float32(-np.inf)
+        for b0 in range(0, n_cols, _CHUNK):
+            b1 = min(b0 + _CHUNK, n_cols)
+            hit = 0
+            for b in range(b0, b1):
+                v = tile[a, b]
+                hit |= (v < row_thr) | (v < col_thr[b])
+            if hit == 0:
+                continue
+            for b in range(b0, b1):
+                v = tile[a, b]
+                if v < row_thr:
+                    bound = np.float64(v) - err_row[a]
+                    if bound < vals[r, 0]:
+                        _push(vals, idx, r, bound, col0 + b)
+                        row_thr = _f32_above(vals[r, 0] + err_row[a])
+                if v < col_thr[b]:
+                    c = col0 + b
+                    bound = np.float64(v) - err_col[b]
+                    if bound < vals[c, 0]:
+                        _push(vals, idx, c, bound, r)
+                        col_thr[b] = _f32_above(vals[c, 0] + err_col[b])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _f32_above(x: float) -> np.float32:
+    """The smallest float32 >= x (so that a float32 compare keeps every value below x)."""
+    f = np.float32(x)
+    if f < x:
+        f = np.nextafter(f, np.float32(np.inf))
+    return f
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _sq_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Squared distance of two rows by direct float64 differences, summed in a fixed (vectorised) order.
+
+    (a - b)^2 equals (b - a)^2 exactly and the order does not depend on which row comes first, so a pair gives
+    bit-identical results from either end (ties stay ties)."""
+    s = 0.0
+    for t in range(a.shape[0]):
+        diff = np.float64(a[t]) - np.float64(b[t])
+        s += diff * diff
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _block_distances(E: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> None:
+    """out[i, w] = squared distance between E[rows[i]] and E[cols[i, w]]; +inf where cols < 0.
+
+    The pairs are visited grouped by the 1,024-row block of the other end (a counting sort), so that both ends
+    of a pair come from cache: random rows from memory would make this memory-bound several times over.
+    """
+    lo, hi = 0, rows.shape[0]
+    block = 1024
+    n = E.shape[0]
+    width = cols.shape[1]
+    n_blocks = (n + block - 1) // block
+    counts = np.zeros(n_blocks + 1, dtype=np.int64)
+    fill = np.zeros(n_blocks, dtype=np.int64)
+    order = np.empty(block * width, dtype=np.int64)
+    for i0 in range(lo, hi, block):
+        i1 = min(i0 + block, hi)
+        counts[:] = 0
+        for i in range(i0, i1):
+            for w in range(width):
+                c = cols[i, w]
+                if c < 0:
+                    out[i, w] = np.inf
+                else:
+                    counts[c // block + 1] += 1
+        for b in range(n_blocks):
+            counts[b + 1] += counts[b]
+        fill[:] = counts[:-1]
+        for i in range(i0, i1):
+            for w in range(width):
+                c = cols[i, w]
+                if c >= 0:
+                    order[fill[c // block]] = (i - i0) * width + w
+                    fill[c // block] += 1
+        for e in range(counts[n_blocks]):
+            code = order[e]
+            i = i0 + code // width
+            w = code % width
+            out[i, w] = _sq_distance(E[rows[i]], E[cols[i, w]])
+
+
+@njit(cache=True, nogil=True)
+def rank_candidates(
+    E: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    names: np.ndarray,
+    k: int,
+    out_idx: np.ndarray,
+    out_sq: np.ndarray,
+    lo: int,
+    hi: int,
+) -> None:
+    """For i in [lo, hi): the k candidates cols[i] (negative = none) nearest to E[rows[i]], ascending squared
+    float64 distance, ties by name -> out_idx[i] (as names[...]), out_sq[i].
+
+    names: what each row of E is called in the output (its original row number when E is a reordered copy);
+    ties are broken by it, so the order of E never shows in the result. Rows are taken up to 1,024 at a time:
+    their candidates are sorted by name, the distances computed with the pairs grouped by the 1,024-row block
+    of the candidate (both ends read from cache, not from anywhere in memory), then each row is ranked by a
+    stable sort on distance.
+    """
+    width = cols.shape[1]
+    group = max(1, min(1024, (1 << 20) // max(width, 1)))
+    cand = np.empty((group, width), dtype=np.int64)
+    dist = np.empty((group, width), dtype=np.float64)
+    keys = np.empty(width, dtype=np.int64)
+    for g0 in range(lo, hi, group):
+        g1 = min(g0 + group, hi)
+        for i in range(g0, g1):
+            for w in range(width):
+                c = cols[i, w]
+                keys[w] = names[c] if c >= 0 else -1
+            order = np.argsort(keys, kind="mergesort")
+            for w in range(width):
+                cand[i - g0, w] = cols[i, order[w]]
+        _block_distances(E, rows[g0:g1], cand[: g1 - g0], dist[: g1 - g0])
+        for i in range(g0, g1):
+            order = np.argsort(dist[i - g0], kind="mergesort")[:k]
+            for w in range(k):
+                out_idx[i, w] = names[cand[i - g0, order[w]]]
+                out_sq[i, w] = dist[i - g0, order[w]]
+
+
+def bf16_value_table() -> np.ndarray:
+    """float64 value of each of the 65,536 bfloat16 bit patterns (as uint16)."""
+    bits = np.arange(65536, dtype=np.uint32) << 16
+    with np.errstate(invalid="ignore", over="ignore"):
+        return bits.view(np.float32).astype(np.float64)
+
+
+@njit(cache=True, nogil=True)
+def centre_and_round_bf16(
+    E: np.ndarray,
+    order: np.ndarray,
+    mean: np.ndarray,
+    values: np.ndarray,
+    bits_out: np.ndarray,
+    norms: np.ndarray,
+    r_norm: np.ndarray,
+    yb_norm: np.ndarray,
+    lo: int,
+    hi: int,
+) -> None:
+    """One pass per row i in [lo, hi): y = float32(E[order[i]] - mean), its bfloat16 rounding (round to nearest even,
+    as torch) into bits_out[i, :d], and in float64 |y|^2, |y - ŷ| and |ŷ| (values: `bf16_value_table()`)."""
+    d = E.shape[1]
+    scratch = np.empty(d, dtype=np.float32)
+    scratch_bits = scratch.view(np.uint32)
+    for i in range(lo, hi):
+        src = order[i]
+        for t in range(d):
+            scratch[t] = np.float32(np.float64(E[src, t]) - mean[t])
+        s = 0.0
+        sr = 0.0
+        sb = 0.0
+        for t in range(d):
+            b = np.int64(scratch_bits[t])
+            rounded = (b + 0x7FFF + ((b >> 16) & 1)) >> 16
+            bits_out[i, t] = rounded
+            yv = np.float64(scratch[t])
+            ybv = values[rounded]
+            s += yv * yv
+            r = yv - ybv  # exact: both are float32 values within a factor of two
+            sr += r * r
+            sb += ybv * ybv
+        norms[i] = s
+        r_norm[i] = math.sqrt(sr)
+        yb_norm[i] = math.sqrt(sb)

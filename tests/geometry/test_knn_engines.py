@@ -1,0 +1,176 @@
+"""The CPU engine's certified pools: error bounds that hold, every fallback path, and one answer per precision.
+
+The graph is exact whatever the precision of the products; these tests force each path (bfloat16 and float32
+products, the float32 pass over all rows, the float64 brute force, the torch engine) and compare the results
+bit for bit with each other and with a float64 brute force.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hidden_geometry.errors import InputError
+from hidden_geometry.geometry import _knn_cpu, _knn_torch, knn_graph
+from hidden_geometry.geometry._knn_kernels import bf16_lower_table, bf16_value_table
+
+from .manifolds import brute_force_knn, gaussian, hypercube
+
+
+def clustered(n: int, dim: int, seed: int, offset: float = 0.0, outliers: bool = False) -> np.ndarray:
+    """Clusters on a low-dimensional subspace plus noise (like hidden representations), float32."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((20, 8)) * 3.0
+    Z = centres[rng.integers(0, 20, n)] + rng.standard_normal((n, 8))
+    X = Z @ rng.standard_normal((8, dim)) + 0.2 * rng.standard_normal((n, dim))
+    if outliers:
+        X[:, :2] *= 200.0  # a few huge dimensions, as in real models
+    if offset:
+        direction = rng.standard_normal(dim)
+        X += offset * direction / np.linalg.norm(direction)
+    return X.astype(np.float32)
+
+
+def run(E: np.ndarray, k: int, precision: str, pool: int | None = None, block: int = 256):
+    n = E.shape[0]
+    width = min(k + (_knn_cpu.default_pool(k, precision) if pool is None else pool), n - 1)
+    return _knn_cpu.cpu_graph(E, k, width, block, 2, precision)
+
+
+def reference(E: np.ndarray, k: int):
+    """Squared float64 distances of all pairs (direct differences): the k nearest, ties by index."""
+    E64 = np.asarray(E, dtype=np.float64)
+    sq = ((E64[:, None, :] - E64[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(sq, np.inf)
+    n = E64.shape[0]
+    order = np.lexsort((np.broadcast_to(np.arange(n), (n, n)), sq), axis=-1)[:, :k]
+    return order, np.take_along_axis(sq, order, axis=1)
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float32"])
+@pytest.mark.parametrize("outliers, offset", [(False, 0.0), (True, 0.0), (False, 1000.0)])
+def test_every_precision_gives_the_brute_force_answer(precision, outliers, offset):
+    E = clustered(1500, 48, seed=1, offset=offset, outliers=outliers)
+    idx, sq, stats = run(E, 15, precision)
+    ref_idx, ref_sq = reference(E, 15)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(sq, ref_sq, rtol=1e-12)
+    assert stats["precision"] == precision and stats["rows"] == 1500
+
+
+def test_precisions_agree_bit_for_bit():
+    E = clustered(2000, 40, seed=2)
+    a = run(E, 10, "bfloat16")
+    b = run(E, 10, "float32")
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])  # the same float64 kernel computes every kept distance
+
+
+def test_narrow_pools_go_through_both_fallbacks_and_stay_exact():
+    # Isotropic data in 64 dimensions: the bfloat16 bound covers many candidates, and with no extra pool
+    # width most rows cannot be certified: they take the float32 pass, and the few that float32 cannot
+    # certify either (no extra width there too) the float64 brute force.
+    E = gaussian(1200, 64, 64, seed=3).astype(np.float32)
+    idx, sq, stats = run(E, 8, "bfloat16", pool=0)
+    assert stats["float32_pass"] > 8 and stats["brute_force"] > 0
+    ref_idx, ref_sq = reference(E, 8)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(sq, ref_sq, rtol=1e-12)
+
+
+def test_a_few_uncertified_rows_go_straight_to_brute_force():
+    E = clustered(1500, 32, seed=4)
+    _, _, wide = run(E, 10, "bfloat16")
+    idx, sq, stats = run(E, 10, "bfloat16", pool=1)
+    assert stats["float32_pass"] == 0 or stats["float32_pass"] > _knn_cpu._BRUTE_FORCE_ROWS
+    ref_idx, _ = reference(E, 10)
+    np.testing.assert_array_equal(idx, ref_idx)
+    assert wide["brute_force"] + wide["float32_pass"] < stats["brute_force"] + stats["float32_pass"]
+
+
+def test_ties_on_a_lattice_in_bfloat16():
+    grid = np.stack(np.meshgrid(np.arange(12), np.arange(12), np.arange(6), indexing="ij"), -1).reshape(-1, 3)
+    E = grid.astype(np.float32)[np.random.default_rng(5).permutation(len(grid))]
+    for pool in (None, 0):
+        idx, sq, _ = run(E, 10, "bfloat16", pool=pool, block=128)
+        ref_idx, ref_sq = reference(E, 10)
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_array_equal(sq, ref_sq)  # integer lattice: exact squared distances
+
+
+def test_bf16_bounds_are_below_the_true_distances():
+    # The certificate rests on this: every pool value is a lower bound of the true squared distance.
+    for seed, outliers, offset in [(6, False, 0.0), (7, True, 0.0), (8, False, 500.0)]:
+        E = clustered(600, 96, seed=seed, offset=offset, outliers=outliers)
+        products = _knn_cpu._Bfloat16Products(E, 1)
+        tile = (products.factor(0, 600) @ products.columns(0, 600).T).view(torch.int16).numpy()
+        bounds = bf16_lower_table()[tile.astype(np.int64) & 0xFFFF] - products.err(slice(0, 600), slice(0, 600))[:, None]
+        E64 = E.astype(np.float64)
+        true = ((E64[:, None, :] - E64[None, :, :]) ** 2).sum(-1)
+        assert np.all(bounds <= true)
+        # ... and not uselessly loose: within a few percent of the squared norms
+        spread = np.median(np.sum((E64 - E64.mean(0)) ** 2, axis=1))
+        assert np.median(true - bounds) < 0.05 * spread
+
+
+def test_lower_table_bounds_every_value_that_rounds_to_it():
+    values, lower = bf16_value_table(), bf16_lower_table()
+    finite = np.isfinite(values)
+    # The largest real that rounds to v is v + half an ulp: (v - lower) must cover half an ulp of v's binade.
+    assert np.all(lower[finite] <= values[finite])
+    assert np.all(values[finite] - lower[finite] >= np.abs(values[finite]) * 2.0**-9 - 1e-300)
+
+
+def test_keep_mask_rows_with_nan_are_ignored():
+    X = clustered(400, 8, seed=9).astype(np.float64)
+    X[[3, 50]] = np.nan
+    keep = np.isfinite(X).all(axis=1)
+    graph = knn_graph(X, 5, keep=keep)
+    ref_idx, _ = brute_force_knn(X[keep], 5)
+    np.testing.assert_array_equal(graph.indices, np.flatnonzero(keep)[ref_idx])
+    with pytest.raises(InputError, match=r"rows 3, 50"):
+        knn_graph(X, 5)
+
+
+def test_public_precisions_give_the_same_graph():
+    X = hypercube(900, 5, 24, seed=10).astype(np.float32)
+    graphs = [knn_graph(X, 9, precision=p, block_size=200) for p in ("auto", "float32", "bfloat16")]
+    for other in graphs[1:]:
+        np.testing.assert_array_equal(graphs[0].indices, other.indices)
+        np.testing.assert_array_equal(graphs[0].distances, other.distances)
+    with pytest.raises(InputError, match="precision must be one of"):
+        knn_graph(X, 9, precision="float16")
+
+
+def test_torch_engine_matches_the_cpu_engine():
+    # The CUDA path, run here on the CPU: the same answer from torch top-k pools.
+    E = clustered(1000, 24, seed=11)
+    local_idx, sq = _knn_torch.torch_graph(E, 7, 7 + 8, 128, torch.device("cpu"), 1)
+    idx, sq_cpu, _ = run(E, 7, "float32")
+    np.testing.assert_array_equal(local_idx, idx)
+    np.testing.assert_allclose(sq, sq_cpu, rtol=1e-13)
+
+
+def test_locality_order_is_a_deterministic_permutation():
+    E = clustered(3000, 16, seed=12)
+    a = _knn_cpu.locality_order(E, 12, 2)
+    b = _knn_cpu.locality_order(E, 12, 1)
+    np.testing.assert_array_equal(np.sort(a), np.arange(3000))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_this_machine_sums_bfloat16_products_in_float32():
+    # The model that the bfloat16 error bound assumes; where it fails, "auto" stays with float32 and an
+    # explicit precision="bfloat16" is refused (tested by monkeypatching below).
+    assert _knn_cpu.bf16_accumulation_is_float32() in (True, False)
+    assert isinstance(_knn_cpu.bf16_products_are_fast(), bool)
+
+
+def test_bfloat16_refused_where_the_model_fails(monkeypatch):
+    monkeypatch.setattr(_knn_cpu, "bf16_accumulation_is_float32", lambda: False)
+    monkeypatch.setattr(_knn_cpu, "bf16_products_are_fast", lambda: False)
+    X = hypercube(300, 3, 8, seed=13)
+    with pytest.raises(InputError, match="does not sum in float32"):
+        knn_graph(X, 4, precision="bfloat16")
+    assert knn_graph(X, 4, precision="auto").k == 4
