@@ -41,7 +41,9 @@ def run(E: np.ndarray, k: int, precision: str, pool: int | None = None, block: i
 def reference(E: np.ndarray, k: int):
     """Squared float64 distances of all pairs (direct differences): the k nearest, ties by index."""
     E64 = np.asarray(E, dtype=np.float64)
-    sq = ((E64[:, None, :] - E64[None, :, :]) ** 2).sum(axis=2)
+    sq = np.empty((E64.shape[0], E64.shape[0]))
+    for start in range(0, E64.shape[0], 64):
+        sq[start : start + 64] = ((E64[start : start + 64, None, :] - E64[None, :, :]) ** 2).sum(axis=2)
     np.fill_diagonal(sq, np.inf)
     n = E64.shape[0]
     order = np.lexsort((np.broadcast_to(np.arange(n), (n, n)), sq), axis=-1)[:, :k]
@@ -174,3 +176,19 @@ def test_bfloat16_refused_where_the_model_fails(monkeypatch):
     with pytest.raises(InputError, match="does not sum in float32"):
         knn_graph(X, 4, precision="bfloat16")
     assert knn_graph(X, 4, precision="auto").k == 4
+
+
+def test_auto_keeps_bfloat16_only_where_a_sample_predicts_it_pays():
+    # Clustered low-dimensional rows: the bfloat16 pools certify nearly every row, auto keeps bfloat16.
+    E = clustered(2000, 64, seed=14)
+    idx, sq, stats = _knn_cpu.cpu_graph(E, 10, 10 + 16, 256, 2, "auto-bfloat16", 10 + 8)
+    assert stats["precision"] == "bfloat16" and stats["predicted_uncertified"] <= _knn_cpu._BF16_MAX_UNCERTIFIED
+    # Isotropic noise in 512 dimensions with a bfloat16 pool of k + 1: the bound's margin holds more than one
+    # extra candidate for nearly every row (at N = 20,000, D = 1,280 it does so even for the default k + k/2),
+    # so auto falls back to float32, with the float32 pool width, before spending anything on the bfloat16 pass.
+    G = gaussian(2000, 512, 512, seed=15).astype(np.float32)
+    g_idx, g_sq, g_stats = _knn_cpu.cpu_graph(G, 10, 10 + 1, 256, 2, "auto-bfloat16", 10 + 8)
+    assert g_stats["precision"] == "float32" and g_stats["width"] == 18
+    assert g_stats["predicted_uncertified"] > 0.5
+    for found, data in ((idx, E), (g_idx, G)):
+        np.testing.assert_array_equal(found, reference(data, 10)[0])

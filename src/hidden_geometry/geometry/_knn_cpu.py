@@ -42,23 +42,6 @@ _SLACK = 1e-9
 _DIST_SLACK = 1e-10
 
 
-def centred_rows(E: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """y = E minus its float64 mean, rounded to float32, and |y|^2 in float64.
-
-    Centring first matters: a large common offset (the outlier dimensions of real models) would otherwise swamp
-    the float32 mantissa of every product.
-    """
-    n, d = E.shape
-    mean = E.mean(axis=0, dtype=np.float64)
-    y = np.empty((n, d), dtype=np.float32)
-    norms = np.empty(n, dtype=np.float64)
-    for start in range(0, n, chunk):
-        part = (E[start : start + chunk] - mean).astype(np.float32)
-        y[start : start + chunk] = part
-        norms[start : start + chunk] = np.einsum("ij,ij->i", part, part, dtype=np.float64)
-    return y, norms
-
-
 def _width_multiple(d: int, extra: int, multiple: int) -> int:
     return d + extra + (-(d + extra)) % multiple
 
@@ -70,38 +53,58 @@ def _centring_err(norms_a: np.ndarray, norms_b_max: float) -> np.ndarray:
 
 
 class _Float32Products:
-    """Tiles of approximate squared distances from float32 products of augmented rows.
+    """Tiles of approximate squared distances from float32 products of augmented centred rows.
 
     Rows [y, |y|^2, 1, 0...] against factors [-2y, 1, |y|^2, 0...]: each tile entry is |a|^2 + |b|^2 - 2 a.b
     straight from one product. The error bound is the worst case of any float32 summation order.
+    lazy: build each block of augmented rows when asked (the pass over a few query rows needs every block once;
+    it saves holding a second copy of all rows); otherwise all are built once up front.
     """
 
     tile_dtype = torch.float32
 
-    def __init__(self, y: np.ndarray, norms: np.ndarray):
-        n, d = y.shape
-        width = _width_multiple(d, 2, 16)
-        rows = np.zeros((n, width), dtype=np.float32)
-        rows[:, :d] = y
-        rows[:, d] = norms.astype(np.float32)
-        rows[:, d + 1] = 1.0
-        self.rows = torch.from_numpy(rows)
-        self.d = d
-        self.norms = norms
+    def __init__(self, E: np.ndarray, lazy: bool = False, chunk: int = 4096):
+        n, d = E.shape
+        self.E, self.d, self.n = E, d, n
+        self.width = _width_multiple(d, 2, 16)
+        self.mean = E.mean(axis=0, dtype=np.float64)
+        self.norms = np.empty(n, dtype=np.float64)
+        self.rows = None if lazy else torch.empty((n, self.width), dtype=torch.float32)
+        for start in range(0, n, chunk):
+            part, norms = self._augmented(start, min(start + chunk, n))
+            self.norms[start : start + part.shape[0]] = norms
+            if self.rows is not None:
+                self.rows[start : start + part.shape[0]] = part
         # Worst-case float32 error of one entry (2(D+2) roundings of terms up to |a|^2 + |b|^2), plus the
         # rounding of the norms and the centring.
         self._c = (2.0 * (d + 2) + 16.0) * _U32
 
-    def factor(self, start: int, stop: int) -> torch.Tensor:
-        rows = self.rows[start:stop]
-        factor = rows.clone()
-        factor[:, : self.d] *= -2.0
-        factor[:, self.d] = rows[:, self.d + 1]
-        factor[:, self.d + 1] = rows[:, self.d]
-        return factor
+    def _augmented(self, start: int, stop: int, rows: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
+        """[y, |y|^2, 1, 0...] for rows start..stop (or the given row numbers), y = E - mean rounded to float32
+        (centred first: a large common offset would swamp the float32 mantissa); and |y|^2 in float64."""
+        y = ((self.E[start:stop] if rows is None else self.E[rows]) - self.mean).astype(np.float32)
+        norms = np.einsum("ij,ij->i", y, y, dtype=np.float64)
+        out = torch.zeros((y.shape[0], self.width), dtype=torch.float32)
+        out[:, : self.d] = torch.from_numpy(y)
+        out[:, self.d] = torch.from_numpy(norms.astype(np.float32))
+        out[:, self.d + 1] = 1.0
+        return out, norms
 
     def columns(self, start: int, stop: int) -> torch.Tensor:
-        return self.rows[start:stop]
+        return self.rows[start:stop] if self.rows is not None else self._augmented(start, stop)[0]
+
+    def factor(self, start: int, stop: int, rows: np.ndarray | None = None) -> torch.Tensor:
+        """[-2y, 1, |y|^2, 0...] for rows start..stop, or for the given row numbers."""
+        if rows is not None:
+            aug = self._augmented(0, 0, rows)[0]
+        else:
+            aug = self.columns(start, stop).clone()
+        d = self.d
+        aug[:, :d] *= -2.0
+        norms = aug[:, d].clone()
+        aug[:, d] = 1.0
+        aug[:, d + 1] = norms
+        return aug
 
     def err(self, rows: slice | np.ndarray, other: slice) -> np.ndarray:
         """Error bound of the entries between each of `rows` and any row of `other`."""
@@ -159,20 +162,26 @@ class _Bfloat16Products:
         split = h1.to(torch.float64) + h2.to(torch.float64) + h3.to(torch.float64)
         self.split_err = (n64 - split).abs().numpy()
         rows = torch.from_numpy(bits.view(np.int16)).view(torch.bfloat16)
-        with torch_threads(threads):
-            factors = rows * -2.0  # exact: a power of two
         for i, h in enumerate((h1, h2, h3)):
-            factors[:, d + i] = h
-            factors[:, d + 3 + i] = 1.0
             rows[:, d + i] = 1.0
             rows[:, d + 3 + i] = h
-        self.factors, self.rows = factors, rows
+        self.rows, self.d = rows, d
+        self._factor_key: tuple[int, int] | None = None
         self._gamma = width * _U32 / (1.0 - width * _U32)
         self.lower = kernels.bf16_lower_table()
         self.scale = 1.0 / (1.0 - _U16 / (1.0 - _U16))
 
     def factor(self, start: int, stop: int) -> torch.Tensor:
-        return self.factors[start:stop]
+        """[-2ŷ, h1, h2, h3, 1, 1, 1, 0...] of rows start..stop (the last block's is kept: the tiles go block
+        row by block row)."""
+        if self._factor_key != (start, stop):
+            rows = self.rows[start:stop]
+            factor = rows * -2.0  # exact: a power of two
+            d = self.d
+            factor[:, d : d + 3] = rows[:, d + 3 : d + 6]
+            factor[:, d + 3 : d + 6] = 1.0
+            self._factor, self._factor_key = factor, (start, stop)
+        return self._factor
 
     def columns(self, start: int, stop: int) -> torch.Tensor:
         return self.rows[start:stop]
@@ -275,12 +284,12 @@ def _symmetric_pools(products, n: int, width: int, block: int, threads: int) -> 
 def _query_pools(products: _Float32Products, queries: np.ndarray, width: int, block: int, threads: int):
     """Pools of the query rows against all rows (float32 products, one side only); rows of the result follow
     `queries`."""
-    n = products.rows.shape[0]
+    n = products.n
     vals, idx = _empty_pools(queries.size, width)
     everything = slice(0, n)
     for q0 in range(0, queries.size, block):
         chosen = queries[q0 : q0 + block]
-        factor = _gather_factor(products, chosen)
+        factor = products.factor(0, 0, rows=chosen)
         err_row = products.err(chosen, everything)
         for j0 in range(0, n, block):
             j1 = min(j0 + block, n)
@@ -288,16 +297,6 @@ def _query_pools(products: _Float32Products, queries: np.ndarray, width: int, bl
                 t = torch.mm(factor, products.columns(j0, j1).T)
             _select_query_tile(t.numpy(), vals, idx, q0, j0, err_row, chosen)
     return vals, idx
-
-
-def _gather_factor(products: _Float32Products, chosen: np.ndarray) -> torch.Tensor:
-    rows = products.rows[torch.from_numpy(chosen)]
-    factor = rows.clone()
-    d = products.d
-    factor[:, :d] *= -2.0
-    factor[:, d] = rows[:, d + 1]
-    factor[:, d + 1] = rows[:, d]
-    return factor
 
 
 def _select_query_tile(tile, vals, idx, q0, j0, err_row, chosen) -> None:
@@ -353,7 +352,7 @@ def bf16_products_are_fast() -> bool:
 
 def default_pool(k: int, precision: str) -> int:
     """Extra candidates kept beyond k before the exact re-rank (wider for the coarser bfloat16 bound)."""
-    return max(16, k // 2) if precision == "bfloat16" else max(8, k // 8)
+    return max(16, k // 2) if precision in ("bfloat16", "auto-bfloat16") else max(8, k // 8)
 
 
 def rank_pools(E: np.ndarray, rows: np.ndarray, pool_idx: np.ndarray, names: np.ndarray, k: int, threads: int):
@@ -409,12 +408,46 @@ def _nearest_centre(rows: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     return (-2.0 * rows @ centres.T + (centres * centres).sum(1)[None, :]).argmin(dim=1)
 
 
+# "auto" keeps bfloat16 products only where a sample predicts at most this share of rows left uncertified:
+# each of those costs a float32 pass against all rows, and at about a quarter of the rows bfloat16 stops paying.
+_BF16_MAX_UNCERTIFIED = 0.1
+
+
+def predicted_uncertified(products: "_Bfloat16Products", k: int, width: int, threads: int, sample: int = 128) -> float:
+    """Share of rows whose bfloat16 pool of `width` would not certify their k nearest, predicted on a sample.
+
+    One bfloat16 product of the sample rows with all rows: a row fails when its width-th smallest lower bound
+    is not above its k-th smallest approximate value (a stand-in for the k-th exact distance). Clustered,
+    low-dimensional data (hidden representations) pass; isotropic high-dimensional noise does not, because the
+    bound's margin then holds hundreds of candidates.
+    """
+    n = products.rows.shape[0]
+    rows = np.sort(np.random.default_rng(0).choice(n, size=min(sample, n), replace=False))
+    d = products.d
+    part = products.rows[torch.from_numpy(rows)]
+    factor = part * -2.0
+    factor[:, d : d + 3] = part[:, d + 3 : d + 6]
+    factor[:, d + 3 : d + 6] = 1.0
+    with torch_threads(threads):
+        bits = (factor @ products.rows.T).view(torch.int16).numpy().astype(np.int64) & 0xFFFF
+    values = kernels.bf16_value_table()[bits]
+    bounds = products.lower[bits] - products.err(rows, slice(0, n))[:, None]
+    values[np.arange(rows.size), rows] = np.inf  # the point itself
+    bounds[np.arange(rows.size), rows] = np.inf
+    kth_value = np.partition(values, k - 1, axis=1)[:, k - 1]
+    wth_bound = np.partition(bounds, width - 1, axis=1)[:, width - 1]
+    return float(np.mean(~(wth_bound > kth_value)))
+
+
 def cpu_graph(
-    E: np.ndarray, k: int, width: int, block: int, threads: int, precision: str
+    E: np.ndarray, k: int, width: int, block: int, threads: int, precision: str, fallback_width: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Exact k nearest (local indices, float64 squared distances) of every row of E among the others.
 
-    Returns also how many rows each stage settled: {"rows", "float32_pass", "brute_force", "precision", "width"}.
+    precision: "bfloat16", "float32", or "auto-bfloat16" (bfloat16 unless a sample predicts that too many rows
+    would need the float32 pass; then float32 with pools of `fallback_width`).
+    Returns also how many rows each stage settled: {"rows", "float32_pass", "brute_force", "precision", "width",
+    "predicted_uncertified"}.
     """
     n = E.shape[0]
     n_blocks = -(-n // block)
@@ -424,22 +457,31 @@ def cpu_graph(
     else:
         names, Ep = np.arange(n, dtype=np.int64), np.ascontiguousarray(E)
     products = None
-    if precision == "bfloat16":
+    predicted = None
+    if precision in ("bfloat16", "auto-bfloat16"):
         try:
             products = _Bfloat16Products(Ep, threads)
         except OverflowError:
-            precision = "float32"  # near the top of the float range bfloat16 rounding can reach infinity
+            pass  # near the top of the float range bfloat16 rounding can reach infinity: float32 instead
+        if products is not None and precision == "auto-bfloat16":
+            predicted = predicted_uncertified(products, k, width, threads)
+            if predicted > _BF16_MAX_UNCERTIFIED:
+                products = None
+        if products is None:
+            width = fallback_width or width
+    precision = "bfloat16" if products is not None else "float32"
     if products is None:
-        products = _Float32Products(*centred_rows(Ep))
+        products = _Float32Products(Ep)
     vals, pool = _symmetric_pools(products, n, width, block, threads)
     del products
     idx, sq = rank_pools(Ep, np.arange(n, dtype=np.int64), pool, names, k, threads)
-    stats = {"rows": n, "float32_pass": 0, "brute_force": 0, "precision": precision, "width": width}
+    stats = {"rows": n, "float32_pass": 0, "brute_force": 0, "precision": precision, "width": width,
+             "predicted_uncertified": predicted}
     unsure = np.empty(0, dtype=np.int64) if width >= n - 1 else uncertified(vals[:, 0], sq[:, k - 1])
     del vals, pool
     if unsure.size > _BRUTE_FORCE_ROWS and precision == "bfloat16":
         stats["float32_pass"] = int(unsure.size)
-        f32 = _Float32Products(*centred_rows(Ep))
+        f32 = _Float32Products(Ep, lazy=True)
         q_vals, q_pool = _query_pools(f32, unsure, width, block, threads)
         del f32
         q_idx, q_sq = rank_pools(Ep, unsure, q_pool, names, k, threads)

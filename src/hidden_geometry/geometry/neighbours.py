@@ -199,14 +199,16 @@ def default_block_size(n: int, device: torch.device) -> int:
 
 
 def resolve_precision(precision: str, n: int, device: torch.device) -> str:
-    """The products' precision: float32 on CUDA; on CPU "auto" picks bfloat16 for large inputs where this
-    machine multiplies bfloat16 at least 1.5 times faster than float32 (measured once per process)."""
+    """The products' precision: float32 on CUDA; on CPU "auto" picks bfloat16 ("auto-bfloat16": checked
+    again on a sample of the data) for large inputs where this machine multiplies bfloat16 at least 1.5 times
+    faster than float32 (measured once per process)."""
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if device.type != "cpu":
         return "float32"
     if precision == "auto":
-        return "bfloat16" if n >= _BF16_MIN_POINTS and _knn_cpu.bf16_products_are_fast() else "float32"
+        # "auto-bfloat16": the engine still checks on a sample that bfloat16 pools will certify most rows.
+        return "auto-bfloat16" if n >= _BF16_MIN_POINTS and _knn_cpu.bf16_products_are_fast() else "float32"
     if precision == "bfloat16" and not _knn_cpu.bf16_accumulation_is_float32():
         raise InputError(
             "precision='bfloat16': this CPU's bfloat16 matrix product does not sum in float32, so the graph's "
@@ -259,10 +261,12 @@ def knn_graph(
     dev = _resolve_device(device)
     chosen = resolve_precision(precision, n, dev)
     block = int(block_size) if block_size else default_block_size(n, dev)
-    width = min(k + (default_pool(k, chosen) if pool is None else int(pool)), n - 1)
+    extra = int(pool) if pool is not None else None
+    width = min(k + (default_pool(k, chosen) if extra is None else extra), n - 1)
     threads = torch.get_num_threads()  # the caller's setting
     if dev.type == "cpu":
-        local_idx, sq, _ = _knn_cpu.cpu_graph(E, k, width, block, threads, chosen)
+        fallback_width = min(k + (default_pool(k, "float32") if extra is None else extra), n - 1)
+        local_idx, sq, _ = _knn_cpu.cpu_graph(E, k, width, block, threads, chosen, fallback_width)
     else:
         local_idx, sq = _knn_torch.torch_graph(E, k, width, block, dev, threads)
     # Cosine distance 1 - cos(a, b) equals half the squared distance between the unit rows.
