@@ -29,12 +29,22 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- knn_graph:begin -->", "<!-- knn_graph:end -->"
+MARKERS = {
+    "clustered": ("<!-- knn_graph:begin -->", "<!-- knn_graph:end -->"),
+    "isotropic": ("<!-- knn_graph_isotropic:begin -->", "<!-- knn_graph_isotropic:end -->"),
+}
+BEGIN, END = MARKERS["clustered"]
 
 
-def make_data(n: int, d: int, seed: int, offset: float) -> np.ndarray:
-    """Clustered low-rank data with noise, like hidden representations (float32); optional common offset."""
+def make_data(n: int, d: int, seed: int, offset: float, kind: str = "clustered") -> np.ndarray:
+    """Clustered low-rank data with noise, like hidden representations (float32); optional common offset.
+
+    kind "isotropic": standard normal rows in all d dimensions instead, the worst case for any method that
+    prunes with a bound (every point is nearly as far as the nearest).
+    """
     rng = np.random.default_rng(seed)
+    if kind == "isotropic":
+        return rng.standard_normal((n, d), dtype=np.float32)
     rank = min(64, d)
     centres = rng.standard_normal((100, rank)) * 2.0
     Z = centres[rng.integers(0, 100, n)] + rng.standard_normal((n, rank))
@@ -202,6 +212,7 @@ def main() -> None:
     parser.add_argument("--methods", default="ours,ours-float32,faiss,sklearn")
     parser.add_argument("--queries", type=int, default=200, help="rows whose exact neighbours give the recall")
     parser.add_argument("--offset", type=float, default=0.0, help="common offset norm added to every row")
+    parser.add_argument("--data", choices=sorted(MARKERS), default="clustered", help="kind of rows (see make_data)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-doc", action="store_true", help="print the table only")
     parser.add_argument("--worker", nargs=3, metavar=("METHOD", "DATA", "OUT"), help=argparse.SUPPRESS)
@@ -211,7 +222,7 @@ def main() -> None:
         return
 
     load_start = load_average()
-    X = make_data(args.n, args.d, args.seed, args.offset)
+    X = make_data(args.n, args.d, args.seed, args.offset, args.data)
     queries = np.random.default_rng(args.seed + 1).choice(args.n, size=min(args.queries, args.n), replace=False)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -244,7 +255,9 @@ def main() -> None:
         f"Machine: {machine()}; {args.threads} threads. Load average (1/5/15 min) at start {load_start}, "
         f"at end {load_end}" + (" (other processes were using the CPU)." if float(load_start.split()[0]) > 0.5
                                  or float(load_end.split()[0]) > 0.5 else "."),
-        f"Data: clustered low-rank (64) rows plus noise (benchmarks/knn_graph.py, seed {args.seed}). "
+        ("Data: clustered low-rank (64) rows plus noise" if args.data == "clustered" else
+         "Data: isotropic standard normal rows (the worst case for bounds)")
+        + f" (benchmarks/knn_graph.py --data {args.data}, seed {args.seed}). "
         f"Recall: exact float64 neighbours of {len(queries)} sampled rows.",
         "",
         "| method | time (s) | speed-up vs faiss | recall | peak RSS (MB) | GFLOP/s flat-equivalent |",
@@ -277,11 +290,13 @@ def main() -> None:
             f"{engine.get('width', '?')} candidates; rows not certified by them: "
             f"{engine.get('float32_pass', 0)} redone with float32 products, {engine.get('brute_force', 0)} by "
             f"float64 brute force."
+            + (f" Share of rows a sample predicted uncertified by bfloat16 pools: {engine['predicted_uncertified']:.2f}."
+               if engine.get("predicted_uncertified") is not None else "")
         )
     text = "\n".join(lines)
     print(text)
     if not args.no_doc:
-        write_section(text)
+        write_section(text, *MARKERS[args.data])
 
 
 if __name__ == "__main__":

@@ -92,8 +92,7 @@ def decimation(graph: Any, X: np.ndarray, params: Any) -> Any:
 
 def build_graph(X: np.ndarray, keep: np.ndarray, ids: list[str], params: Any, layer: str, log: Any) -> Any:
     """The layer's graph over kept, finite, distinct rows, or (None, reason, n_points) when it is undefined."""
-    keep = finite_keep_mask(X, keep, ids, log)
-    X = np.where(keep[:, None], X, 0.0).astype(X.dtype, copy=False)  # rows left out must not carry NaN either
+    keep = finite_keep_mask(X, keep, ids, log)  # knn_graph checks only the kept rows, so NaN rows may stay in X
     n_kept = int(geometry.find_duplicates(X[keep]).sum())  # distinct representations: what the graph can use
     k = min(int(params.graph_k), n_kept - 1)
     if k < int(params.graph_k):

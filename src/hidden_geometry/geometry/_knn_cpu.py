@@ -15,10 +15,15 @@ How a row's k nearest neighbours are made exact, whatever the precision of the p
 So the precision of the products changes the speed, never the answer: every path gives the same indices and the
 same float64 distances.
 
+Before the tiles, the rows are put in k-means order (`locality_order`) on a reordered copy: the diagonal tiles
+then fill the pools with near-final candidates and later tiles rarely beat them, and the re-rank reads rows
+that sit near each other. Ties are broken by the original row number, so the order never shows in the result.
+
 bfloat16 products (8 significant bits, float32 accumulation) run at about 2.5 times the float32 rate on CPUs with
 AVX512-BF16 or AMX. Their error bound is about 1% of the squared norms, so the pools are wider (k + k/2 by
-default) and a few more rows need the float32 pass; `bf16_products_are_fast` decides per machine, and checks that
-its matrix product keeps the accumulation model that the bound assumes.
+default). `bf16_products_are_fast` decides per machine and checks that its matrix product keeps the
+accumulation model that the bound assumes; `predicted_uncertified` decides per data set, on a sample, whether
+such pools will certify enough rows to pay (clustered, low-dimensional data do; isotropic noise does not).
 """
 
 from __future__ import annotations
@@ -114,8 +119,8 @@ class _Float32Products:
     def fill(self, tile, vals, idx, row0, err_row) -> None:
         kernels.fill_from_diagonal_f32(tile.numpy(), vals, idx, row0, err_row)
 
-    def select(self, tile, vals, idx, row0, col0, err_row, err_col, threads) -> None:
-        _two_sided(kernels.select_tile_f32, (tile.numpy(), vals, idx, row0, col0, err_row, err_col), threads)
+    def select(self, tile, vals, idx, row0, col0, err_row, err_col) -> None:
+        kernels.select_tile_f32(tile.numpy(), vals, idx, row0, col0, err_row, err_col, True, True)
 
 
 class _Bfloat16Products:
@@ -206,30 +211,9 @@ class _Bfloat16Products:
     def fill(self, tile, vals, idx, row0, err_row) -> None:
         kernels.fill_from_diagonal_bf16(tile.view(torch.int16).numpy(), self.lower, vals, idx, row0, err_row)
 
-    def select(self, tile, vals, idx, row0, col0, err_row, err_col, threads) -> None:
+    def select(self, tile, vals, idx, row0, col0, err_row, err_col) -> None:
         bits = tile.view(torch.int16).numpy()
-        args = (bits, self.lower, vals, idx, row0, col0, err_row, err_col, self.scale)
-        _two_sided(kernels.select_tile_bf16, args, threads)
-
-
-_TWO_SIDED_THREADS = False
-
-
-def _two_sided(kernel, args: tuple, threads: int) -> None:
-    """Run a tile kernel for the row heaps and the column heaps, on two threads when there are two (they update
-    different heaps: the tile's rows and columns are different blocks)."""
-    if threads < 2 or not _TWO_SIDED_THREADS:
-        kernel(*args, True, True)
-        return
-    worker = _selection_pool()
-    column_side = worker.submit(kernel, *args, False, True)
-    kernel(*args, True, False)
-    column_side.result()
-
-
-@functools.lru_cache(maxsize=1)
-def _selection_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="hg-select")
+        kernels.select_tile_bf16(bits, self.lower, vals, idx, row0, col0, err_row, err_col, self.scale, True, True)
 
 
 def _split_rows(kernel, args, n: int, threads: int) -> None:
@@ -275,8 +259,7 @@ def _symmetric_pools(products, n: int, width: int, block: int, threads: int) -> 
             j1 = min(j0 + block, n)
             cols = slice(j0, j1)
             products.select(
-                tile(i0, i1, j0, j1), vals, idx, i0, j0, products.err(factor_rows, cols), products.err(cols, factor_rows),
-                threads,
+                tile(i0, i1, j0, j1), vals, idx, i0, j0, products.err(factor_rows, cols), products.err(cols, factor_rows)
             )
     return vals, idx
 
@@ -424,19 +407,23 @@ def predicted_uncertified(products: "_Bfloat16Products", k: int, width: int, thr
     n = products.rows.shape[0]
     rows = np.sort(np.random.default_rng(0).choice(n, size=min(sample, n), replace=False))
     d = products.d
-    part = products.rows[torch.from_numpy(rows)]
-    factor = part * -2.0
-    factor[:, d : d + 3] = part[:, d + 3 : d + 6]
-    factor[:, d + 3 : d + 6] = 1.0
-    with torch_threads(threads):
-        bits = (factor @ products.rows.T).view(torch.int16).numpy().astype(np.int64) & 0xFFFF
-    values = kernels.bf16_value_table()[bits]
-    bounds = products.lower[bits] - products.err(rows, slice(0, n))[:, None]
-    values[np.arange(rows.size), rows] = np.inf  # the point itself
-    bounds[np.arange(rows.size), rows] = np.inf
-    kth_value = np.partition(values, k - 1, axis=1)[:, k - 1]
-    wth_bound = np.partition(bounds, width - 1, axis=1)[:, width - 1]
-    return float(np.mean(~(wth_bound > kth_value)))
+    failed = 0
+    for start in range(0, rows.size, 16):  # 16 sample rows at a time: [16, N] float64 temporaries only
+        part_rows = rows[start : start + 16]
+        part = products.rows[torch.from_numpy(part_rows)]
+        factor = part * -2.0
+        factor[:, d : d + 3] = part[:, d + 3 : d + 6]
+        factor[:, d + 3 : d + 6] = 1.0
+        with torch_threads(threads):
+            bits = (factor @ products.rows.T).view(torch.int16).numpy().astype(np.int64) & 0xFFFF
+        values = kernels.bf16_value_table()[bits]
+        bounds = products.lower[bits] - products.err(part_rows, slice(0, n))[:, None]
+        values[np.arange(part_rows.size), part_rows] = np.inf  # the point itself
+        bounds[np.arange(part_rows.size), part_rows] = np.inf
+        kth_value = np.partition(values, k - 1, axis=1)[:, k - 1]
+        wth_bound = np.partition(bounds, width - 1, axis=1)[:, width - 1]
+        failed += int(np.sum(~(wth_bound > kth_value)))
+    return failed / rows.size
 
 
 def cpu_graph(
