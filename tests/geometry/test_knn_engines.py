@@ -192,3 +192,18 @@ def test_auto_keeps_bfloat16_only_where_a_sample_predicts_it_pays():
     assert g_stats["predicted_uncertified"] > 0.5
     for found, data in ((idx, E), (g_idx, G)):
         np.testing.assert_array_equal(found, reference(data, 10)[0])
+
+
+def test_a_bound_that_fails_its_spot_check_sends_the_graph_to_float32(monkeypatch):
+    # Simulate a bfloat16 product that breaks the error model: bounds 10% above the values they bound. The
+    # spot check on the first diagonal tile must catch it before any pool is trusted.
+    from hidden_geometry.geometry import _knn_kernels
+
+    real = _knn_kernels.bf16_lower_table
+    monkeypatch.setattr(_knn_kernels, "bf16_lower_table", lambda: real() * 1.1 + 1.0)
+    E = clustered(1500, 32, seed=16)
+    idx, sq, stats = run(E, 10, "bfloat16")
+    assert stats["precision"] == "float32" and "exceed the distance" in stats["bound_violation"]
+    np.testing.assert_array_equal(idx, reference(E, 10)[0])
+    monkeypatch.setattr(_knn_kernels, "bf16_lower_table", real)
+    assert run(E, 10, "bfloat16")[2]["bound_violation"] is None

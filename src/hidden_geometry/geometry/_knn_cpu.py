@@ -170,7 +170,7 @@ class _Bfloat16Products:
         for i, h in enumerate((h1, h2, h3)):
             rows[:, d + i] = 1.0
             rows[:, d + 3 + i] = h
-        self.rows, self.d = rows, d
+        self.rows, self.d, self.E = rows, d, E
         self._factor_key: tuple[int, int] | None = None
         self._gamma = width * _U32 / (1.0 - width * _U32)
         self.lower = kernels.bf16_lower_table()
@@ -209,11 +209,34 @@ class _Bfloat16Products:
         return bound * (1.0 + _SLACK) + 1e-300
 
     def fill(self, tile, vals, idx, row0, err_row) -> None:
-        kernels.fill_from_diagonal_bf16(tile.view(torch.int16).numpy(), self.lower, vals, idx, row0, err_row)
+        bits = tile.view(torch.int16).numpy()
+        if row0 == 0:
+            self.check_bounds(bits, err_row)
+        kernels.fill_from_diagonal_bf16(bits, self.lower, vals, idx, row0, err_row)
+
+    def check_bounds(self, bits: np.ndarray, err_row: np.ndarray, n_pairs: int = 4096) -> None:
+        """Spot-check the bound on this run's own product: on random pairs of the first diagonal tile, every
+        lower bound must be at most the exact squared distance. The error model (float32 sums inside the
+        bfloat16 product) is checked once per process on a small product; this checks it on the real shape,
+        kernel and data. Raises BoundViolation (the caller then redoes the graph with float32 products)."""
+        rng = np.random.default_rng(0)
+        a = rng.integers(0, bits.shape[0], n_pairs)
+        b = rng.integers(0, bits.shape[1], n_pairs)
+        keep = a != b
+        a, b = a[keep], b[keep]
+        bounds = self.lower[bits[a, b].astype(np.int64) & 0xFFFF] - err_row[a]
+        diff = self.E[a].astype(np.float64) - self.E[b].astype(np.float64)
+        exact = np.einsum("ij,ij->i", diff, diff)
+        if not np.all(bounds <= exact * (1.0 + _DIST_SLACK)):
+            raise BoundViolation(f"{int(np.sum(bounds > exact))} of {a.size} sampled bfloat16 bounds exceed the distance")
 
     def select(self, tile, vals, idx, row0, col0, err_row, err_col) -> None:
         bits = tile.view(torch.int16).numpy()
         kernels.select_tile_bf16(bits, self.lower, vals, idx, row0, col0, err_row, err_col, self.scale, True, True)
+
+
+class BoundViolation(RuntimeError):
+    """A bfloat16 lower bound above an exact distance: this machine's product breaks the error model."""
 
 
 def _split_rows(kernel, args, n: int, threads: int) -> None:
@@ -433,8 +456,9 @@ def cpu_graph(
 
     precision: "bfloat16", "float32", or "auto-bfloat16" (bfloat16 unless a sample predicts that too many rows
     would need the float32 pass; then float32 with pools of `fallback_width`).
-    Returns also how many rows each stage settled: {"rows", "float32_pass", "brute_force", "precision", "width",
-    "predicted_uncertified"}.
+    Returns also what each stage did: {"rows", "float32_pass", "brute_force" (rows settled there), "precision"
+    and "width" (of the pass that ran), "predicted_uncertified" (auto's sample), "bound_violation" (why a
+    bfloat16 pass was abandoned for float32, or None)}.
     """
     n = E.shape[0]
     n_blocks = -(-n // block)
@@ -457,13 +481,20 @@ def cpu_graph(
         if products is None:
             width = fallback_width or width
     precision = "bfloat16" if products is not None else "float32"
+    bound_violation = None
+    if products is not None:
+        try:
+            vals, pool = _symmetric_pools(products, n, width, block, threads)
+        except BoundViolation as error:
+            bound_violation = str(error)
+            products, precision, width = None, "float32", fallback_width or width
     if products is None:
         products = _Float32Products(Ep)
-    vals, pool = _symmetric_pools(products, n, width, block, threads)
+        vals, pool = _symmetric_pools(products, n, width, block, threads)
     del products
     idx, sq = rank_pools(Ep, np.arange(n, dtype=np.int64), pool, names, k, threads)
     stats = {"rows": n, "float32_pass": 0, "brute_force": 0, "precision": precision, "width": width,
-             "predicted_uncertified": predicted}
+             "predicted_uncertified": predicted, "bound_violation": bound_violation}
     unsure = np.empty(0, dtype=np.int64) if width >= n - 1 else uncertified(vals[:, 0], sq[:, k - 1])
     del vals, pool
     if unsure.size > _BRUTE_FORCE_ROWS and precision == "bfloat16":
