@@ -98,12 +98,16 @@ class _Float32Products:
     def columns(self, start: int, stop: int) -> torch.Tensor:
         return self.rows[start:stop] if self.rows is not None else self._augmented(start, stop)[0]
 
-    def factor(self, start: int, stop: int, rows: np.ndarray | None = None) -> torch.Tensor:
-        """[-2y, 1, |y|^2, 0...] for rows start..stop, or for the given row numbers."""
-        if rows is not None:
-            aug = self._augmented(0, 0, rows)[0]
-        else:
-            aug = self.columns(start, stop).clone()
+    def factor(self, start: int, stop: int) -> torch.Tensor:
+        """[-2y, 1, |y|^2, 0...] for rows start..stop."""
+        return self._as_factor(self.columns(start, stop).clone())
+
+    def factor_of_rows(self, rows: np.ndarray) -> torch.Tensor:
+        """[-2y, 1, |y|^2, 0...] for the given row numbers."""
+        return self._as_factor(self._augmented(0, 0, rows)[0])
+
+    def _as_factor(self, aug: torch.Tensor) -> torch.Tensor:
+        """Augmented rows [y, |y|^2, 1, 0...] turned, in place, into factors [-2y, 1, |y|^2, 0...]."""
         d = self.d
         aug[:, :d] *= -2.0
         norms = aug[:, d].clone()
@@ -120,7 +124,7 @@ class _Float32Products:
         kernels.fill_from_diagonal_f32(tile.numpy(), vals, idx, row0, err_row)
 
     def select(self, tile, vals, idx, row0, col0, err_row, err_col) -> None:
-        kernels.select_tile_f32(tile.numpy(), vals, idx, row0, col0, err_row, err_col, True, True)
+        kernels.select_tile(tile.numpy(), None, vals, idx, row0, col0, err_row, err_col, 1.0, True, True)
 
 
 class _Bfloat16Products:
@@ -147,11 +151,10 @@ class _Bfloat16Products:
         self.norms = np.empty(n)
         self.r_norm = np.empty(n)
         self.yb_norm = np.empty(n)
-        values = kernels.bf16_value_table()
-        order = np.arange(n, dtype=np.int64)
+        self.values = kernels.bf16_value_table()
         _split_rows(
             kernels.centre_and_round_bf16,
-            lambda lo, hi: (E, order, mean, values, bits, self.norms, self.r_norm, self.yb_norm, lo, hi),
+            lambda lo, hi: (E, mean, self.values, bits, self.norms, self.r_norm, self.yb_norm, lo, hi),
             n,
             threads,
         )
@@ -180,13 +183,16 @@ class _Bfloat16Products:
         """[-2ŷ, h1, h2, h3, 1, 1, 1, 0...] of rows start..stop (the last block's is kept: the tiles go block
         row by block row)."""
         if self._factor_key != (start, stop):
-            rows = self.rows[start:stop]
-            factor = rows * -2.0  # exact: a power of two
-            d = self.d
-            factor[:, d : d + 3] = rows[:, d + 3 : d + 6]
-            factor[:, d + 3 : d + 6] = 1.0
-            self._factor, self._factor_key = factor, (start, stop)
+            self._factor, self._factor_key = self.as_factor(self.rows[start:stop]), (start, stop)
         return self._factor
+
+    def as_factor(self, rows: torch.Tensor) -> torch.Tensor:
+        """Factors [-2ŷ, h1, h2, h3, 1, 1, 1, 0...] of rows [ŷ, 1, 1, 1, h1, h2, h3, 0...] (a new tensor)."""
+        factor = rows * -2.0  # exact: a power of two
+        d = self.d
+        factor[:, d : d + 3] = rows[:, d + 3 : d + 6]
+        factor[:, d + 3 : d + 6] = 1.0
+        return factor
 
     def columns(self, start: int, stop: int) -> torch.Tensor:
         return self.rows[start:stop]
@@ -232,7 +238,7 @@ class _Bfloat16Products:
 
     def select(self, tile, vals, idx, row0, col0, err_row, err_col) -> None:
         bits = tile.view(torch.int16).numpy()
-        kernels.select_tile_bf16(bits, self.lower, vals, idx, row0, col0, err_row, err_col, self.scale, True, True)
+        kernels.select_tile(bits, self.lower, vals, idx, row0, col0, err_row, err_col, self.scale, True, True)
 
 
 class BoundViolation(RuntimeError):
@@ -295,7 +301,7 @@ def _query_pools(products: _Float32Products, queries: np.ndarray, width: int, bl
     everything = slice(0, n)
     for q0 in range(0, queries.size, block):
         chosen = queries[q0 : q0 + block]
-        factor = products.factor(0, 0, rows=chosen)
+        factor = products.factor_of_rows(chosen)
         err_row = products.err(chosen, everything)
         for j0 in range(0, n, block):
             j1 = min(j0 + block, n)
@@ -310,7 +316,7 @@ def _select_query_tile(tile, vals, idx, q0, j0, err_row, chosen) -> None:
     local = np.flatnonzero((chosen >= j0) & (chosen < j0 + tile.shape[1]))
     if local.size:
         tile[local, chosen[local] - j0] = np.inf
-    kernels.select_tile_f32(tile, vals, idx, q0, j0, err_row, err_row, True, False)
+    kernels.select_tile(tile, None, vals, idx, q0, j0, err_row, err_row, 1.0, True, False)
 
 
 @functools.lru_cache(maxsize=1)
@@ -429,17 +435,13 @@ def predicted_uncertified(products: "_Bfloat16Products", k: int, width: int, thr
     """
     n = products.rows.shape[0]
     rows = np.sort(np.random.default_rng(0).choice(n, size=min(sample, n), replace=False))
-    d = products.d
     failed = 0
     for start in range(0, rows.size, 16):  # 16 sample rows at a time: [16, N] float64 temporaries only
         part_rows = rows[start : start + 16]
-        part = products.rows[torch.from_numpy(part_rows)]
-        factor = part * -2.0
-        factor[:, d : d + 3] = part[:, d + 3 : d + 6]
-        factor[:, d + 3 : d + 6] = 1.0
+        factor = products.as_factor(products.rows[torch.from_numpy(part_rows)])
         with torch_threads(threads):
             bits = (factor @ products.rows.T).view(torch.int16).numpy().astype(np.int64) & 0xFFFF
-        values = kernels.bf16_value_table()[bits]
+        values = products.values[bits]
         bounds = products.lower[bits] - products.err(part_rows, slice(0, n))[:, None]
         values[np.arange(part_rows.size), part_rows] = np.inf  # the point itself
         bounds[np.arange(part_rows.size), part_rows] = np.inf
@@ -528,13 +530,3 @@ def brute_force_rows(
         cols[np.arange(part.size), part] = -1  # the point itself, by index
         out_idx[q0 : q0 + part.size], out_sq[q0 : q0 + part.size] = rank_pools(E, part, cols, names, k, threads)
     return out_idx, out_sq
-
-
-def tile_flops(n: int, d: int, block: int) -> float:
-    """Multiply-adds of the symmetric pass (diagonal tiles in full), for GFLOP/s reports."""
-    starts = range(0, n, block)
-    sizes = [min(block, n - s) for s in starts]
-    total = sum(s * s for s in sizes)
-    total += sum(sizes[i] * sizes[j] for i in range(len(sizes)) for j in range(i + 1, len(sizes)))
-    return float(total) * d
-

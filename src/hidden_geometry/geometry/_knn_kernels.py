@@ -26,9 +26,8 @@ _CHUNK = 32
 def bf16_lower_table() -> np.ndarray:
     """For each of the 65,536 bfloat16 bit patterns (as uint16): value - u|value|/(1-u), a lower bound of any
     real number that rounds to it (NaN and inf patterns map to -inf, which keeps those entries: never silent)."""
-    bits = np.arange(65536, dtype=np.uint32) << 16
-    with np.errstate(invalid="ignore", over="ignore"):
-        values = bits.view(np.float32).astype(np.float64)
+    values = bf16_value_table()
+    with np.errstate(invalid="ignore"):
         lower = values - np.abs(values) * (BF16_U / (1.0 - BF16_U))
     lower[~np.isfinite(lower)] = -np.inf
     # Round the bound itself down by a relative 1e-15 so that float64 rounding here can never make it exceed.
@@ -163,11 +162,7 @@ def _fill_row(keys, kth, vals, idx, r, col0, err, values, lower) -> None:
             m += 1
     bounds = np.empty(take, dtype=np.float64)
     for w in range(take):
-        b = chosen[w]
-        if lower is None:
-            bounds[w] = np.float64(values[b]) - err
-        else:
-            bounds[w] = lower[values[b] & 0xFFFF] - err
+        bounds[w] = _bound(values[chosen[w]], lower, err)
     order = np.argsort(-bounds, kind="mergesort")
     pad = width - take
     for w in range(pad):
@@ -178,10 +173,35 @@ def _fill_row(keys, kth, vals, idx, r, col0, err, values, lower) -> None:
         idx[r, pad + w] = col0 + chosen[order[w]]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _threshold(x: float, lower, scale: float):
+    """The tile-value threshold that keeps every entry whose bound could be below x: bits for a bfloat16 tile
+    (lower given), a float32 for a float32 tile (lower None)."""
+    if lower is None:
+        return _f32_above(x)
+    return np.int16(_threshold_bits(x * scale))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _never(lower):
+    """A threshold no tile entry is below (the side of a tile that is not updated)."""
+    if lower is None:
+        return np.float32(-np.inf)
+    return np.int16(-32768)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bound(v, lower, err: float) -> float:
+    """Lower bound of the true squared distance of a tile entry: lower[bits] - err (bfloat16), value - err."""
+    if lower is None:
+        return np.float64(v) - err
+    return lower[v & 0xFFFF] - err
+
+
 @njit(cache=True, nogil=True)
-def select_tile_bf16(
+def select_tile(
     tile: np.ndarray,
-    lower: np.ndarray,
+    lower,
     vals: np.ndarray,
     idx: np.ndarray,
     row0: int,
@@ -192,22 +212,24 @@ def select_tile_bf16(
     do_rows: bool,
     do_cols: bool,
 ) -> None:
-    """Merge one bfloat16 tile (rows row0.., columns col0..) into the heaps of its rows and of its columns.
+    """Merge one off-diagonal tile (rows row0.., columns col0..) into the heaps of its rows and of its columns.
 
-    tile: int16 [a, b], the bits of approximate squared distances; lower: `bf16_lower_table()`.
-    err_row / err_col: the rest of each entry's error bound for the row / column point of this tile (the bound
-    is lower[bits] - err). scale: 1 / (1 - u'), with lower = value (1 - u') for positive values: turns a bound on
-    the lower value into a bound on the tile value. do_rows / do_cols: which heaps to update. Off-diagonal tiles
-    only: a block's tile with itself goes through `fill_from_diagonal_bf16`.
+    tile: float32 approximate squared distances (lower None: the bound is value - err), or int16 bits of
+    bfloat16 ones (lower: `bf16_lower_table()`, the bound is lower[bits] - err). err_row / err_col: the rest of
+    each entry's error bound for the row / column point of this tile. scale: 1 / (1 - u') for bfloat16, with
+    lower = value (1 - u') for positive values: turns a bound on the lower value into one on the tile value.
+    do_rows / do_cols: which heaps to update (a query tile, with the point itself masked by +inf, updates its
+    rows only). A block's tile with itself goes through `fill_from_diagonal_*`.
     """
     n_rows, n_cols = tile.shape
-    col_thr = np.full(n_cols, -32768, dtype=np.int16)  # nothing passes: no column side
+    never = _never(lower)
+    col_thr = np.full(n_cols, never)
     if do_cols:
         for b in range(n_cols):
-            col_thr[b] = _threshold_bits((vals[col0 + b, 0] + err_col[b]) * scale)
+            col_thr[b] = _threshold(vals[col0 + b, 0] + err_col[b], lower, scale)
     for a in range(n_rows):
         r = row0 + a
-        row_thr = np.int16(_threshold_bits((vals[r, 0] + err_row[a]) * scale)) if do_rows else np.int16(-32768)
+        row_thr = _threshold(vals[r, 0] + err_row[a], lower, scale) if do_rows else never
         for b0 in range(0, n_cols, _CHUNK):
             b1 = min(b0 + _CHUNK, n_cols)
             # Vectorised scan: most chunks hold no entry below either threshold once the pools are full.
@@ -220,61 +242,16 @@ def select_tile_bf16(
             for b in range(b0, b1):
                 v = tile[a, b]
                 if v < row_thr:
-                    bound = lower[v & 0xFFFF] - err_row[a]
+                    bound = _bound(v, lower, err_row[a])
                     if bound < vals[r, 0]:
                         _push(vals, idx, r, bound, col0 + b)
-                        row_thr = np.int16(_threshold_bits((vals[r, 0] + err_row[a]) * scale))
+                        row_thr = _threshold(vals[r, 0] + err_row[a], lower, scale)
                 if v < col_thr[b]:
                     c = col0 + b
-                    bound = lower[v & 0xFFFF] - err_col[b]
+                    bound = _bound(v, lower, err_col[b])
                     if bound < vals[c, 0]:
                         _push(vals, idx, c, bound, r)
-                        col_thr[b] = _threshold_bits((vals[c, 0] + err_col[b]) * scale)
-
-
-@njit(cache=True, nogil=True)
-def select_tile_f32(
-    tile: np.ndarray,
-    vals: np.ndarray,
-    idx: np.ndarray,
-    row0: int,
-    col0: int,
-    err_row: np.ndarray,
-    err_col: np.ndarray,
-    do_rows: bool,
-    do_cols: bool,
-) -> None:
-    """`select_tile_bf16` for a float32 tile: the bound of an entry is value - err. No diagonal tiles here (they
-    go through `fill_from_diagonal_f32`); a query tile masks the point itself with +inf before the call."""
-    n_rows, n_cols = tile.shape
-    col_thr = np.full(n_cols, -np.inf, dtype=np.float32)
-    if do_cols:
-        for b in range(n_cols):
-            col_thr[b] = _f32_above(vals[col0 + b, 0] + err_col[b])
-    for a in range(n_rows):
-        r = row0 + a
-        row_thr = _f32_above(vals[r, 0] + err_row[a]) if do_rows else np.float32(-np.inf)
-        for b0 in range(0, n_cols, _CHUNK):
-            b1 = min(b0 + _CHUNK, n_cols)
-            hit = 0
-            for b in range(b0, b1):
-                v = tile[a, b]
-                hit |= (v < row_thr) | (v < col_thr[b])
-            if hit == 0:
-                continue
-            for b in range(b0, b1):
-                v = tile[a, b]
-                if v < row_thr:
-                    bound = np.float64(v) - err_row[a]
-                    if bound < vals[r, 0]:
-                        _push(vals, idx, r, bound, col0 + b)
-                        row_thr = _f32_above(vals[r, 0] + err_row[a])
-                if v < col_thr[b]:
-                    c = col0 + b
-                    bound = np.float64(v) - err_col[b]
-                    if bound < vals[c, 0]:
-                        _push(vals, idx, c, bound, r)
-                        col_thr[b] = _f32_above(vals[c, 0] + err_col[b])
+                        col_thr[b] = _threshold(vals[c, 0] + err_col[b], lower, scale)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -393,7 +370,6 @@ def bf16_value_table() -> np.ndarray:
 @njit(cache=True, nogil=True)
 def centre_and_round_bf16(
     E: np.ndarray,
-    order: np.ndarray,
     mean: np.ndarray,
     values: np.ndarray,
     bits_out: np.ndarray,
@@ -403,15 +379,14 @@ def centre_and_round_bf16(
     lo: int,
     hi: int,
 ) -> None:
-    """One pass per row i in [lo, hi): y = float32(E[order[i]] - mean), its bfloat16 rounding (round to nearest even,
+    """One pass per row i in [lo, hi): y = float32(E[i] - mean), its bfloat16 rounding (round to nearest even,
     as torch) into bits_out[i, :d], and in float64 |y|^2, |y - ŷ| and |ŷ| (values: `bf16_value_table()`)."""
     d = E.shape[1]
     scratch = np.empty(d, dtype=np.float32)
     scratch_bits = scratch.view(np.uint32)
     for i in range(lo, hi):
-        src = order[i]
         for t in range(d):
-            scratch[t] = np.float32(np.float64(E[src, t]) - mean[t])
+            scratch[t] = np.float32(np.float64(E[i, t]) - mean[t])
         s = 0.0
         sr = 0.0
         sb = 0.0

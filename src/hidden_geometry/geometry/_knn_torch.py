@@ -200,13 +200,13 @@ def _pair_distances(E: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk: in
 
 
 def _pool_distances(
-    E: torch.Tensor, pool_idx: np.ndarray, block: int = 512, chunk: int = 256, workers: int = 1
+    E: torch.Tensor, pool_idx: np.ndarray, block: int = 512, chunk: int = 256
 ) -> np.ndarray:
     """Euclidean distances (float64, direct differences) from each row i of E to the rows pool_idx[i].
 
     Each unordered pair is computed once (neighbour relations are often mutual), and the pairs are taken block
     pair by block pair, so that both rows of a pair come from two small blocks held in cache instead of from
-    anywhere in memory. `workers` threads share the block rows.
+    anywhere in memory.
     """
     n, width = pool_idx.shape
     i = np.repeat(np.arange(n, dtype=np.int64), width)
@@ -229,27 +229,16 @@ def _pool_distances(
     # Work items: the pairs of one block of lo rows (its float64 copy is made once and stays in cache).
     bounds = np.concatenate([[0], np.flatnonzero(np.diff(lo_block)) + 1, [pairs.size]])
 
-    def run(items: list[tuple[int, int]]) -> None:
-        with _threads(1):
-            for start, stop in items:
-                bi = int(lo_block[start])
-                lo_rows = E[bi * block : (bi + 1) * block].to(torch.float64)
-                for s0 in range(start, stop, chunk):
-                    s1 = min(s0 + chunk, stop)
-                    diff = torch.index_select(lo_rows, 0, lo_idx[s0:s1] - bi * block)
-                    # float32 values become exact float64 values: the difference carries no cancellation error.
-                    diff.sub_(torch.index_select(E, 0, hi_idx[s0:s1]).to(torch.float64))
-                    dist[s0:s1] = torch.linalg.vector_norm(diff, dim=1)
-
-    items = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
-    if workers > 1 and len(items) > 1 and pairs.size > 200_000:
-        from concurrent.futures import ThreadPoolExecutor
-
-        shares = [items[w::workers] for w in range(workers)]
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(run, shares))
-    else:
-        run(items)
+    with _threads(1):
+        for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            bi = int(lo_block[start])
+            lo_rows = E[bi * block : (bi + 1) * block].to(torch.float64)
+            for s0 in range(start, stop, chunk):
+                s1 = min(s0 + chunk, stop)
+                diff = torch.index_select(lo_rows, 0, lo_idx[s0:s1] - bi * block)
+                # float32 values become exact float64 values: the difference carries no cancellation error.
+                diff.sub_(torch.index_select(E, 0, hi_idx[s0:s1]).to(torch.float64))
+                dist[s0:s1] = torch.linalg.vector_norm(diff, dim=1)
     return dist.numpy()[inverse].reshape(n, width)
 
 
@@ -278,11 +267,11 @@ def _brute_force_rows(E: torch.Tensor, queries: np.ndarray, k: int, chunk: int =
 
 
 def _exact_rerank(
-    E: torch.Tensor, pool_vals: np.ndarray, pool_idx: np.ndarray, k: int, norms: np.ndarray, workers: int = 1
+    E: torch.Tensor, pool_vals: np.ndarray, pool_idx: np.ndarray, k: int, norms: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Re-rank the pools in float64; return local indices, distances and the rows that need brute force."""
     n, width = pool_idx.shape
-    exact = _pool_distances(E, pool_idx, workers=workers)
+    exact = _pool_distances(E, pool_idx)
     idx, dist = _rank(pool_idx, exact, k)
     # Worst-case float32 error of one product entry (any summation order), with room for the centring rounding:
     # a point outside the pool has a float32 value >= the pool's largest, so its true squared distance is at
@@ -305,7 +294,7 @@ def torch_graph(
         pool_vals, pool_idx = _float32_pools(A, E.shape[1], width, block, device, threads)
         del A
         Et = torch.from_numpy(np.ascontiguousarray(E))
-        local_idx, dist, unsure = _exact_rerank(Et, pool_vals, pool_idx, k, norms, workers=1)
+        local_idx, dist, unsure = _exact_rerank(Et, pool_vals, pool_idx, k, norms)
         if unsure.size:
             local_idx[unsure], dist[unsure] = _brute_force_rows(Et, unsure, k)
     return local_idx, dist**2

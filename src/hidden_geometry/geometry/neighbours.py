@@ -240,8 +240,6 @@ def knn_graph(
     del seed  # deterministic: no random choices are made
     if metric not in METRICS:
         raise InputError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    if precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     X = validate_representation(X, keep=keep)
     if isinstance(k, bool) or int(k) != k or k < 1:
         raise InputError(f"k must be a positive integer, got {k!r}")
