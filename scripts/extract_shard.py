@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import torch
-from _wf import input_column, logged
+from _wf import logged
 
 from hidden_geometry.config import shard_bounds
 from hidden_geometry.data.items import read_items
@@ -63,7 +63,7 @@ def shard_inputs(items: Any, images_path: str | None) -> list[Any]:
     """Every item's input (sequences, texts, or image arrays); the shard is cut by start/stop."""
     if images_path is not None:
         return np.load(images_path, mmap_mode="r")
-    return list(items.columns[input_column(items.columns)])
+    return list(items.columns[items.input_column])
 
 
 def main(snakemake: Any) -> None:

@@ -2,7 +2,9 @@
 
 from typing import Any
 
-from _wf import logged, read_json
+from _wf import logged
+
+from hidden_geometry.io import read_json
 
 from hidden_geometry import plots
 

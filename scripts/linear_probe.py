@@ -1,43 +1,31 @@
-"""Rule linear_probe: logistic-regression accuracy of one layer's representations (stratified k-fold)."""
+"""Rule linear_probe: one layer's linear-probe accuracy (`hidden_geometry.analysis.probe_layer`)."""
 
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _wf import logged, write_json
+from _wf import logged
 
+from hidden_geometry import analysis
 from hidden_geometry.data.items import read_items
 from hidden_geometry.errors import InputError
-from hidden_geometry.probes import linear_probe
-
-
-def probe_rows(keep: np.ndarray, X: np.ndarray, max_items: int | None, seed: int) -> np.ndarray:
-    """Indices of the rows probed: kept and finite, optionally a seeded subsample (sorted, input order)."""
-    rows = np.flatnonzero(keep & np.isfinite(X).all(axis=1))
-    if max_items is not None and rows.size > max_items:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, size=max_items, replace=False))
-    return rows
+from hidden_geometry.io import write_json
 
 
 def main(snakemake: Any) -> None:
     with logged(snakemake) as log:
-        layer = int(snakemake.wildcards.layer)
+        layer, params = int(snakemake.wildcards.layer), snakemake.params
         items = read_items(snakemake.input.table)
-        column = snakemake.params.label_column
-        if column not in items.columns:
-            raise InputError(f"analyses: label_column {column!r} is not a column of {snakemake.input.table}")
+        if params.label_column not in items.columns:
+            raise InputError(f"analyses: label_column {params.label_column!r} is not a column of "
+                             f"{snakemake.input.table}")
         X = np.load(Path(snakemake.input.embeddings) / f"layer_{layer:03d}.npy", mmap_mode="r")
         keep = np.load(snakemake.input.keep)
-        rows = probe_rows(keep, X, snakemake.params.max_items, snakemake.params.seed)
-        labels = np.asarray(items.columns[column], dtype=object)[rows]
-        if all(label == "" for label in labels):
-            out = {"mean": None, "std": None, "n_folds": 0, "reason": f"the dataset has no '{column}' labels"}
-        else:
-            out = linear_probe(np.asarray(X[rows], dtype=np.float64), labels, folds=snakemake.params.folds,
-                               seed=snakemake.params.seed)
-        log.info("layer %d: linear probe on %d items: %s", layer, rows.size, out)
-        write_json(snakemake.output.probe, {"layer": layer, "n_items": int(rows.size), "label_column": column,
-                                            "probe": out})
+        labels = items.columns[params.label_column]
+        out = analysis.probe_layer(X, labels, keep, folds=params.folds, max_items=params.max_items, seed=params.seed,
+                                   label_column=params.label_column)
+        log.info("layer %d: linear probe on %d items: %s", layer, out["n_items"], out["probe"])
+        write_json(snakemake.output.probe, {"layer": layer, "label_column": params.label_column, **out})
 
 
 if __name__ == "__main__":

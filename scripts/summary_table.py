@@ -2,7 +2,9 @@
 
 from typing import Any
 
-from _wf import logged, read_json, write_tsv
+from _wf import logged
+
+from hidden_geometry.io import read_json, write_tsv
 
 SUMMARY_COLUMNS = ("dataset", "model", "model_label", "untrained", "n_layers", "id_measure", "chosen_layer",
                    "chosen_relative_depth", "probe_best_layer", "probe_best_relative_depth", "probe_acc_at_chosen",

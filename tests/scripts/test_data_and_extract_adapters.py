@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from hidden_geometry.data.items import read_items
+from hidden_geometry.data.items import ItemTable, read_items
 from hidden_geometry.errors import InputError
 
 from .conftest import Named, fake_snakemake
@@ -62,7 +62,7 @@ def test_cpu_request_never_touches_cuda(script, monkeypatch) -> None:
 
 def test_shard_inputs_are_the_input_column_or_images(script, tmp_path: Path) -> None:
     extract = script("extract_shard")
-    items = SimpleNamespace(columns={"label": ["a", "b"], "sequence": ["ACD", "KL"]})
+    items = ItemTable(ids=["x", "y"], columns={"label": ["a", "b"], "sequence": ["ACD", "KL"]})
     assert extract.shard_inputs(items, None) == ["ACD", "KL"]
     np.save(tmp_path / "im.npy", np.zeros((2, 4, 4, 3), dtype=np.uint8))
     assert extract.shard_inputs(items, str(tmp_path / "im.npy")).shape == (2, 4, 4, 3)

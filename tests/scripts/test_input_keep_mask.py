@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from hidden_geometry.data.items import ItemTable, write_items
+from hidden_geometry.io import read_json
 
 from .conftest import fake_snakemake
 
@@ -20,7 +21,7 @@ def run(script, tmp_path: Path, table: ItemTable, images: np.ndarray | None, ded
     outputs = {"keep": str(tmp_path / "keep.npy"), "summary": str(tmp_path / "keep.json")}
     script("input_keep_mask").main(fake_snakemake(input=inputs, output=outputs, params={"deduplicate": deduplicate},
                                                   log=[str(tmp_path / "log.txt")]))
-    return np.load(tmp_path / "keep.npy"), script("_wf").read_json(tmp_path / "keep.json")
+    return np.load(tmp_path / "keep.npy"), read_json(tmp_path / "keep.json")
 
 
 def test_identical_sequences_are_kept_once(script, tmp_path: Path) -> None:
