@@ -39,9 +39,10 @@ def test_write_tsv_has_exact_columns_and_na(tmp_path: Path) -> None:
 def test_json_ready_without_digits_keeps_floats_and_converts_results() -> None:
     from hidden_geometry.probes import ProbeResult
 
-    value = io.json_ready({"r": ProbeResult(0.123456789, math.nan, 3), "t": (np.float64(2.5), np.str_("a"))})
+    value = io.json_ready({"r": ProbeResult(0.123456789, math.nan, 3), "t": (np.float64(2.5), np.str_("a")),
+                           "s": {"b", "a"}, "p": Path("x") / "y"})
     assert value == {"r": {"mean": 0.123456789, "std": None, "n_folds": 3, "reason": "", "n": 0, "n_classes": 0},
-                     "t": [2.5, "a"]}
+                     "t": [2.5, "a"], "s": ["a", "b"], "p": "x/y"}
     assert type(value["t"][1]) is str
 
 

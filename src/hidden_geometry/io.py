@@ -29,14 +29,17 @@ FLOAT_DIGITS = 6  # significant digits of every float the workflow writes to a t
 
 
 def json_ready(value: Any, digits: int | None = None) -> Any:
-    """A JSON-ready copy of `value`: NaN/inf -> None, numpy to Python, tuples to lists, `to_dict()` objects and
-    dataclasses converted; floats rounded to `digits` significant digits when given."""
+    """A JSON-ready copy of `value`: NaN/inf -> None, numpy to Python, tuples to lists, sets to sorted lists, paths
+    to strings, `to_dict()` objects and dataclasses converted; floats rounded to `digits` significant digits when
+    given."""
     if hasattr(value, "to_dict") and callable(value.to_dict):
         return json_ready(value.to_dict(), digits)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return json_ready(dataclasses.asdict(value), digits)
     if isinstance(value, Mapping):
         return {str(key): json_ready(item, digits) for key, item in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return [json_ready(item, digits) for item in sorted(value)]
     if isinstance(value, (list, tuple)):
         return [json_ready(item, digits) for item in value]
     if isinstance(value, np.ndarray):
@@ -50,8 +53,10 @@ def json_ready(value: Any, digits: int | None = None) -> Any:
         if not math.isfinite(value):
             return None
         return value if digits is None else float(f"{value:.{digits}g}")
-    if isinstance(value, np.str_):
-        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     return value
 
 
