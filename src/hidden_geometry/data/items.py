@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from ..atomic import atomic_path, write_text_atomic
 from ..errors import InputError
+from ..io import json_ready
 
 # The first columns, always present and in this order.
 LEADING_COLUMNS = ("id", "label", "group")
@@ -189,28 +189,10 @@ def read_images(path: str | os.PathLike) -> np.ndarray:
     return array
 
 
-def _json_ready(value: Any) -> Any:
-    """Plain JSON types; NaN/inf become null, tuples lists, numpy scalars Python numbers, paths strings."""
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value) if isinstance(value, (set, frozenset)) else value
-        return [_json_ready(v) for v in items]
-    if hasattr(value, "to_dict") and callable(value.to_dict):
-        return _json_ready(value.to_dict())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value
-
-
 def write_dataset_summary(path: str | os.PathLike, summary: dict[str, Any]) -> Path:
     """Write dataset.json (counts, drops with reasons, source, config): sorted keys, atomic, stable bytes."""
     target = Path(path)
-    text = json.dumps(_json_ready(summary), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    text = json.dumps(json_ready(summary), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
     write_text_atomic(target, text + "\n")
     return target
 
