@@ -174,3 +174,19 @@ def test_entry_point_prints_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     proc = subprocess.run([sys.executable, "-m", "hidden_geometry.cli", "id"], capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr  # argparse usage errors also exit 2
+
+
+def test_every_argument_has_help_with_an_example():
+    import argparse
+
+    from hidden_geometry.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subparsers.choices) == {"id", "knn", "overlap", "layers"}
+    for name, sub in [("", parser), *subparsers.choices.items()]:
+        for action in sub._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            assert action.help and "example" in action.help, (name, action.dest)
+        assert sub is parser or "examples:" in sub.epilog
