@@ -50,3 +50,16 @@ def test_unreadable_files_are_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(InputError, match="bad.json: not JSON"):
         io.read_json(tmp_path / "bad.json")
+
+
+def test_read_tsv_columns_gives_floats_and_names_bad_lines(tmp_path: Path) -> None:
+    path = tmp_path / "t.tsv"
+    path.write_text("layer\tx\n0\t0.5\n1\tNA\n")
+    columns = io.read_tsv_columns(path)
+    assert columns["layer"].tolist() == [0.0, 1.0] and columns["x"][0] == 0.5 and math.isnan(columns["x"][1])
+    path.write_text("layer\tx\n0\t0.5\n1\n")
+    with pytest.raises(InputError, match=r"t.tsv:3: 1 fields where the header has 2"):
+        io.read_tsv(path)
+    path.write_text("layer\tx\n0\tabc\n")
+    with pytest.raises(InputError, match="not a numeric table"):
+        io.read_tsv_columns(path)

@@ -92,9 +92,30 @@ def write_tsv(path: str | os.PathLike, columns: Sequence[str], rows: Sequence[Ma
 
 
 def read_tsv(path: str | os.PathLike) -> list[dict[str, str]]:
-    """The rows of a table written by `write_tsv`, as dicts of strings (no quoting inside)."""
+    """The rows of a table written by `write_tsv`, as dicts of strings (no quoting inside); a row whose field
+    count is not the header's is a one-line InputError naming the line."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     if not lines:
         raise InputError(f"{path}: empty table (no header line)")
     header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"))) for line in lines[1:] if line]
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise InputError(f"{path}:{number}: {len(fields)} fields where the header has {len(header)}")
+        rows.append(dict(zip(header, fields)))
+    return rows
+
+
+def read_tsv_columns(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A numeric table written by `write_tsv` as float arrays per column (`NA` -> NaN)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t") if lines else []
+    rows = read_tsv(path)
+    try:
+        return {name: np.array([math.nan if row[name] == "NA" else float(row[name]) for row in rows], dtype=float)
+                for name in header}
+    except ValueError as error:
+        raise InputError(f"{path}: not a numeric table ({error})") from None

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
 from .errors import InputError  # noqa: E402
+from .io import read_tsv_columns  # noqa: E402
 
 # No dates or versions in the files: the same figure gives the same bytes.
 _METADATA = {
@@ -50,17 +51,8 @@ class LayerProfile:
 
 
 def read_layers_table(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """layers.tsv as float arrays per column ('NA' -> NaN)."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    if not lines:
-        raise InputError(f"{path}: empty layers table")
-    header = lines[0].split("\t")
-    rows = [line.split("\t") for line in lines[1:] if line]
-    for number, row in enumerate(rows, start=2):
-        if len(row) != len(header):
-            raise InputError(f"{path}:{number}: {len(row)} fields where the header has {len(header)}")
-    return {name: np.array([math.nan if row[i] == "NA" else float(row[i]) for row in rows], dtype=float)
-            for i, name in enumerate(header)}
+    """layers.tsv as float arrays per column ('NA' -> NaN): `io.read_tsv_columns`."""
+    return read_tsv_columns(path)
 
 
 def _new_axes(figsize: tuple[float, float] = (6.0, 4.0)) -> tuple[Figure, plt.Axes]:
