@@ -113,3 +113,16 @@ def test_cli_layers_without_items_has_no_label_columns(tmp_path: Path, capsys) -
     assert status == 0 and printed["n_kept"] == N - 1 and "--items" in printed["label_reason"]
     rows = [line.split("\t") for line in (tmp_path / "t.tsv").read_text().splitlines()[1:]]
     assert all(r[8] == "NA" and r[10] == "NA" for r in rows) and rows[0][2] != "NA"
+
+
+def test_cli_layers_image_items_need_their_pixels(tmp_path: Path, capsys) -> None:
+    emb, _ = extraction_folder(tmp_path)
+    table = tmp_path / "images.tsv"
+    write_items(ItemTable(ids=[f"item{i}" for i in range(N)], columns={"label": ["a", "b", "c"] * (N // 3)}), table)
+    assert cli_main(["layers", str(emb), "--items", str(table), "-o", str(tmp_path / "t.tsv")]) == 2
+    assert "pixels" in capsys.readouterr().err
+    np.save(tmp_path / "images.npy", np.zeros((N - 1, 2, 2, 3), dtype=np.uint8))
+    assert cli_main(["layers", str(emb), "--items", str(table), "--images", str(tmp_path / "images.npy"),
+                     "-o", str(tmp_path / "t.tsv")]) == 2
+    assert f"{N - 1} images for {N} items" in capsys.readouterr().err
+    assert not (tmp_path / "t.tsv").exists()
