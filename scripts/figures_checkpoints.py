@@ -5,9 +5,8 @@ from typing import Any
 
 from _wf import logged
 
-from hidden_geometry.io import read_json
-
 from hidden_geometry import plots
+from hidden_geometry.io import read_json
 
 
 def main(snakemake: Any) -> None:
