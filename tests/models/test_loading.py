@@ -273,7 +273,7 @@ def test_fair_esm_and_transformers_backends_agree_on_the_same_weights(tmp_path: 
     assert not np.allclose(load_model({"path": str(other), "kind": "esm2"}).forward_pooled(proteins)[1], by_fair[1])
 
 
-def test_pickled_transformers_weights_need_trust_pickle(tmp_path: Path, tiny_bert: Path) -> None:
+def test_plain_pytorch_model_bin_loads_without_trust_pickle(tmp_path: Path, tiny_bert: Path) -> None:
     import shutil
 
     from safetensors.torch import load_file
@@ -281,11 +281,18 @@ def test_pickled_transformers_weights_need_trust_pickle(tmp_path: Path, tiny_ber
     folder = tmp_path / "bert_bin"
     shutil.copytree(tiny_bert, folder)
     (folder / "model.safetensors").unlink()
-    torch.save(load_file(tiny_bert / "model.safetensors"), folder / "pytorch_model.bin")
-    with pytest.raises(InputError, match=r"models\.binbert\.trust_pickle"):
+    state = load_file(tiny_bert / "model.safetensors")
+    torch.save(state, folder / "pytorch_model.bin")  # a plain state dict, as many published models ship
+    loaded = load_model({"path": str(folder)}, name="binbert")
+    reference = load_model({"path": str(tiny_bert)}, name="bert")
+    np.testing.assert_allclose(
+        loaded.forward_pooled(["a good film"])[2], reference.forward_pooled(["a good film"])[2], atol=1e-6
+    )
+    # A file the weights-only loader refuses (it holds an arbitrary Python object) needs trust_pickle.
+    torch.save({**state, "extra": fractions.Fraction(1, 3)}, folder / "pytorch_model.bin")
+    with pytest.raises(InputError, match=r"weights-only.*models\.binbert\.trust_pickle"):
         load_model({"path": str(folder)}, name="binbert")
     trusted = load_model({"path": str(folder), "trust_pickle": True}, name="binbert")
-    reference = load_model({"path": str(tiny_bert)}, name="bert")
     np.testing.assert_allclose(
         trusted.forward_pooled(["a good film"])[2], reference.forward_pooled(["a good film"])[2], atol=1e-6
     )

@@ -11,8 +11,15 @@ both do this). For iGPT with `tap: ln_1` (the paper's choice), layer l (l < L) i
 first LayerNorm, i.e. the normalised input of that block, and layer L is the final LayerNorm's output: every layer
 is then the layer-normalised residual stream after l blocks.
 
-Pooling: `mean` averages over real tokens, leaving out BOS/CLS, EOS/SEP and padding (the paper's choice);
-`last` takes the last real token (decoder LLMs); `cls` takes the first position (BOS/CLS).
+Pooling: `mean` averages over real tokens, leaving out every special token the tokenizer adds (BOS/CLS, EOS/SEP,
+T5's </s>) and padding (the paper's choice); `last` takes the last real token whatever the padding side (decoder
+LLMs); `cls` takes the first position (BOS/CLS). Batches are padded on the right with an attention mask, so an
+input's vector does not depend on the batch it is in (tests check this for every adapter).
+
+Protein kinds: `protein` (any transformers protein model: BERT, RoBERTa, ALBERT, ELECTRA, T5 encoders, ESM) and
+`esm2` (the same, with ESM-2's alphabet check and 1,022-residue limit). Residues are separated by spaces when the
+tokenizer wants it (detected at load, see `tokens.detect_residue_spacing`), and rare residues mapped to X by the
+model's convention.
 """
 
 from __future__ import annotations
@@ -26,10 +33,12 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from .tokens import DEFAULT_MAX_UNKNOWN_SHARE
 
 log = logging.getLogger("hidden_geometry.models")
 
 POOLINGS = ("mean", "last", "cls")
+PROTEIN_KINDS = ("protein", "esm2")
 TAPS = ("hidden", "ln_1")
 # ESM-2 was trained on crops of at most 1,022 residues; with BOS and EOS a sequence occupies 1,024 positions.
 ESM2_MAX_RESIDUES = 1022
@@ -97,6 +106,11 @@ class ModelAdapter:
     autocast_dtype: torch.dtype | None = None
     source: str = ""
     path: str = ""
+    # Extraction stops when the tokenizer reads more than this share of a sample's tokens as unknown.
+    max_unknown_share: float = DEFAULT_MAX_UNKNOWN_SHARE
+    # Hub revision the weights come from, and the training step of a checkpoint (None: not a checkpoint).
+    revision: str = ""
+    step: int | None = None
 
     @property
     def reduced_precision(self) -> bool:
@@ -117,6 +131,16 @@ class ModelAdapter:
         `fp32=True` turns autocast off (the recompute after a non-finite result).
         """
         raise NotImplementedError
+
+    @property
+    def unknown_token(self) -> str | None:
+        """The unknown token as it is written (None where inputs have no vocabulary)."""
+        return None
+
+    def count_unknown(self, items: Sequence[Any]) -> tuple[int, int, tuple[Any, list[str]] | None]:
+        """(unknown tokens, tokens, (the input with the largest unknown share, its tokens)) over `items`,
+        special tokens and padding left out. Inputs without a vocabulary (images) have no unknown token."""
+        return 0, sum(self.token_count(item) for item in items), None
 
     def _autocast(self, fp32: bool) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None or fp32 or self.device.type != "cuda":
@@ -139,6 +163,9 @@ class ModelAdapter:
             "untrained": bool(self.untrained),
             "dtype": "fp32" if self.autocast_dtype is None else str(self.autocast_dtype).replace("torch.", ""),
             "device": self.device.type,
+            "max_unknown_share": float(self.max_unknown_share),
+            "revision": self.revision,
+            "step": self.step,
         }
 
 
@@ -150,6 +177,21 @@ class FairEsmAdapter(ModelAdapter):
 
     def token_count(self, item: str) -> int:
         return len(item) + 2
+
+    @property
+    def unknown_token(self) -> str | None:
+        return "<unk>"
+
+    def count_unknown(self, items: Sequence[str]) -> tuple[int, int, tuple[Any, list[str]] | None]:
+        unk = self.alphabet.get_idx("<unk>")
+        worst, worst_share, unknown, total = None, -1.0, 0, 0
+        for seq in items:
+            ids = [self.alphabet.get_idx(ch) for ch in seq]
+            bad = sum(1 for i in ids if i == unk)
+            unknown, total = unknown + bad, total + len(ids)
+            if ids and bad / len(ids) > worst_share:
+                worst, worst_share = (seq, [self.alphabet.get_tok(i) for i in ids]), bad / len(ids)
+        return unknown, total, worst
 
     def forward_pooled(self, items: Sequence[str], fp32: bool = False) -> list[np.ndarray]:
         for seq in items:
@@ -173,23 +215,42 @@ class FairEsmAdapter(ModelAdapter):
 
 @dataclass
 class TokenizerAdapter(ModelAdapter):
-    """transformers models with a tokenizer: texts (any AutoModel) and ESM-2 sequences (EsmModel).
+    """transformers models with a tokenizer: texts (any AutoModel), protein sequences (kinds `protein`, `esm2`).
 
     Texts longer than `max_tokens` are truncated (see `truncated`; extraction counts them); protein sequences
-    are not: the data stage crops them, and one that is still too long is an error.
+    are not: the data stage crops them, and one that is still too long is an error. Protein sequences are
+    prepared for the tokenizer first: rare residues mapped (`residue_map`), residues space-separated where the
+    tokenizer wants it (`residue_spacing`).
     """
 
     tokenizer: Any = None
     truncate: bool = True
+    residue_spacing: bool = False
+    residue_map: dict = field(default_factory=dict)
+    # True when the tokenizer reads one token per residue (plain or spaced): token counts need no tokenising.
+    per_residue: bool = False
     _length_cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def protein(self) -> bool:
+        return self.kind in PROTEIN_KINDS
+
+    def prepare(self, item: str) -> str:
+        """The text the tokenizer gets: a protein sequence with rare residues mapped and, where the tokenizer
+        wants it, residues separated by spaces; texts unchanged."""
+        if not self.protein:
+            return item
+        if self.residue_map:
+            item = "".join(self.residue_map.get(ch, ch) for ch in item)
+        return " ".join(item) if self.residue_spacing else item
 
     def full_token_count(self, item: str) -> int:
         """Tokens of `item` with specials and without truncation (cached: texts are tokenised once here)."""
-        if self.kind == "esm2":
-            return len(item) + 2  # one token per residue (unknown letters -> <unk>), plus <cls> and <eos>
+        if self.protein and self.per_residue:
+            return len(item) + self.tokenizer.num_special_tokens_to_add()
         cached = self._length_cache.get(item)
         if cached is None:
-            cached = len(self.tokenizer(item, add_special_tokens=True, truncation=False)["input_ids"])
+            cached = len(self.tokenizer(self.prepare(item), add_special_tokens=True, truncation=False)["input_ids"])
             self._length_cache[item] = cached
         return cached
 
@@ -200,12 +261,41 @@ class TokenizerAdapter(ModelAdapter):
     def truncated(self, item: str) -> bool:
         return self.truncate and self.full_token_count(item) > self.max_tokens
 
+    @property
+    def unknown_token(self) -> str | None:
+        return self.tokenizer.unk_token
+
+    def count_unknown(self, items: Sequence[str]) -> tuple[int, int, tuple[Any, list[str]] | None]:
+        unk = self.tokenizer.unk_token_id
+        worst, worst_share, unknown, total = None, -1.0, 0, 0
+        for item in items:
+            ids = self.tokenizer(self.prepare(item), add_special_tokens=False, truncation=False)["input_ids"]
+            bad = sum(1 for i in ids if i == unk) if unk is not None else 0
+            unknown, total = unknown + bad, total + len(ids)
+            share = bad / len(ids) if ids else 1.0
+            if share > worst_share:
+                shown = self.tokenizer(self.prepare(item), add_special_tokens=True, truncation=False)["input_ids"]
+                worst, worst_share = (item, self.tokenizer.convert_ids_to_tokens(shown)), share
+        return unknown, total, worst
+
+    def _check_proteins(self, items: Sequence[str]) -> None:
+        limit = self.max_tokens - self.tokenizer.num_special_tokens_to_add()
+        for seq in items:
+            if self.kind == "esm2":
+                check_protein(seq, limit, self.name)
+            elif not seq:
+                raise InputError("empty sequence given to the model: drop it in the data stage")
+            elif self.full_token_count(seq) > self.max_tokens:
+                raise InputError(
+                    f"sequence of {len(seq)} residues exceeds {self.name}'s limit of {limit}: "
+                    "crop or drop it in the data stage"
+                )
+
     def _encode(self, items: Sequence[str]) -> dict:
-        if self.kind == "esm2":
-            for seq in items:
-                check_protein(seq, self.max_tokens - 2, self.name)
+        if self.protein:
+            self._check_proteins(items)
         return self.tokenizer(
-            list(items),
+            [self.prepare(item) for item in items],
             padding=True,
             truncation=True,
             max_length=self.max_tokens,
@@ -228,6 +318,13 @@ class TokenizerAdapter(ModelAdapter):
             if len(states) != self.n_layers:
                 raise RuntimeError(f"{self.name}: got {len(states)} hidden states, expected {self.n_layers}")
             return [pool_hidden(h, real, self.pooling).cpu().numpy().astype(np.float32) for h in states]
+
+    def describe(self) -> dict:
+        out = super().describe()
+        if self.protein:
+            out["residue_spacing"] = bool(self.residue_spacing)
+            out["residue_map"] = dict(sorted(self.residue_map.items()))
+        return out
 
 
 @dataclass

@@ -36,6 +36,7 @@ import torch
 from ..atomic import atomic_path, write_text_atomic
 from ..errors import InputError
 from .adapters import ModelAdapter
+from .tokens import merge_unknown, unknown_tokens
 
 log = logging.getLogger("hidden_geometry.extraction")
 
@@ -272,8 +273,10 @@ def extract_representations(
                 0.0,
                 True,
             )
-    _prepare_folder(out)
     n = stop - start
+    # Before anything is written: stop when the tokenizer cannot read the inputs (one line, with an example).
+    unknown = unknown_tokens(adapter, [inputs[start + i] for i in range(n)])
+    _prepare_folder(out)
     counts = [adapter.token_count(inputs[start + i]) for i in range(n)]
     queue = deque(plan_batches(counts, token_budget))
     budget = token_budget
@@ -386,6 +389,7 @@ def extract_representations(
             "recomputed_fp32_items": sorted(recomputed, key=position.__getitem__),
             "n_truncated": n_truncated,
             "token_budget": token_budget,
+            **unknown,
         }
     )
     _write_json(out / MANIFEST, manifest)
@@ -487,6 +491,7 @@ def gather_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> Extr
             "recomputed_fp32_items": recomputed,
             "n_truncated": int(sum(m.get("n_truncated", 0) for _, m in shards)),
             "shards": [[m["start"], m["stop"]] for _, m in shards],
+            **merge_unknown([m for _, m in shards]),
         }
     )
     _write_json(out / MANIFEST, manifest)

