@@ -25,11 +25,11 @@ def fetch(spec: dict, folder: Path) -> None:
     else:
         from huggingface_hub import snapshot_download
 
-        # safetensors and configs/tokenizers only; pickled weights (*.bin) only when the config trusts them.
-        patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "*.npy"]
-        if spec.get("trust_pickle"):
-            patterns.append("*.bin")
-        snapshot_download(repo_id=spec["source"], local_dir=folder, allow_patterns=patterns)
+        # configs, tokenizers and weights: safetensors, or pytorch_model.bin (loaded weights-only unless trusted);
+        # `revision` picks a training checkpoint (e.g. step3000).
+        patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "*.npy", "*.bin"]
+        snapshot_download(repo_id=spec["source"], local_dir=folder, allow_patterns=patterns,
+                          revision=spec.get("revision"))
 
 
 def main(snakemake: Any) -> None:

@@ -186,6 +186,11 @@ def check_config(config: Mapping, base_dir: str | os.PathLike = ".") -> None:
         for label, ckpt in spec.get("checkpoints", {}).items():
             if isinstance(ckpt, str):
                 _check_path(f"models.{name}.checkpoints.{label}", ckpt, base)
+            elif "path" in ckpt:
+                _check_path(f"models.{name}.checkpoints.{label}.path", ckpt["path"], base)
+            elif "revision" in ckpt and not spec.get("source"):
+                raise InputError(f"config key 'models.{name}.checkpoints.{label}.revision': a revision needs the "
+                                 "model's `source` (a Hugging Face id)")
         source = spec.get("source")
         if spec["backend"] == "fair-esm" and source is not None and source not in FAIR_ESM_MODELS:
             raise InputError(f"config key 'models.{name}.source': unknown fair-esm model {source!r} "
@@ -239,8 +244,12 @@ def expand_model_specs(config: Mapping) -> dict[str, dict]:
             run = {key: value for key, value in base.items() if key not in ("random_init", "path")}
             if isinstance(ckpt, str):
                 run["path"] = ckpt
-            else:  # the untrained initialisation of the same architecture, built locally
+            elif "random_init" in ckpt:  # the untrained initialisation of the same architecture, built locally
                 run.update(random_init=ckpt["random_init"], untrained=True)
+            else:  # {path or revision, step}: a local checkpoint or a hub revision of `source`, at a training step
+                run.update({key: ckpt[key] for key in ("path", "revision") if key in ckpt})
+            if isinstance(ckpt, dict) and "step" in ckpt:
+                run["step"] = ckpt["step"]
             run.update(checkpoint_of=name, checkpoint=label)
             specs[f"{name}{CHECKPOINT_SEPARATOR}{label}"] = run
     return specs

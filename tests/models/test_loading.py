@@ -252,6 +252,35 @@ def test_expand_checkpoints_gives_one_spec_per_checkpoint(tmp_path: Path) -> Non
     assert expand_checkpoints("m", {"source": "s"}) == {"m": {"source": "s"}}
 
 
+def test_checkpoints_by_step_are_local_paths_or_hub_revisions(tmp_path: Path) -> None:
+    spec = {
+        "source": "EleutherAI/pythia-70m",
+        "path": str(tmp_path),
+        "checkpoints": {"s0": {"revision": "step0", "step": 0}, "s1": {"path": "b", "step": 1000}},
+    }
+    expanded = expand_checkpoints("p", spec)
+    assert expanded["p@s0"]["revision"] == "step0" and "path" not in expanded["p@s0"]
+    assert [expanded["p@s0"]["step"], expanded["p@s1"]["step"]] == [0, 1000] and expanded["p@s1"]["path"] == "b"
+    for bad, match in [
+        ({"revision": "x", "path": "y"}, "exactly one of path"),
+        ({"step": 3}, "exactly one of path"),
+        ({"path": "y", "step": -1}, r"s\.step: expected an integer"),
+        ({"path": "y", "step": True}, r"s\.step: expected an integer"),
+        ({"path": "y", "epoch": 1}, r"s\.epoch: unknown setting"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            expand_checkpoints("m", {"source": "a/b", "checkpoints": {"s": bad}})
+    with pytest.raises(InputError, match="needs the model's `source`"):
+        expand_checkpoints("m", {"path": "x", "checkpoints": {"s": {"revision": "step1"}}})
+
+
+def test_a_checkpoint_records_its_step_in_the_manifest(tmp_path: Path) -> None:
+    first = build_random_esm2(tmp_path / "s1" / "esm2_t1_a.pt", num_layers=1, embed_dim=16, attention_heads=2, seed=1)
+    specs = expand_checkpoints("tiny", {"checkpoints": {"s1": {"path": str(first), "step": 1500}}})
+    adapter = load_model(specs["tiny@s1"], name="tiny@s1")
+    assert adapter.describe()["step"] == 1500 and adapter.describe()["revision"] == ""
+
+
 def test_checkpoint_specs_load_their_own_weights(tmp_path: Path) -> None:
     first = build_random_esm2(tmp_path / "s1" / "esm2_t1_a.pt", num_layers=1, embed_dim=16, attention_heads=2, seed=1)
     second = build_random_esm2(tmp_path / "s2" / "esm2_t1_a.pt", num_layers=1, embed_dim=16, attention_heads=2, seed=2)

@@ -26,15 +26,18 @@ def test_fair_esm_model_fetches_checkpoint_and_contact_regression(script, tmp_pa
     assert folder.is_dir() and not folder.with_name("esm2_35M.fetching").exists()
 
 
-def test_hub_model_fetches_safetensors_only_unless_trusted(script, tmp_path: Path, monkeypatch) -> None:
+def test_hub_model_fetches_weights_as_shipped_at_the_revision_asked(script, tmp_path: Path, monkeypatch) -> None:
     seen = []
     monkeypatch.setattr(huggingface_hub, "snapshot_download",
-                        lambda repo_id, local_dir, allow_patterns: seen.append((repo_id, allow_patterns)))
+                        lambda repo_id, local_dir, allow_patterns, revision: seen.append((repo_id, allow_patterns,
+                                                                                          revision)))
     fetch = script("fetch_model").fetch
     fetch({"backend": "transformers", "source": "openai/imagegpt-small"}, tmp_path / "a")
-    fetch({"backend": "transformers", "source": "openai/imagegpt-small", "trust_pickle": True}, tmp_path / "b")
-    assert seen[0][0] == "openai/imagegpt-small"
-    assert "*.safetensors" in seen[0][1] and "*.bin" not in seen[0][1] and "*.bin" in seen[1][1]
+    fetch({"backend": "transformers", "source": "EleutherAI/pythia-70m", "revision": "step3000"}, tmp_path / "b")
+    assert seen[0][0] == "openai/imagegpt-small" and seen[0][2] is None
+    # pytorch_model.bin comes too: the loader reads it weights-only (trust_pickle only for what that refuses)
+    assert "*.safetensors" in seen[0][1] and "*.bin" in seen[0][1]
+    assert seen[1][0] == "EleutherAI/pythia-70m" and seen[1][2] == "step3000"
 
 
 def test_download_dataset_passes_url_and_checksum(script, tmp_path: Path, monkeypatch) -> None:

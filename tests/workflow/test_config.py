@@ -127,6 +127,33 @@ def test_checkpoints_expand_into_models_and_analyses(demo: dict) -> None:
     assert not hg_config.is_untrained(config, "minilm")
 
 
+def test_checkpoints_by_step_from_paths_and_hub_revisions(demo: dict, tmp_path: Path) -> None:
+    (tmp_path / "step1000").mkdir()
+    demo["models"]["pythia"] = {
+        "kind": "text", "backend": "transformers", "source": "EleutherAI/pythia-70m", "pooling": "last",
+        "checkpoints": {
+            "s0": {"revision": "step0", "step": 0},
+            "s1000": {"path": str(tmp_path / "step1000"), "step": 1000},
+            "s3000": {"revision": "step3000", "step": 3000},
+        },
+    }
+    demo["analyses"][0]["models"].append("pythia")
+    config = prepared(demo)
+    specs = hg_config.expand_model_specs(config)
+    assert [specs[f"pythia@{k}"]["step"] for k in ("s0", "s1000", "s3000")] == [0, 1000, 3000]
+    assert specs["pythia@s3000"]["revision"] == "step3000" and "path" not in specs["pythia@s3000"]
+    assert hg_config.model_origin(config, "pythia@s3000") == "download"
+    assert hg_config.model_origin(config, "pythia@s1000") == "path"
+    load = hg_config.model_load_spec(config, "pythia@s3000")
+    assert load["revision"] == "step3000" and load["step"] == 3000 and load["path"].endswith("models/pythia@s3000")
+    bad = copy.deepcopy(demo)
+    bad["models"]["pythia"]["checkpoints"]["s0"]["step"] = "zero"
+    assert "pythia" in error_of(bad)
+    bad = copy.deepcopy(demo)
+    bad["models"]["pythia"]["checkpoints"]["s1000"]["path"] = str(tmp_path / "nope")
+    assert "'models.pythia.checkpoints.s1000.path'" in error_of(bad)
+
+
 def test_model_load_spec_points_into_the_cache(demo: dict) -> None:
     config = prepared(demo)
     esm = hg_config.model_load_spec(config, "esm2_t6_random")
