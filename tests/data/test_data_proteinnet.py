@@ -56,7 +56,7 @@ def test_primary_only_records_are_accepted(tmp_path):
         (record("a", "MKV", evo_rows=22), r"pn.txt:27: \[EVOLUTIONARY\] has more than 21 rows"),
         (record("a", "MKV", tertiary_fields=8), r"pn.txt:28: \[TERTIARY\] row has 8 values, expected 9"),
         (record("a", "MKV", mask="++"), r"pn.txt:\d+: \[MASK\] must be 3"),
-        ("[ID]\na\n[SEQUENCE]\nMK\n", r"pn.txt:3: unknown section \[SEQUENCE\]"),
+        ("[ID]\na\n[SEQUENCE]\nMK\n", r"pn.txt:1: record without \[PRIMARY\]"),  # [SEQUENCE] is skipped
         ("MKV\n[ID]\na\n", r"pn.txt:1: data line outside any \[SECTION\]"),
         ("[PRIMARY]\nMK\n", r"pn.txt:1: \[PRIMARY\] before any \[ID\]"),
         ("[ID]\na\n[MASK]\n++\n", r"pn.txt:3: \[MASK\] before \[PRIMARY\]"),
@@ -86,3 +86,44 @@ def test_subsample_is_seeded_and_keeps_order():
     assert subsample(items, 1000, seed=0) == items and subsample(items, None) == items
     with pytest.raises(InputError):
         subsample(items, -1)
+
+
+def _proteinnetpy_style(text: str) -> str:
+    """The same records with the extra sections proteinnetpy writes ([RAMA]: 3 rows, [CHI]: 1 row per record)."""
+    out = []
+    for line in text.splitlines():
+        out.append(line)
+        if line == "[MASK]":
+            out.insert(len(out) - 1, "[RAMA]\n0.1\t0.2\n0.3\t0.4\n0.5\t0.6\n[CHI]\n1.0\t2.0")
+    return "\n".join(out) + "\n"
+
+
+def test_variants_read_the_same_records_as_the_plain_file(tmp_path, shared_data):
+    plain_text = (shared_data / "proteinnet" / "casp7-testing-sample.txt").read_text()
+    plain = [r.to_dict() for r in read_proteinnet(write(tmp_path, plain_text, "plain.txt"))]
+    extra_text = _proteinnetpy_style(plain_text)
+    assert extra_text.count("[RAMA]") == len(plain)
+    stats: dict = {}
+    extra = list(read_proteinnet(write(tmp_path, extra_text, "extra.txt"), stats=stats))
+    assert [(r.id, r.sequence) for r in extra] == [(r["id"], r["sequence"]) for r in plain]
+    assert stats["skipped_sections"] == {"RAMA": len(plain), "CHI": len(plain)}
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(plain_text.replace("\n", "\r\n").encode())
+    assert [r.to_dict() for r in read_proteinnet(crlf)] == plain
+    packed = tmp_path / "extra_crlf.txt.gz"
+    packed.write_bytes(gzip.compress(extra_text.replace("\n", "\r\n").encode()))
+    assert [(r.id, r.sequence) for r in read_proteinnet(packed)] == [(r["id"], r["sequence"]) for r in plain]
+
+
+def test_unknown_sections_before_any_record_are_refused(tmp_path):
+    with pytest.raises(InputError, match=r"pn\.txt:1: \[RAMA\] before any \[ID\]"):
+        list(read_proteinnet(write(tmp_path, "[RAMA]\n0.1\n" + record("A", "MKV"))))
+
+
+def test_dataset_summary_counts_skipped_sections(tmp_path):
+    from hidden_geometry.data.dataset import load_dataset
+
+    path = write(tmp_path, _proteinnetpy_style(record("A#1", "MKV") + record("B#2", "LVGG")))
+    table, _, summary = load_dataset({"kind": "proteinnet", "path": str(path)}, tmp_path)
+    assert table.ids == ["A#1", "B#2"]
+    assert summary["details"]["reading"]["skipped_sections"] == {"RAMA": 2, "CHI": 2}

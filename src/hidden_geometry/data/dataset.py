@@ -301,7 +301,8 @@ def _load_scope(spec: dict, source: Path) -> tuple[ItemTable, None, dict]:
 
 
 def _load_proteinnet(spec: dict, source: Path) -> tuple[ItemTable, None, dict]:
-    records = list(read_proteinnet(source))
+    reading: dict = {}
+    records = list(read_proteinnet(source, stats=reading))
     # Subsample before cleaning: ProteinNet files hold up to ~100k records and only n are used.
     chosen = [records[i] for i in subsample_indices(len(records), spec["n"], spec["seed"])]
     stats = SequenceStats()
@@ -313,7 +314,8 @@ def _load_proteinnet(spec: dict, source: Path) -> tuple[ItemTable, None, dict]:
             ids.append(record.id)
             sequences.append(fitted)
     table = ItemTable(ids=ids, columns={"length": [str(len(s)) for s in sequences], "sequence": sequences})
-    summary = {"n_records": len(records), "n_subsampled_out": len(records) - len(chosen), "sequences": stats.to_dict()}
+    summary = {"n_records": len(records), "n_subsampled_out": len(records) - len(chosen), "sequences": stats.to_dict(),
+               "reading": reading}
     return table, None, summary
 
 

@@ -3,7 +3,9 @@
 A record is a run of sections, each a `[NAME]` line followed by its rows:
 `[ID]` (1 row), `[PRIMARY]` (1 row, the sequence), `[EVOLUTIONARY]` (21 rows of L numbers),
 `[TERTIARY]` (3 rows of 3L numbers), `[MASK]` (1 row of L '+'/'-'). Records are separated by blank lines or
-simply follow each other. A malformed record raises InputError naming the file and line.
+simply follow each other. Sections other tools add (proteinnetpy's `[RAMA]`, `[CHI]`, ...) are skipped with
+their rows and counted per name in `stats["skipped_sections"]`. Windows line ends and gzip are read as plain
+files. A malformed record raises InputError naming the file and line.
 """
 
 from __future__ import annotations
@@ -58,9 +60,14 @@ def _check_section(source: Path, name: str, rows: list[tuple[int, str]], length:
             raise InputError(f"{source}:{number}: [{name}] row is not numeric ({exc})") from exc
 
 
-def read_proteinnet(path: str | os.PathLike) -> Iterator[ProteinNetRecord]:
-    """Stream (id, sequence) records from a ProteinNet text file (plain or gzip); sequences upper-cased."""
+def read_proteinnet(path: str | os.PathLike, stats: dict | None = None) -> Iterator[ProteinNetRecord]:
+    """Stream (id, sequence) records from a ProteinNet text file (plain or gzip); sequences upper-cased.
+
+    `stats`, when given, gets `skipped_sections`: {section name: number of sections skipped} (unknown names).
+    """
     source = Path(path)
+    skipped = (stats if stats is not None else {}).setdefault("skipped_sections", {})
+    skipping = False
     record: dict[str, Any] = {}
     section: str | None = None
     section_start = 0
@@ -110,8 +117,12 @@ def read_proteinnet(path: str | os.PathLike) -> Iterator[ProteinNetRecord]:
         if stripped.startswith("[") and stripped.endswith("]"):
             close_section()
             name = stripped[1:-1].upper()
-            if name not in SECTION_ROWS:
-                raise InputError(f"{source}:{number}: unknown section [{stripped[1:-1]}]")
+            skipping = name not in SECTION_ROWS
+            if skipping:
+                if not record:
+                    raise InputError(f"{source}:{number}: [{stripped[1:-1]}] before any [ID]")
+                skipped[name] = skipped.get(name, 0) + 1
+                continue
             if name == "ID":
                 done = finish_record()
                 if done is not None:
@@ -126,6 +137,8 @@ def read_proteinnet(path: str | os.PathLike) -> Iterator[ProteinNetRecord]:
             section, section_start, rows = name, number, []
         elif not stripped:
             close_section()
+        elif skipping:
+            continue
         else:
             if section is None:
                 raise InputError(f"{source}:{number}: data line outside any [SECTION]")
