@@ -43,6 +43,7 @@ PACKAGE_OF = {
     "faiss": "faiss-cpu",
     "pandas": "pandas",
     "numba": "numba",
+    "Bio": "biopython",
 }
 LOCAL_MODULES = {"_wf", "hidden_geometry"}
 

@@ -195,3 +195,30 @@ def test_random_crop_depends_on_id_not_order(tmp_path):
 def test_bad_policy_or_alphabet(bad):
     with pytest.raises(InputError):
         clean_sequence("MK", **bad)
+
+
+def test_crlf_and_gzip_fasta_read_the_same_records_as_the_plain_file(tmp_path, shared_data):
+    import gzip as gz
+
+    plain_path = next(p for p in sorted((shared_data / "scope").iterdir()) if p.suffix == ".fa")
+    text = plain_path.read_bytes()
+    assert b"\r\n" not in text
+    plain = [r.to_dict() for r in read_fasta(plain_path)]
+    assert len(plain) > 100
+    variants = {
+        "crlf.fa": text.replace(b"\n", b"\r\n"),
+        "plain.fa.gz": gz.compress(text),
+        "crlf.fa.gz": gz.compress(text.replace(b"\n", b"\r\n")),
+    }
+    for name, data in variants.items():
+        (tmp_path / name).write_bytes(data)
+        assert [r.to_dict() for r in read_fasta(tmp_path / name)] == plain, name
+
+
+def test_comments_blank_lines_and_tabs_inside_sequences(tmp_path):
+    path = write(tmp_path, "; old comment\n\n>p1 first one\nMK\tV\n\n; note\nLL\n>p2\r\nGG \n")
+    records = list(read_fasta(path))
+    assert [(r.id, r.description, r.sequence, r.line) for r in records] == [
+        ("p1", "first one", "MKVLL", 3),
+        ("p2", "", "GG", 8),
+    ]

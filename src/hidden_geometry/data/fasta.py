@@ -1,6 +1,7 @@
 """FASTA reading and protein sequence cleaning.
 
-`read_fasta` streams records (gzip detected by magic bytes, CRLF line ends, lower case upper-cased) and raises
+`read_fasta` streams records through Biopython's `SimpleFastaParser` (fed by `_lines.iter_lines`: gzip detected by
+magic bytes, CRLF line ends, strict UTF-8 with line numbers), upper-cases lower case, and raises
 `InputError` naming the file and line for: an empty file, a sequence line before any header, an empty id,
 duplicate ids (both line numbers; or keep the first with policy 'first'), bytes that are not UTF-8. A header
 without a sequence is dropped and counted by default (policy 'drop'), or an error (policy 'error').
@@ -23,12 +24,13 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
+from Bio.SeqIO.FastaIO import SimpleFastaParser
 
 from ..errors import InputError
 from ._lines import iter_lines
@@ -101,60 +103,69 @@ def read_fasta(
     source = Path(path)
     counts = stats if stats is not None else FastaStats()
     seen: dict[str, int] = {}
-    header: tuple[str, str, int] | None = None
-    chunks: list[str] = []
-    any_line = False
-
-    def finish() -> FastaRecord | None:
-        assert header is not None
-        record_id, description, line = header
-        raw = "".join(chunks)
+    lines = _NumberedLines(source)
+    for title, raw in SimpleFastaParser(lines):
+        line = lines.headers.popleft()
+        counts.n_headers += 1
+        words = title.strip().split(None, 1)
+        if not words:
+            raise InputError(f"{source}:{line}: header without an id")
+        record_id, description = words[0], words[1] if len(words) > 1 else ""
         if raw == "":
             if empty_policy == "error":
                 raise InputError(f"{source}:{line}: header '{record_id}' has no sequence")
             counts.empty_ids.append(record_id)
-            return None
+            continue
         if record_id in seen:
             if duplicate_policy == "error":
                 raise InputError(f"{source}:{line}: duplicate id '{record_id}' (first at line {seen[record_id]})")
             counts.duplicate_ids.append(record_id)
-            return None
+            continue
         seen[record_id] = line
         if any(c.islower() for c in raw):
             counts.n_lowercase_records += 1
         counts.n_records += 1
-        return FastaRecord(record_id, description, raw.upper(), line)
-
-    for number, text in iter_lines(source, decode="error"):
-        stripped = text.strip()
-        if not stripped:
-            continue
-        any_line = True
-        if stripped.startswith(">"):
-            if header is not None:
-                record = finish()
-                if record is not None:
-                    yield record
-            words = stripped[1:].strip().split(None, 1)
-            if not words:
-                raise InputError(f"{source}:{number}: header without an id")
-            header = (words[0], words[1] if len(words) > 1 else "", number)
-            counts.n_headers += 1
-            chunks = []
-        elif stripped.startswith(";"):
-            continue  # old-style FASTA comment line
-        else:
-            if header is None:
-                raise InputError(f"{source}:{number}: sequence line before any '>' header")
-            chunks.append("".join(stripped.split()))
-    if header is not None:
-        record = finish()
-        if record is not None:
-            yield record
-    if not any_line:
+        yield FastaRecord(record_id, description, raw.upper(), line)
+    if not lines.any_line:
         raise InputError(f"{source}: empty FASTA file")
     if counts.n_records == 0:
         raise InputError(f"{source}: no sequences ({counts.n_headers} headers, none with a sequence)")
+
+
+class _NumberedLines:
+    """The lines Biopython's SimpleFastaParser reads, from `iter_lines` (gzip, CRLF, strict UTF-8 with line
+    numbers): blank lines and old-style ';' comments left out, whitespace removed inside sequence lines, and the
+    line number of every header kept in `headers` (the parser reads one header ahead, hence a queue)."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.headers: deque[int] = deque()
+        self.any_line = False
+        self._lines = self._read()
+
+    def __iter__(self) -> Iterator[str]:
+        return self  # one pass: the parser loops over the handle twice and must continue where it stopped
+
+    def __next__(self) -> str:
+        return next(self._lines)
+
+    def _read(self) -> Iterator[str]:
+        seen_header = False
+        for number, text in iter_lines(self.source, decode="error"):
+            stripped = text.strip()
+            if not stripped:
+                continue
+            self.any_line = True
+            if stripped.startswith(">"):
+                seen_header = True
+                self.headers.append(number)
+                yield stripped + "\n"
+            elif stripped.startswith(";"):
+                continue
+            elif not seen_header:
+                raise InputError(f"{self.source}:{number}: sequence line before any '>' header")
+            else:
+                yield "".join(stripped.split()) + "\n"
 
 
 @dataclass(frozen=True)
