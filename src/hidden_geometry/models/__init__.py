@@ -5,6 +5,8 @@ Public entry points:
 - `extract_representations(adapter, inputs, ids, out_dir, ...)` and `gather_shards(shard_dirs, out_dir)`
   (extraction.py)
 - `build_random_esm2`, `build_random_esm2_hf`, `build_random_imagegpt`, `build_random_bert` (random_init.py)
+- `hf_esm2_to_fair_esm(folder, target)` (convert.py): a Hugging Face ESM-2 folder in fair-esm's checkpoint format
+- `check_unknown_share`, `detect_residue_spacing` (tokens.py): what a tokenizer makes of the inputs
 
 Submodules import torch/transformers lazily through these names only when used.
 """
@@ -31,6 +33,9 @@ _EXPORTS = {
     "build_random_esm2_hf": "random_init",
     "build_random_imagegpt": "random_init",
     "build_random_bert": "random_init",
+    "hf_esm2_to_fair_esm": "convert",
+    "check_unknown_share": "tokens",
+    "detect_residue_spacing": "tokens",
 }
 
 __all__ = sorted(_EXPORTS)
