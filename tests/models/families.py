@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 RESIDUES = list("LAGVESIKRDTPNQFYMHCWXUBZO")
-WORDS = "a good film bad the movie was long very short and boring fine".split()
+WORDS = ["a", "good", "film", "bad", "the", "movie", "was", "long", "very", "short", "and", "boring", "fine"]
 
 
 def _save(model: torch.nn.Module, tokenizer, folder: Path) -> Path:
@@ -112,7 +112,14 @@ def build_protein_t5(folder: Path, seed: int = 0) -> Path:
 def build_decoder(folder: Path, family: str, seed: int = 0) -> Path:
     """GPT-2, Llama or GPT-NeoX (Pythia) decoder; GPT-2/NeoX tokenizers have no pad token, Llama's adds BOS and
     pads on the left (as many published Llama tokenizers do)."""
-    from transformers import GPT2Config, GPT2Model, GPTNeoXConfig, GPTNeoXModel, LlamaConfig, LlamaModel
+    from transformers import (
+        GPT2Config,
+        GPT2Model,
+        GPTNeoXConfig,
+        GPTNeoXModel,
+        LlamaConfig,
+        LlamaModel,
+    )
 
     torch.manual_seed(seed)
     if family == "llama":

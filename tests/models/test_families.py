@@ -4,18 +4,27 @@ GPT-2/Llama/GPT-NeoX decoders; the tokenizer check; batch invariance of every ad
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from families import (
+    build_decoder,
+    build_protein_bert,
+    build_protein_roberta,
+    build_protein_t5,
+)
 
 from hidden_geometry.errors import InputError
-from hidden_geometry.models.extraction import extract_representations, load_layer, read_manifest
+from hidden_geometry.models.extraction import (
+    extract_representations,
+    load_layer,
+    read_manifest,
+)
 from hidden_geometry.models.loading import load_model
-
-from families import build_decoder, build_protein_bert, build_protein_roberta, build_protein_t5
 
 SEQUENCES = ["MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ", "GSHMLE", "ACDEFGHIKLMNPQRSTVWY", "KV", "MVLSPADKTNVKAAWGKV"]
 TEXTS = ["a good film", "bad", "the movie was very long and boring", "fine", "a short film"]

@@ -40,7 +40,7 @@ _DROPPED = re.compile(r"^(classifier\.|pooler\.|embeddings\.position_ids|embeddi
 
 def fair_esm_key(hf_key: str) -> str | None:
     """fair-esm's name for one HF ESM-2 weight, None for weights fair-esm has no place for (task heads)."""
-    key = hf_key[len("esm.") :] if hf_key.startswith("esm.") else hf_key
+    key = hf_key.removeprefix("esm.")
     if _DROPPED.match(key):
         return None
     if key.startswith("embeddings.word_embeddings."):
@@ -66,7 +66,7 @@ def _hf_weights(folder: Path) -> dict[str, torch.Tensor]:
     if (folder / "pytorch_model.bin").is_file():
         try:
             return torch.load(str(folder / "pytorch_model.bin"), map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any refusal of the safe loader is the same user-facing error
+        except Exception as exc:
             raise InputError(f"{folder}/pytorch_model.bin: the weights-only loader refuses it ({exc})") from exc
     raise InputError(f"{folder}: no model.safetensors or pytorch_model.bin")
 
@@ -103,7 +103,7 @@ def hf_esm2_to_fair_esm(folder: str | os.PathLike, target: str | os.PathLike) ->
     not_heads = [k for k in missing if not k.startswith(("lm_head.", "contact_head."))]
     if not_heads:
         raise InputError(f"{source}: weight '{not_heads[0]}' of the encoder is missing ({len(not_heads)} such)")
-    full = {k: (weights[k] if k in weights else v).clone() for k, v in expected.items()}
+    full = {k: weights.get(k, v).clone() for k, v in expected.items()}
     full["lm_head.weight"] = full["embed_tokens.weight"]  # tied in ESM-2, as fair-esm builds it
     cfg = argparse.Namespace(
         encoder_layers=layers, encoder_embed_dim=width, encoder_attention_heads=heads, token_dropout=True

@@ -10,7 +10,8 @@ separated by spaces (ProtBert, ProtT5, most antibody BERTs). `detect_residue_spa
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
