@@ -85,6 +85,17 @@ def test_rare_residues_follow_the_spaced_family_convention(family_dir: Path) -> 
     assert kept.residue_map == {} and not np.allclose(kept.forward_pooled(["MKUAZGOVB"])[2], as_x[2])
 
 
+def test_rare_residues_setting_is_for_protein_models_only() -> None:
+    from hidden_geometry.models.loading import validate_spec
+
+    # the workflow's schema fills in the default for every model: a text model with it is fine
+    assert validate_spec({"source": "a/b", "kind": "text", "rare_residues": "auto"}, "t")["rare_residues"] == "auto"
+    with pytest.raises(InputError, match=r"models\.t\.rare_residues: only protein models"):
+        validate_spec({"source": "a/b", "kind": "text", "rare_residues": "x"}, "t")
+    with pytest.raises(InputError, match=r"models\.t\.rare_residues: 'y' is not one of"):
+        validate_spec({"source": "a/b", "kind": "protein", "rare_residues": "y"}, "t")
+
+
 def test_per_letter_protein_tokenizer_is_not_spaced(family_dir: Path) -> None:
     adapter = load_model({"path": str(build_protein_roberta(family_dir / "roberta_plain")), "kind": "protein"})
     assert adapter.residue_spacing is False and adapter.per_residue is True

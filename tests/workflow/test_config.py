@@ -154,6 +154,17 @@ def test_checkpoints_by_step_from_paths_and_hub_revisions(demo: dict, tmp_path: 
     assert "'models.pythia.checkpoints.s1000.path'" in error_of(bad)
 
 
+def test_every_load_spec_with_schema_defaults_passes_the_loader_checks(demo: dict) -> None:
+    from hidden_geometry.models.loading import validate_spec
+
+    config = prepared(demo)
+    for model in hg_config.expand_model_specs(config):
+        spec = hg_config.model_load_spec(config, model)
+        spec.pop("path", None)  # the cache folder does not exist here
+        checked = validate_spec(dict(spec, source=spec.get("source", "x")), model)
+        assert checked["rare_residues"] == "auto" and checked["max_unknown_share"] == 0.01
+
+
 def test_model_load_spec_points_into_the_cache(demo: dict) -> None:
     config = prepared(demo)
     esm = hg_config.model_load_spec(config, "esm2_t6_random")

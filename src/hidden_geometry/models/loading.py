@@ -173,7 +173,7 @@ def validate_spec(spec: dict, name: str) -> dict:
     rare = str(spec.get("rare_residues", "auto"))
     if rare not in RARE_RESIDUE_POLICIES:
         raise InputError(f"{_key(name, 'rare_residues')}: '{rare}' is not one of {', '.join(RARE_RESIDUE_POLICIES)}")
-    if "rare_residues" in spec and out["kind"] not in PROTEIN_KINDS:
+    if rare != "auto" and out["kind"] not in PROTEIN_KINDS:  # auto: the schema's default, filled in for every model
         raise InputError(f"{_key(name, 'rare_residues')}: only protein models map rare residues")
     out["rare_residues"] = rare
     if "step" in spec and (isinstance(spec["step"], bool) or not isinstance(spec["step"], int) or spec["step"] < 0):
