@@ -1,6 +1,7 @@
 """Rule summarize_model: layers.tsv (one row per layer) and layer_choice.json, by
 `hidden_geometry.analysis.summarize_layers` from the per-layer measures, probes and graphs."""
 
+from pathlib import Path
 from typing import Any
 
 from _wf import layer_number, logged
@@ -17,8 +18,10 @@ def main(snakemake: Any) -> None:
                                                  [read_json(path) for path in snakemake.input.probes], graphs,
                                                  snakemake.params.k)
         wildcards, params = snakemake.wildcards, snakemake.params
+        manifest = read_json(Path(snakemake.input.embeddings) / "manifest.json")
+        # The whole run's unknown-token share (0 for inputs without a tokenizer, e.g. images), from the manifest.
         choice.update(dataset=wildcards.dataset, model=wildcards.model, model_label=params.model_label,
-                      untrained=bool(params.untrained))
+                      untrained=bool(params.untrained), unknown_share=float(manifest.get("unknown_share", 0.0)))
         log.info("%d layers; chosen layer %s, probe's best layer %s", len(rows), choice["chosen_layer"],
                  choice["probe_best_layer"])
         write_tsv(snakemake.output.layers, analysis.LAYER_COLUMNS, rows)

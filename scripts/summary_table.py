@@ -8,7 +8,7 @@ from hidden_geometry.io import read_json, write_tsv
 
 SUMMARY_COLUMNS = ("dataset", "model", "model_label", "untrained", "n_layers", "id_measure", "chosen_layer",
                    "chosen_relative_depth", "probe_best_layer", "probe_best_relative_depth", "probe_acc_at_chosen",
-                   "probe_acc_at_best")
+                   "probe_acc_at_best", "unknown_share")
 
 
 def main(snakemake: Any) -> None:

@@ -45,9 +45,12 @@ def layer_files(tmp_path: Path) -> dict[str, list[str]]:
 
 def summarize(script, tmp_path: Path) -> tuple[list[dict], dict]:
     files = layer_files(tmp_path)
+    emb = tmp_path / "embeddings"
+    emb.mkdir()
+    (emb / "manifest.json").write_text(json.dumps({"unknown_share": 0.25}))
     out = {"layers": str(tmp_path / "layers.tsv"), "choice": str(tmp_path / "layer_choice.json")}
     script("summarize_model").main(fake_snakemake(
-        input=Named(embeddings="emb", **files), output=out,
+        input=Named(embeddings=str(emb), **files), output=out,
         params={"k": 5, "untrained": True, "model_label": "m (untrained)"},
         wildcards={"dataset": "d", "model": "m"}, log=[str(tmp_path / "s.log")]))
     lines = Path(out["layers"]).read_text().splitlines()
@@ -66,6 +69,7 @@ def test_layers_table_and_choice(script, tmp_path: Path) -> None:
     assert float(rows[0]["overlap_next"]) == 1.0 and float(rows[1]["overlap_next"]) == 1.0
     assert float(rows[3]["overlap_next"]) < 0.5 and rows[5]["overlap_next"] == "NA"
     assert choice["untrained"] is True and choice["id_measure"] == "id_gride"
+    assert choice["unknown_share"] == 0.25  # carried from the extraction manifest
     assert choice["evidence"]["peak_layer"] == 2 and choice["chosen_layer"] > 2
     assert choice["probe_best_layer"] == 3 and choice["probe_acc_at_best"] == 0.9
     assert choice["probe_acc_at_chosen"] == ACCS[choice["chosen_layer"]]
@@ -80,6 +84,7 @@ def test_summary_table_and_figures(script, tmp_path: Path) -> None:
                                                 output=Named(str(summary)), log=[str(tmp_path / "t.log")]))
     header, row = [line.split("\t") for line in summary.read_text().splitlines()]
     assert dict(zip(header, row))["untrained"] == "true" and dict(zip(header, row))["probe_best_layer"] == "3"
+    assert dict(zip(header, row))["unknown_share"] == "0.25"
 
     figures = {f"{fig}_{ext}": str(tmp_path / f"{fig}.{ext}")
                for fig in ("fig1_id_depth", "fig2_overlap_next", "fig4_label_overlap") for ext in ("png", "pdf")}

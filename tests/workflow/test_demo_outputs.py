@@ -97,6 +97,10 @@ def test_summary_table_marks_untrained_models(demo_run: Path, pairs: list) -> No
     assert sorted((r["dataset"], r["model"]) for r in rows) == sorted(pairs)
     for row in rows:
         assert row["untrained"] == ("true" if UNTRAINED[row["model"]] else "false")
+        # the run's unknown-token share, carried from the extraction manifest (the demo's tokenizers read everything)
+        manifest = json.loads((demo_run / row["dataset"] / row["model"] / "embeddings" / "manifest.json").read_text())
+        assert float(row["unknown_share"]) == pytest.approx(manifest["unknown_share"]) == 0.0
+        assert manifest["n_tokens"] > 0
 
 
 def test_dataset_outputs(demo_run: Path) -> None:
