@@ -124,7 +124,8 @@ def checkpoints_figure(profiles: Sequence[LayerProfile], dataset: str, model: st
 
 
 def gride_scale_figure(curves: Sequence[Mapping], label: str, dataset: str) -> Figure:
-    """Gride ID against scale (mean distance to the n2-th neighbour), one line per layer, chosen scales dotted.
+    """Gride ID against scale (mean distance to the n2-th neighbour), one line per layer, the chosen scale circled
+    (in the workflow: the model's one rank n2, the same in every layer).
 
     Each curve: {'layer': int, 'scales': [{'scale', 'id', 'err', ...}], 'chosen_index': int | None}.
     """

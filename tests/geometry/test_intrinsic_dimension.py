@@ -22,7 +22,7 @@ from hidden_geometry.geometry import (
     twonn_mle,
     twonn_scaling,
 )
-from hidden_geometry.geometry.intrinsic_dimension import flattest_scale, gride_loglik, gride_mle
+from hidden_geometry.geometry.intrinsic_dimension import flattest_scale, gride_loglik, gride_mle, scale_changes
 
 from . import manifolds
 
@@ -149,3 +149,51 @@ def test_flattest_scale_rule():
     assert flattest_scale([5.0, 3.0, 2.1, 2.0, 2.05, 1.5]) == 3
     assert flattest_scale([4.0]) == 0
     assert flattest_scale([2.0, 2.0, 2.0]) == 1  # interior wins ties against the doubled end points
+
+
+def _curve(ids):
+    return [{"n1": 2**j, "n2": 2 ** (j + 1), "scale": float(j + 1), "id": float(v), "err": 0.1} for j, v in enumerate(ids)]
+
+
+def test_common_gride_rank_is_one_pair_for_all_layers():
+    from hidden_geometry.geometry import common_gride_rank, gride_at_rank
+
+    # Alone, layer a is flattest at n2 = 16 and layer b at n2 = 4; together both are nearly flat at n2 = 8.
+    a = _curve([20.0, 15.0, 10.0, 9.6, 9.5, 6.0])
+    b = _curve([8.0, 7.9, 7.8, 7.0, 5.0, 3.0])
+    assert flattest_scale([s["id"] for s in a]) == 3 and flattest_scale([s["id"] for s in b]) == 1
+    common = common_gride_rank([a, b, b])
+    assert common.candidates == [2, 4, 8, 16, 32, 64]
+    expected = np.median(np.vstack([scale_changes([s["id"] for s in c]) for c in (a, b, b)]), axis=0)
+    assert common.scores == pytest.approx(list(expected))
+    assert (common.n1, common.n2) == (2, 4)  # the median follows the two b layers
+    assert common_gride_rank([a, a, b]).n2 == 16
+    assert gride_at_rank(a, 16)["id"] == 9.6
+    with pytest.raises(InputError, match="n2 = 128"):
+        gride_at_rank(a, 128)
+    d = common.to_dict()
+    assert d["n2"] == 4 and d["candidates_n2"] == common.candidates and "median" in d["rule"]
+
+
+def test_common_gride_rank_uses_only_ranks_every_layer_has():
+    from hidden_geometry.geometry import common_gride_rank
+
+    long = _curve([9.0, 8.0, 7.0, 7.0, 7.0])  # flattest at n2 = 16..32, beyond the short curve
+    short = _curve([9.0, 8.0, 7.5])
+    common = common_gride_rank([long, short])
+    assert common.candidates == [2, 4, 8] and common.n2 in (2, 4, 8)
+    with pytest.raises(InputError, match="no layer"):
+        common_gride_rank([])
+
+
+def test_common_gride_rank_from_graphs():
+    from hidden_geometry.geometry import common_gride_rank, gride_at_rank
+
+    rng = np.random.default_rng(0)
+    results = [gride(knn_graph(rng.standard_normal((400, dim)), 32)) for dim in (3, 4, 5)]
+    common = common_gride_rank(results)
+    assert common.candidates == [2, 4, 8, 16, 32]
+    for result, dim in zip(results, (3, 4, 5)):
+        at = gride_at_rank(result, common.n2)
+        assert at == result.scales[[s.n2 for s in result.scales].index(common.n2)].to_dict()
+        assert abs(at["id"] - dim) < 0.25 * dim

@@ -70,3 +70,26 @@ def test_relative_depths_and_bad_inputs():
         choose_layer([1, 2, 3], relative_depths=[0, 1])
     with pytest.raises(InputError, match="odd"):
         choose_layer([1, 2, 3], window=2)
+
+
+def test_phases_of_the_paper_like_profile():
+    choice = choose_layer(paper_like_profile())
+    names = [phase["phase"] for phase in choice.phases]
+    assert names == ["expansion", "contraction", "plateau", "second_peak"]
+    bounds = {phase["phase"]: (phase["start"], phase["end"]) for phase in choice.phases}
+    assert bounds["expansion"] == (0, 8) and bounds["contraction"] == (8, choice.chosen_layer)
+    # The plateau runs from the chosen layer until the late rise (which starts at depth 0.85, layer 27.2).
+    assert bounds["plateau"][0] == choice.chosen_layer and 24 <= bounds["plateau"][1] <= 28
+    assert bounds["second_peak"] == (bounds["plateau"][1], 32) and choice.second_peak_layer == 32
+    assert choice.to_dict()["phases"] == choice.phases and choice.to_dict()["second_peak_layer"] == 32
+
+
+def test_phases_absent_where_they_do_not_occur():
+    falling = choose_layer([30, 25, 18, 12, 11, 10.5, 10.4], window=1)
+    assert [p["phase"] for p in falling.phases] == ["contraction", "plateau"] and falling.second_peak_layer is None
+    rising = choose_layer([1, 2, 3, 4, 5, 6])
+    assert [p["phase"] for p in rising.phases] == ["expansion"] and rising.second_peak_layer is None
+    minimum = choose_layer([5, 12, 20, 14, 8, 6, 9, 14, 18, 17], window=1)
+    assert minimum.phases == [{"phase": "expansion", "start": 0, "end": 2}, {"phase": "contraction", "start": 2, "end": 5},
+                              {"phase": "second_peak", "start": 5, "end": 8}]
+    assert minimum.second_peak_layer == 8

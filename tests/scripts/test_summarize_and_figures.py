@@ -12,7 +12,7 @@ from hidden_geometry.geometry import knn_graph, save_graph
 from .conftest import Named, fake_snakemake
 
 COLUMNS = ["layer", "relative_depth", "id_twonn", "id_twonn_err", "id_gride", "id_gride_err", "gride_scale",
-           "overlap_next", "label_overlap", "anisotropy", "probe_acc", "probe_acc_std", "n_points"]
+           "gride_n2", "overlap_next", "label_overlap", "anisotropy", "probe_acc", "probe_acc_std", "n_points"]
 IDS = [4.0, 9.0, 12.0, 7.0, 6.5, 6.4]  # a peak at layer 2, then a descent: the rule picks a layer after it
 ACCS = [0.5, 0.6, 0.7, 0.9, 0.8, 0.8]
 
@@ -64,7 +64,11 @@ def test_layers_table_and_choice(script, tmp_path: Path) -> None:
     assert list(rows[0]) == COLUMNS
     assert [int(r["layer"]) for r in rows] == list(range(6))
     assert [float(r["relative_depth"]) for r in rows] == [0, 0.2, 0.4, 0.6, 0.8, 1]
-    assert [float(r["id_gride"]) for r in rows] == [v + 0.1 for v in IDS]  # the chosen scale (index 1)
+    assert [float(r["id_gride"]) for r in rows] == [v + 0.1 for v in IDS]  # the model's rank: n2 = 4 (index 1)
+    assert [r["gride_n2"] for r in rows] == ["4"] * 6 and choice["gride_rank"]["n2"] == 4
+    assert "n2=4" in choice["id_profile"] and "every layer" in choice["id_profile"]
+    assert [p["phase"] for p in choice["phases"]][:2] == ["expansion", "contraction"]
+    assert choice["phases"][0] == {"phase": "expansion", "start": 0, "end": 2}
     assert float(rows[0]["id_twonn"]) == 4.5 and float(rows[0]["id_twonn_err"]) == 0.3
     assert float(rows[0]["overlap_next"]) == 1.0 and float(rows[1]["overlap_next"]) == 1.0
     assert float(rows[3]["overlap_next"]) < 0.5 and rows[5]["overlap_next"] == "NA"
@@ -73,6 +77,28 @@ def test_layers_table_and_choice(script, tmp_path: Path) -> None:
     assert choice["evidence"]["peak_layer"] == 2 and choice["chosen_layer"] > 2
     assert choice["probe_best_layer"] == 3 and choice["probe_acc_at_best"] == 0.9
     assert choice["probe_acc_at_chosen"] == ACCS[choice["chosen_layer"]]
+
+
+def test_one_gride_rank_for_all_layers(script, tmp_path: Path) -> None:
+    """Layer 4's own curve is flattest at n2 = 8, the others' at n2 = 4: every row reads n2 = 4."""
+    files = layer_files(tmp_path)
+    path = sorted(files["measures"])[4]
+    measures = json.loads(Path(path).read_text())
+    for scale, value in zip(measures["gride"]["scales"], (3.0, 6.0, 6.05)):
+        scale["id"] = value
+    measures["gride"]["chosen_index"] = 2
+    Path(path).write_text(json.dumps(measures))
+    out = {"layers": str(tmp_path / "layers.tsv"), "choice": str(tmp_path / "layer_choice.json")}
+    script("summarize_model").main(fake_snakemake(
+        input=Named(embeddings="emb", **files), output=out,
+        params={"k": 5, "untrained": False, "model_label": "m"},
+        wildcards={"dataset": "d", "model": "m"}, log=[str(tmp_path / "s.log")]))
+    lines = Path(out["layers"]).read_text().splitlines()
+    rows = [dict(zip(lines[0].split("\t"), line.split("\t"))) for line in lines[1:]]
+    assert [r["gride_n2"] for r in rows] == ["4"] * 6
+    assert float(rows[4]["id_gride"]) == 6.0 and float(rows[4]["gride_scale"]) == 0.2
+    curves = script("figures_model").gride_curves(files["measures"])
+    assert [c["chosen_index"] for c in curves] == [1] * 6
 
 
 def test_summary_table_and_figures(script, tmp_path: Path) -> None:

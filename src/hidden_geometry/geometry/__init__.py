@@ -5,12 +5,15 @@ Every measure of a layer is computed from one exact neighbour graph (`knn_graph`
 
 from .anisotropy import Anisotropy, anisotropy
 from .intrinsic_dimension import (
+    CommonGrideRank,
     GrideResult,
     GrideScale,
     IDEstimate,
     IDScaling,
     ScalingPoint,
+    common_gride_rank,
     gride,
+    gride_at_rank,
     gride_mle,
     twonn,
     twonn_decimation,
@@ -30,6 +33,7 @@ from .neighbours import (
 from .overlap import LabelOverlap, label_overlap, label_overlap_details, neighbourhood_overlap
 
 __all__ = [
+    "CommonGrideRank",
     "Anisotropy",
     "GrideResult",
     "GrideScale",
@@ -41,8 +45,10 @@ __all__ = [
     "ScalingPoint",
     "anisotropy",
     "choose_layer",
+    "common_gride_rank",
     "find_duplicates",
     "gride",
+    "gride_at_rank",
     "gride_mle",
     "knn_graph",
     "label_overlap",

@@ -10,6 +10,9 @@ tests/geometry/test_dadapy_reference.py):
   equal to 1 are nudged by 10 float64 eps; mus at or above q50 + 20 (q95 - q50) are discarded as outliers; the
   maximum-likelihood d solves the score equation (with DADApy's N - 1 in the d term); the error is
   1 / sqrt(Fisher information) evaluated, as DADApy does, on all mus of that scale.
+One scale per model: `gride` keeps each layer's whole ID-versus-scale curve; `common_gride_rank` picks one rank
+pair for all layers of a model from all their curves, so that a model's ID profile is read at one scale
+(`gride_at_rank` reads a layer's estimate there).
 Where DADApy breaks, we do not: duplicates never reach these functions (the graph removes them), so no mu is
 infinite or NaN.
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from scipy.optimize import brentq
@@ -407,6 +410,29 @@ def gride_fisher_information(d: float, mus: np.ndarray, n1: int, n2: int) -> flo
     return float(mus.shape[0] / d**2 + np.sum((n2 - n1 - 1) * (log_mu / one_m) ** 2 * mus ** (-d)))
 
 
+def scale_changes(ids: Sequence[float]) -> np.ndarray:
+    """Relative ID change of each scale to its neighbouring scales: mean |id_j - id_i| / |id_j| over i = j -+ 1.
+
+    End points have one neighbour and count double, so that they win only when clearly flatter.
+    """
+    values = np.asarray(ids, dtype=np.float64)
+    change = np.empty(values.size)
+    for j in range(values.size):
+        sides = [abs(values[j] - values[i]) for i in (j - 1, j + 1) if 0 <= i < values.size]
+        change[j] = np.mean(sides) / abs(values[j]) if sides else 0.0
+    if values.size > 2:
+        change[0] *= 2.0
+        change[-1] *= 2.0
+    return change
+
+
+def _flattest(change: np.ndarray) -> int:
+    """Smallest change first; on ties an interior scale, then the smaller scale."""
+    is_end = np.zeros(change.size, dtype=bool)
+    is_end[[0, -1]] = True
+    return int(np.lexsort((np.arange(change.size), is_end, change))[0])
+
+
 def flattest_scale(ids: list[float]) -> int:
     """Index of the scale where the ID curve is flattest: smallest mean relative change to its neighbours.
 
@@ -415,17 +441,73 @@ def flattest_scale(ids: list[float]) -> int:
     values = np.asarray(ids, dtype=np.float64)
     if values.size <= 2:
         return 0
-    change = np.empty(values.size)
-    for j in range(values.size):
-        sides = [abs(values[j] - values[i]) for i in (j - 1, j + 1) if 0 <= i < values.size]
-        change[j] = np.mean(sides) / abs(values[j])
-    # Interior scales are judged on both sides; the end points only on one, so they win only when clearly flatter.
-    change[0] *= 2.0
-    change[-1] *= 2.0
-    is_end = np.zeros(values.size, dtype=bool)
-    is_end[[0, -1]] = True
-    # Smallest change first; on ties an interior scale, then the smaller scale.
-    return int(np.lexsort((np.arange(values.size), is_end, change))[0])
+    return _flattest(scale_changes(values))
+
+
+COMMON_RANK_RULE = (
+    "one rank pair (n1, n2) for every layer of the model: among the pairs that every layer's curve has, the one "
+    "where the curves are jointly flattest, i.e. with the smallest median over layers of the relative ID change "
+    "to the neighbouring pairs (end points counted double); ties to an interior pair, then the smaller n2"
+)
+
+
+@dataclass(frozen=True)
+class CommonGrideRank:
+    """The rank pair chosen for all layers of a model, with each candidate's median relative change (the score)."""
+
+    n1: int
+    n2: int
+    candidates: list[int]
+    scores: list[float]
+    rule: str = COMMON_RANK_RULE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n1": int(self.n1),
+            "n2": int(self.n2),
+            "candidates_n2": [int(v) for v in self.candidates],
+            "scores": [float(v) for v in self.scores],
+            "rule": self.rule,
+        }
+
+
+def _curve_scales(curve: Any) -> list[dict[str, Any]]:
+    """A layer's Gride curve as a list of {'n1', 'n2', 'id', ...} (from a GrideResult, its dict, or its scales)."""
+    if isinstance(curve, GrideResult):
+        return [s.to_dict() for s in curve.scales]
+    if isinstance(curve, dict):
+        curve = curve["scales"]
+    return [s.to_dict() if isinstance(s, GrideScale) else dict(s) for s in curve]
+
+
+def common_gride_rank(curves: Sequence[Any]) -> CommonGrideRank:
+    """One Gride rank pair for all layers of a model, chosen from all layers' ID-versus-scale curves (the rule in
+    `COMMON_RANK_RULE`). Each curve is a `GrideResult`, its `to_dict()`, or its list of scales.
+
+    Only the pairs present in every curve are candidates (a layer whose graph has a smaller k has fewer); with
+    none in common, or no curve, an InputError. The median over layers keeps one odd layer from moving the choice.
+    """
+    scales = [_curve_scales(curve) for curve in curves]
+    if not scales:
+        raise InputError("Gride: no layer curve to choose a common scale from")
+    common = sorted(set.intersection(*({int(s["n2"]) for s in layer} for layer in scales)))
+    if not common:
+        raise InputError("Gride: the layers have no neighbour rank in common (graphs with k < 2?)")
+    changes = []
+    for layer in scales:
+        ids = {int(s["n2"]): float(s["id"]) for s in layer}
+        changes.append(scale_changes([ids[n2] for n2 in common]) if len(common) > 2 else np.zeros(len(common)))
+    score = np.median(np.vstack(changes), axis=0)
+    chosen = common[_flattest(score)] if len(common) > 2 else common[0]
+    return CommonGrideRank(n1=chosen // 2, n2=chosen, candidates=common, scores=[float(v) for v in score])
+
+
+def gride_at_rank(curve: Any, n2: int) -> dict[str, Any]:
+    """The scale of one layer's Gride curve with rank n2 (a dict: n1, n2, scale, id, err, n)."""
+    for scale in _curve_scales(curve):
+        if int(scale["n2"]) == int(n2):
+            return scale
+    raise InputError(f"Gride: this layer's curve has no rank n2 = {n2}")
 
 
 def gride(graph: NeighbourGraph, max_rank: int | None = None) -> GrideResult:
@@ -444,7 +526,7 @@ def gride(graph: NeighbourGraph, max_rank: int | None = None) -> GrideResult:
         d, err = gride_mle(r2 / r1, n1, n2)
         scales.append(GrideScale(n1=n1, n2=n2, scale=float(np.mean(r2)), id=d, err=err, n=graph.n_points))
         n1 = n2
-    chosen = flattest_scale([s.id for s in scales])
+    chosen = flattest_scale([s.id for s in scales])  # this layer alone; a model's layers share common_gride_rank
     return GrideResult(
         scales=scales,
         chosen=chosen,

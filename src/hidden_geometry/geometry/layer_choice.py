@@ -12,6 +12,11 @@ dimension, where the ID reaches its following relative minimum or the start of i
    relative minimum itself when the descent is sharp, the start of the plateau when it levels off.
 4. With no prominent peak (a flat or rising profile) the chosen layer is the global maximum's layer's descent,
    as in step 3, and the rule says so.
+
+The phases the paper names are read off the same smoothed profile (`id_phases`): `expansion` from layer 0 up to
+the first peak, `contraction` from the peak down to the chosen layer, `plateau` from the chosen layer while the
+profile stays within `plateau_tol` of the drop above the floor, and `second_peak` from the end of the plateau up
+to a later prominent peak (when there is one). Phases that do not occur are absent.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ class LayerChoice:
     rule: str
     found_peak: bool = True
     parameters: dict[str, float] = field(default_factory=dict)
+    phases: list[dict[str, int | str]] = field(default_factory=list)
+    second_peak_layer: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +59,8 @@ class LayerChoice:
             "rule": self.rule,
             "found_peak": bool(self.found_peak),
             "parameters": {key: float(v) for key, v in self.parameters.items()},
+            "phases": [dict(phase) for phase in self.phases],
+            "second_peak_layer": None if self.second_peak_layer is None else int(self.second_peak_layer),
         }
 
 
@@ -77,6 +86,39 @@ def _descent_end(smoothed: np.ndarray, peak: int, stop: int, plateau_tol: float)
         return peak
     within = np.flatnonzero(segment <= floor + plateau_tol * drop)
     return peak + 1 + int(within[0])
+
+
+def _later_peaks(smoothed: np.ndarray, peak: int, threshold: float) -> list[int]:
+    """Prominent peaks after `peak`; here the last layer can be one (a profile that rises again to the end)."""
+    padded = np.concatenate([[-np.inf], smoothed, [-np.inf]])
+    peaks, _ = find_peaks(padded, prominence=threshold)
+    return [int(p) - 1 for p in peaks if p - 1 > peak]
+
+
+def id_phases(
+    smoothed: np.ndarray, peak: int, chosen: int, later_peaks: Sequence[int], plateau_tol: float
+) -> tuple[list[dict[str, int | str]], int | None]:
+    """The phases of a smoothed ID profile (module docstring) as [{'phase', 'start', 'end'}] with inclusive layer
+    bounds, and the layer of the later second peak (None when there is none)."""
+    n = smoothed.size
+    phases: list[dict[str, int | str]] = []
+    if peak > 0:
+        phases.append({"phase": "expansion", "start": 0, "end": int(peak)})
+    if chosen > peak:
+        phases.append({"phase": "contraction", "start": int(peak), "end": int(chosen)})
+    plateau_end = chosen
+    drop = float(smoothed[peak] - smoothed[chosen])
+    if chosen > peak and drop > 0:
+        floor = float(smoothed[peak:].min()) if not later_peaks else float(smoothed[peak : later_peaks[0] + 1].min())
+        band = floor + plateau_tol * (float(smoothed[peak]) - floor)
+        while plateau_end + 1 < n and smoothed[plateau_end + 1] <= band:
+            plateau_end += 1
+        if plateau_end > chosen:
+            phases.append({"phase": "plateau", "start": int(chosen), "end": int(plateau_end)})
+    second = next((int(p) for p in later_peaks if p > plateau_end), None)
+    if second is not None:
+        phases.append({"phase": "second_peak", "start": int(plateau_end), "end": second})
+    return phases, second
 
 
 def choose_layer(
@@ -114,6 +156,7 @@ def choose_layer(
         following = peaks[peaks > peak]
         stop = int(following[0]) if following.size else n - 1
         chosen = _descent_end(smoothed, peak, stop, plateau_tol)
+        later = _later_peaks(smoothed, peak, threshold)
         found = True
         rule = (
             f"first peak of the {window}-layer moving average with prominence >= {min_prominence:g} x range; "
@@ -122,8 +165,10 @@ def choose_layer(
     else:
         peak = int(np.argmax(smoothed))
         chosen = _descent_end(smoothed, peak, n - 1, plateau_tol)
+        later = []
         found = False
         rule = "no prominent peak: global maximum of the smoothed profile and the end of its descent"
+    phases, second = id_phases(smoothed, peak, chosen, later, plateau_tol)
     return LayerChoice(
         peak_layer=peak,
         chosen_layer=chosen,
@@ -135,4 +180,6 @@ def choose_layer(
         rule=rule,
         found_peak=found,
         parameters={"window": window, "min_prominence": min_prominence, "plateau_tol": plateau_tol},
+        phases=phases,
+        second_peak_layer=second,
     )
