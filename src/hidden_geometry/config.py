@@ -200,6 +200,10 @@ def check_config(config: Mapping, base_dir: str | os.PathLike = ".") -> None:
         if "random_init" in spec and spec["backend"] == "fair-esm" and not str(source or "").startswith("esm2"):
             raise InputError(f"config key 'models.{name}.source': a random fair-esm model needs an ESM-2 name "
                              "(e.g. esm2_t6_8M_UR50D) for its checkpoint file")
+    for dataset in config.get("geometry", {}).get("k_by_dataset", {}):
+        if dataset not in config["datasets"]:
+            raise InputError(f"config key 'geometry.k_by_dataset.{dataset}': unknown dataset "
+                             f"(defined: {', '.join(sorted(config['datasets']))})")
     seen: set[tuple[str, str]] = set()
     for index, analysis in enumerate(config["analyses"]):
         dataset = analysis["dataset"]

@@ -197,3 +197,25 @@ def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
 def test_reserved_names_are_refused(demo: dict) -> None:
     demo["datasets"]["figures"] = demo["datasets"].pop("demo_text")
     assert "'datasets.figures': the name is reserved" in error_of(demo)
+
+
+def test_k_by_dataset_names_known_datasets_and_positive_integers(demo: dict) -> None:
+    config = copy.deepcopy(demo)
+    dataset = next(iter(config["datasets"]))
+    config["geometry"]["k_by_dataset"] = {dataset: 30}
+    assert prepared(config)["geometry"]["k_by_dataset"] == {dataset: 30}
+    assert prepared(copy.deepcopy(demo))["geometry"]["k_by_dataset"] == {}
+    config["geometry"]["k_by_dataset"] = {"no_such_set": 30}
+    assert error_of(config).startswith("config key 'geometry.k_by_dataset.no_such_set': unknown dataset")
+    config["geometry"]["k_by_dataset"] = {dataset: 0}
+    assert "geometry.k_by_dataset" in error_of(config)
+
+
+def test_paper_config_has_the_papers_settings() -> None:
+    paper = hg_config.load_yaml(ROOT / "config" / "config.yaml")
+    assert (paper["datasets"]["imagenet"]["n_classes"], paper["datasets"]["imagenet"]["per_class"]) == (300, 300)
+    assert "n" not in paper["datasets"]["proteinnet"]  # every record of the file
+    scope = paper["datasets"]["scope"]
+    assert "2.08" in scope["url"] and (scope["min_per_superfamily"], scope["min_families"]) == (10, 2)
+    assert paper["geometry"]["k_by_dataset"] == {"scope": 10, "proteinnet": 10, "imagenet": 30}
+    assert paper["geometry"]["exclude_groups"] is True

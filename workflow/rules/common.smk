@@ -160,6 +160,11 @@ def geometry_threads(wildcards):
     return max(1, min(4, n_items(wildcards.dataset) // 5000))
 
 
+def neighbour_k(dataset):
+    """k of the overlaps and the kNN probe for `dataset`: geometry.k_by_dataset where it names it, else geometry.k."""
+    return int(config["geometry"].get("k_by_dataset", {}).get(dataset, config["geometry"]["k"]))
+
+
 def label_column(wildcards):
     return hg_config.find_analysis(config, wildcards.dataset, wildcards.model).label_column
 

@@ -21,7 +21,7 @@ rule figures_dataset:
         models=lambda wildcards: dataset_models(wildcards.dataset),
         labels=lambda wildcards: model_labels(dataset_models(wildcards.dataset)),
         dataset=lambda wildcards: wildcards.dataset,
-        k=config["geometry"]["k"],
+        k=lambda wildcards: neighbour_k(wildcards.dataset),
         dpi=config["figures"]["dpi"],
     log:
         f"{LOGS}/figures_dataset/{{dataset}}.log",

@@ -15,7 +15,7 @@ rule layer_geometry:
         measures=f"{RESULTS}/{{dataset}}/{{model}}/measures/layer_{{layer}}.json",
     params:
         graph_k=config["geometry"]["graph_k"],
-        k=config["geometry"]["k"],
+        k=lambda wildcards: neighbour_k(wildcards.dataset),
         metric=config["geometry"]["metric"],
         twonn_fraction=config["geometry"]["twonn_fraction"],
         decimation_repeats=config["geometry"]["decimation_repeats"],
@@ -50,7 +50,7 @@ rule summarize_model:
         ),
         choice=f"{RESULTS}/{{dataset}}/{{model}}/layer_choice.json",
     params:
-        k=config["geometry"]["k"],
+        k=lambda wildcards: neighbour_k(wildcards.dataset),
         untrained=lambda wildcards: hg_config.is_untrained(config, wildcards.model),
         model_label=lambda wildcards: hg_config.model_label(config, wildcards.model),
     log:
