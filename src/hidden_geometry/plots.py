@@ -150,6 +150,19 @@ def gride_scale_figure(curves: Sequence[Mapping], label: str, dataset: str) -> F
     return fig
 
 
+def overlap_matrix_figure(matrix: np.ndarray, label: str, dataset: str, k: int) -> Figure:
+    """The full neighbourhood-overlap matrix chi_k(l, m) of one model's layers as a heat map (0 to 1, NaN blank)."""
+    values = np.asarray(matrix, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] != values.shape[1] or values.shape[0] == 0:
+        raise InputError(f"overlap matrix: expected a square [L, L] array, got shape {values.shape}")
+    fig, ax = _new_axes((5.2, 4.4))
+    image = ax.imshow(np.ma.masked_invalid(values), vmin=0.0, vmax=1.0, cmap="viridis", origin="lower",
+                      interpolation="nearest")
+    fig.colorbar(image, ax=ax, label=f"neighbourhood overlap chi (k = {k})")
+    _finish(ax, "layer m", "layer l", f"{dataset}: {label}, overlap between layers", legend=False)
+    return fig
+
+
 def probe_vs_id_figure(profile: LayerProfile, dataset: str, best_layer: int | None) -> Figure:
     """Linear-probe accuracy against ID per layer; chosen layer starred, probe's best layer squared."""
     fig, ax = _new_axes()

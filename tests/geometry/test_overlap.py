@@ -111,3 +111,16 @@ def test_label_overlap_input_errors():
         label_overlap(graph, np.zeros(49), 4)
     with pytest.raises(InputError, match="larger than"):
         label_overlap(graph, np.zeros(50), 5)
+
+
+def test_overlap_matrix_is_every_pairwise_overlap():
+    from hidden_geometry.geometry import overlap_matrix
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(80, 4))
+    graphs = [knn_graph(X, 6), knn_graph(X + 0.05 * rng.normal(size=X.shape), 6), None, knn_graph(rng.normal(size=(80, 4)), 8)]
+    matrix = overlap_matrix(graphs, k=5)
+    assert matrix.shape == (4, 4) and np.allclose(matrix, matrix.T, equal_nan=True)
+    assert matrix[0, 0] == 1.0 and np.all(np.isnan(matrix[2])) and np.all(np.isnan(matrix[:, 2]))
+    assert matrix[0, 1] == neighbourhood_overlap(graphs[0], graphs[1], k=5) and matrix[0, 1] > 0.5
+    assert matrix[0, 3] == neighbourhood_overlap(graphs[0], graphs[3], k=5) and matrix[0, 3] < 0.3

@@ -19,7 +19,7 @@ from .conftest import DEMO_CONFIG, ROOT, run_snakemake
 pytestmark = pytest.mark.slow
 
 LAYER_COLUMNS = ["layer", "relative_depth", "id_twonn", "id_twonn_err", "id_gride", "id_gride_err", "gride_scale",
-                 "overlap_next", "label_overlap", "anisotropy", "probe_acc", "probe_acc_std", "n_points"]
+                 "gride_n2", "overlap_next", "label_overlap", "anisotropy", "probe_acc", "probe_acc_std", "n_points"]
 EXPECTED_LAYERS = {"minilm": 7, "minilm@init": 7, "esm2_t6_random": 7, "igpt_tiny_random": 5}
 UNTRAINED = {"minilm": False, "minilm@init": True, "esm2_t6_random": True, "igpt_tiny_random": True}
 
@@ -65,6 +65,12 @@ def test_layers_tables_have_exactly_the_issue_columns_and_sane_values(demo_run: 
             assert 0 <= row["label_overlap"] <= 1 and 0 <= row["anisotropy"] <= 1
             assert 0 <= row["probe_acc"] <= 1 and row["probe_acc_std"] >= 0
             assert 10 < row["n_points"] <= n_items
+        assert len({row["gride_n2"] for row in rows}) == 1, (dataset, model)  # one Gride rank per model
+        choice = json.loads((demo_run / dataset / model / "layer_choice.json").read_text())
+        assert choice["gride_rank"]["n2"] == rows[0]["gride_n2"] and "every layer" in choice["id_profile"]
+        assert all(p["phase"] in ("expansion", "contraction", "plateau", "second_peak") for p in choice["phases"])
+        matrix = read_table(demo_run / dataset / model / "overlap_matrix.tsv")[1]
+        assert len(matrix) == len(rows) and all(m[str(int(m["layer"]))] == 1.0 for m in matrix)
 
 
 def test_trained_text_model_separates_topics_better_than_its_initialisation(demo_run: Path) -> None:
@@ -145,7 +151,7 @@ def test_figures_are_valid_png_and_pdf(demo_run: Path) -> None:
     expected += [figures / "demo_text" / "minilm" / f"fig3_id_checkpoints.{ext}" for ext in ("png", "pdf")]
     expected += [figures / d / m / f"{fig}.{ext}" for d, m in (("demo_text", "minilm"), ("demo_text", "minilm@init"),
                  ("demo_proteins", "esm2_t6_random"), ("demo_digits", "igpt_tiny_random"))
-                 for fig in ("gride_scale", "probe_vs_id") for ext in ("png", "pdf")]
+                 for fig in ("gride_scale", "probe_vs_id", "overlap_matrix") for ext in ("png", "pdf")]
     for path in expected:
         data = path.read_bytes()
         if path.suffix == ".png":
@@ -180,5 +186,5 @@ def test_report_builds_with_every_figure(demo_run: Path, tmp_path: Path) -> None
     html = report.read_text(encoding="utf-8", errors="replace")
     assert len(html) > 100_000
     for name in ("fig1_id_depth", "fig2_overlap_next", "fig3_id_checkpoints", "fig4_label_overlap", "gride_scale",
-                 "probe_vs_id", "layers.tsv", "summary.tsv"):
+                 "probe_vs_id", "overlap_matrix", "layers.tsv", "summary.tsv"):
         assert name in html, name

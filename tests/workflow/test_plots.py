@@ -65,6 +65,8 @@ def test_every_figure_writes_valid_png_and_pdf_and_same_bytes_twice(tmp_path: Pa
         "fig4": lambda: plots.label_overlap_figure(profiles, "d", 10),
         "gride": lambda: plots.gride_scale_figure(curves, "a", "d"),
         "probe": lambda: plots.probe_vs_id_figure(profiles[0], "d", best_layer=4),
+        "overlap_matrix": lambda: plots.overlap_matrix_figure(np.array([[1.0, 0.4, np.nan], [0.4, 1.0, np.nan],
+                                                                        [np.nan, np.nan, np.nan]]), "a", "d", 10),
     }
     for name, make in makers.items():
         # two runs of the workflow build the figure afresh each time: the files must be identical
@@ -82,3 +84,13 @@ def test_every_figure_writes_valid_png_and_pdf_and_same_bytes_twice(tmp_path: Pa
 def test_save_figure_refuses_unknown_formats(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="svg"):
         plots.save_figure(plots.id_depth_figure([profile("a")], "d"), [tmp_path / "x.svg"])
+
+
+def test_overlap_matrix_figure_shows_the_matrix_and_refuses_a_non_square_one() -> None:
+    matrix = np.array([[1.0, 0.3, 0.1], [0.3, 1.0, 0.6], [0.1, 0.6, 1.0]])
+    fig = plots.overlap_matrix_figure(matrix, "a", "d", 30)
+    image = fig.axes[0].get_images()[0]
+    assert np.array_equal(np.asarray(image.get_array()), matrix) and image.get_clim() == (0.0, 1.0)
+    assert "k = 30" in fig.axes[1].get_ylabel()
+    with pytest.raises(InputError, match="square"):
+        plots.overlap_matrix_figure(np.ones((2, 3)), "a", "d", 30)

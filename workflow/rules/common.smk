@@ -211,7 +211,7 @@ def all_outputs():
                           fig=["fig1_id_depth", "fig2_overlap_next", "fig4_label_overlap"], ext=FIGURE_FORMATS)
         for model in dataset_models(dataset, with_checkpoints=True):
             targets += expand("{results}/figures/{dataset}/{model}/{fig}.{ext}", results=RESULTS,
-                              dataset=dataset, model=model, fig=["gride_scale", "probe_vs_id"], ext=FIGURE_FORMATS)
+                              dataset=dataset, model=model, fig=["gride_scale", "probe_vs_id", "overlap_matrix"], ext=FIGURE_FORMATS)
         for model in checkpoint_models(dataset):
             targets += expand("{results}/figures/{dataset}/{model}/fig3_id_checkpoints.{ext}", results=RESULTS,
                               dataset=dataset, model=model, ext=FIGURE_FORMATS)

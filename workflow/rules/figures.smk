@@ -32,11 +32,13 @@ rule figures_dataset:
 
 
 rule figures_model:
-    """Gride ID against scale for every layer, and probe accuracy against ID with the chosen layer marked."""
+    """Gride ID against scale for every layer, probe accuracy against ID with the chosen layer marked, and the
+    overlap matrix chi(l, m) of every pair of layers."""
     input:
         table=f"{RESULTS}/{{dataset}}/{{model}}/layers.tsv",
         choice=f"{RESULTS}/{{dataset}}/{{model}}/layer_choice.json",
         measures=layer_files("{results}/{dataset}/{model}/measures/layer_{layer}.json"),
+        overlap_matrix=f"{RESULTS}/{{dataset}}/{{model}}/overlap_matrix.tsv",
     output:
         **{
             f"{fig}_{ext}": report(
@@ -46,11 +48,12 @@ rule figures_model:
                 subcategory="{dataset}",
                 labels={"dataset": "{dataset}", "model": "{model}", "figure": fig, "format": ext},
             )
-            for fig in ["gride_scale", "probe_vs_id"]
+            for fig in ["gride_scale", "probe_vs_id", "overlap_matrix"]
             for ext in FIGURE_FORMATS
         },
     params:
         label=lambda wildcards: hg_config.model_label(config, wildcards.model),
+        k=lambda wildcards: neighbour_k(wildcards.dataset),
         dpi=config["figures"]["dpi"],
     log:
         f"{LOGS}/figures_model/{{dataset}}/{{model}}.log",

@@ -34,7 +34,8 @@ rule layer_geometry:
 
 
 rule summarize_model:
-    """layers.tsv (one row per layer), overlap between consecutive layers' graphs, and layer_choice.json."""
+    """layers.tsv (one row per layer), the overlap between every pair of layers' graphs (overlap_matrix.tsv), and
+    layer_choice.json."""
     input:
         embeddings=f"{RESULTS}/{{dataset}}/{{model}}/embeddings",
         measures=layer_files("{results}/{dataset}/{model}/measures/layer_{layer}.json"),
@@ -49,6 +50,7 @@ rule summarize_model:
             labels={"dataset": "{dataset}", "model": "{model}", "table": "layers.tsv"},
         ),
         choice=f"{RESULTS}/{{dataset}}/{{model}}/layer_choice.json",
+        overlap_matrix=f"{RESULTS}/{{dataset}}/{{model}}/overlap_matrix.tsv",
     params:
         k=lambda wildcards: neighbour_k(wildcards.dataset),
         untrained=lambda wildcards: hg_config.is_untrained(config, wildcards.model),

@@ -30,7 +30,7 @@ from .neighbours import (
     shared_keep_mask,
     validate_representation,
 )
-from .overlap import LabelOverlap, label_overlap, label_overlap_details, neighbourhood_overlap
+from .overlap import LabelOverlap, label_overlap, label_overlap_details, neighbourhood_overlap, overlap_matrix
 
 __all__ = [
     "CommonGrideRank",
@@ -55,6 +55,7 @@ __all__ = [
     "label_overlap_details",
     "load_graph",
     "neighbourhood_overlap",
+    "overlap_matrix",
     "save_graph",
     "shared_keep_mask",
     "twonn",

@@ -3,6 +3,8 @@
 - `neighbourhood_overlap(a, b, k)`: mean over the points present in both graphs of |N_a(i) & N_b(i)| / k, where
   N(i) are the first k neighbours (original row numbers). Build both graphs with the same keep-mask so that they
   hold the same points; identical representations give 1, independent ones about k / N.
+- `overlap_matrix(graphs, k)`: chi_k between every pair of layers (the paper's full matrix chi(l, m)); NaN where
+  a layer has no graph.
 - `label_overlap(graph, labels, k)`: mean over points of the fraction of their first k neighbours that share the
   point's label (unweighted as in the paper; `class_balanced=True` averages the per-class means instead). With
   `exclude_groups` (e.g. the SCOPe family of each row), neighbours in the point's own group are skipped and the
@@ -57,6 +59,25 @@ def neighbourhood_overlap(graph_a: NeighbourGraph, graph_b: NeighbourGraph, k: i
     """chi_k: mean fraction of shared first-k neighbours over the rows present in both graphs."""
     _, fractions = neighbourhood_overlap_per_point(graph_a, graph_b, k)
     return float(np.mean(fractions))
+
+
+def overlap_matrix(graphs: Sequence[NeighbourGraph | None], k: int) -> np.ndarray:
+    """chi_k(l, m) for every pair of layers: float64 [L, L], symmetric, 1 on the diagonal of defined layers.
+
+    k is lowered to the smaller graph's k for a pair where a graph holds fewer neighbours; a layer given as None
+    (no graph: too few distinct points) has NaN in its row and column.
+    """
+    n = len(graphs)
+    out = np.full((n, n), np.nan)
+    for i, a in enumerate(graphs):
+        if a is None:
+            continue
+        out[i, i] = 1.0
+        for j in range(i + 1, n):
+            b = graphs[j]
+            if b is not None:
+                out[i, j] = out[j, i] = neighbourhood_overlap(a, b, k=min(int(k), a.k, b.k))
+    return out
 
 
 @dataclass(frozen=True)
