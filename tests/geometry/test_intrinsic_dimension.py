@@ -22,7 +22,12 @@ from hidden_geometry.geometry import (
     twonn_mle,
     twonn_scaling,
 )
-from hidden_geometry.geometry.intrinsic_dimension import flattest_scale, gride_loglik, gride_mle, scale_changes
+from hidden_geometry.geometry.intrinsic_dimension import (
+    flattest_scale,
+    gride_loglik,
+    gride_mle,
+    scale_changes,
+)
 
 from . import manifolds
 
