@@ -1,8 +1,11 @@
 """Rule summarize_model: layers.tsv (one row per layer) and layer_choice.json, by
-`hidden_geometry.analysis.summarize_layers` from the per-layer measures, probes and graphs."""
+`hidden_geometry.analysis.summarize_layers` from the per-layer measures, probes and graphs, and overlap_matrix.tsv
+(chi_k between every pair of layers, `analysis.overlap_matrix_of`)."""
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 from _wf import layer_number, logged
 
@@ -11,9 +14,16 @@ from hidden_geometry.geometry.graph_files import read_graph_file
 from hidden_geometry.io import read_json, write_json, write_tsv
 
 
+def write_overlap_matrix(path: str, matrix: np.ndarray, layers: Sequence[int]) -> None:
+    """overlap_matrix.tsv: one row per layer l, one column per layer m, chi_k(l, m) (NA where undefined)."""
+    columns = ["layer"] + [str(m) for m in layers]
+    rows = [{"layer": l, **{str(m): float(matrix[i, j]) for j, m in enumerate(layers)}} for i, l in enumerate(layers)]
+    write_tsv(path, columns, rows)
+
+
 def main(snakemake: Any) -> None:
     with logged(snakemake) as log:
-        graphs = (read_graph_file(path) for path in sorted(snakemake.input.graphs, key=layer_number))
+        graphs = [read_graph_file(path) for path in sorted(snakemake.input.graphs, key=layer_number)]
         rows, choice = analysis.summarize_layers([read_json(path) for path in snakemake.input.measures],
                                                  [read_json(path) for path in snakemake.input.probes], graphs,
                                                  snakemake.params.k)
@@ -26,6 +36,8 @@ def main(snakemake: Any) -> None:
                  choice["probe_best_layer"])
         write_tsv(snakemake.output.layers, analysis.LAYER_COLUMNS, rows)
         write_json(snakemake.output.choice, choice)
+        matrix = analysis.overlap_matrix_of(graphs, int(snakemake.params.k))
+        write_overlap_matrix(snakemake.output.overlap_matrix, matrix, [int(row["layer"]) for row in rows])
 
 
 if __name__ == "__main__":

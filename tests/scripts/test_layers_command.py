@@ -67,7 +67,8 @@ def run_scripts(script, tmp_path: Path, emb: Path, table: Path) -> Path:
             wildcards={"layer": name}, log=[str(out / "log")]))
     script("summarize_model").main(fake_snakemake(
         input=Named(embeddings=str(emb), **files),
-        output={"layers": str(out / "layers.tsv"), "choice": str(out / "layer_choice.json")},
+        output={"layers": str(out / "layers.tsv"), "choice": str(out / "layer_choice.json"),
+                "overlap_matrix": str(out / "overlap_matrix.tsv")},
         params={"k": SETTINGS["k"], "untrained": False, "model_label": "m"}, wildcards={"dataset": "d", "model": "m"},
         log=[str(out / "log")]))
     return out
@@ -111,8 +112,9 @@ def test_cli_layers_without_items_has_no_label_columns(tmp_path: Path, capsys) -
                        "-o", str(tmp_path / "t.tsv")])
     printed = json.loads(capsys.readouterr().out)
     assert status == 0 and printed["n_kept"] == N - 1 and "--items" in printed["label_reason"]
-    rows = [line.split("\t") for line in (tmp_path / "t.tsv").read_text().splitlines()[1:]]
-    assert all(r[8] == "NA" and r[10] == "NA" for r in rows) and rows[0][2] != "NA"
+    lines = (tmp_path / "t.tsv").read_text().splitlines()
+    rows = [dict(zip(lines[0].split("\t"), line.split("\t"))) for line in lines[1:]]
+    assert all(r["label_overlap"] == "NA" and r["probe_acc"] == "NA" for r in rows) and rows[0]["id_twonn"] != "NA"
 
 
 def test_cli_layers_image_items_need_their_pixels(tmp_path: Path, capsys) -> None:

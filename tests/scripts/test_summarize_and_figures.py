@@ -48,7 +48,8 @@ def summarize(script, tmp_path: Path) -> tuple[list[dict], dict]:
     emb = tmp_path / "embeddings"
     emb.mkdir()
     (emb / "manifest.json").write_text(json.dumps({"unknown_share": 0.25}))
-    out = {"layers": str(tmp_path / "layers.tsv"), "choice": str(tmp_path / "layer_choice.json")}
+    out = {"layers": str(tmp_path / "layers.tsv"), "choice": str(tmp_path / "layer_choice.json"),
+           "overlap_matrix": str(tmp_path / "overlap_matrix.tsv")}
     script("summarize_model").main(fake_snakemake(
         input=Named(embeddings=str(emb), **files), output=out,
         params={"k": 5, "untrained": True, "model_label": "m (untrained)"},
@@ -77,6 +78,11 @@ def test_layers_table_and_choice(script, tmp_path: Path) -> None:
     assert choice["evidence"]["peak_layer"] == 2 and choice["chosen_layer"] > 2
     assert choice["probe_best_layer"] == 3 and choice["probe_acc_at_best"] == 0.9
     assert choice["probe_acc_at_chosen"] == ACCS[choice["chosen_layer"]]
+    matrix = script("figures_model").read_overlap_matrix(str(tmp_path / "overlap_matrix.tsv"))
+    assert matrix.shape == (6, 6) and np.array_equal(matrix, matrix.T) and np.all(np.diag(matrix) == 1.0)
+    assert matrix[0, 2] == 1.0 and matrix[0, 1] == 1.0  # layers 0-2 share one representation
+    assert [matrix[i, i + 1] for i in range(5)] == [float(r["overlap_next"]) for r in rows[:5]]
+    assert matrix[2, 4] < 0.5 and matrix[3, 5] < 0.5
 
 
 def test_one_gride_rank_for_all_layers(script, tmp_path: Path) -> None:
@@ -88,9 +94,13 @@ def test_one_gride_rank_for_all_layers(script, tmp_path: Path) -> None:
         scale["id"] = value
     measures["gride"]["chosen_index"] = 2
     Path(path).write_text(json.dumps(measures))
-    out = {"layers": str(tmp_path / "layers.tsv"), "choice": str(tmp_path / "layer_choice.json")}
+    emb = tmp_path / "embeddings"
+    emb.mkdir()
+    (emb / "manifest.json").write_text(json.dumps({}))
+    out = {"layers": str(tmp_path / "layers.tsv"), "choice": str(tmp_path / "layer_choice.json"),
+           "overlap_matrix": str(tmp_path / "overlap_matrix.tsv")}
     script("summarize_model").main(fake_snakemake(
-        input=Named(embeddings="emb", **files), output=out,
+        input=Named(embeddings=str(emb), **files), output=out,
         params={"k": 5, "untrained": False, "model_label": "m"},
         wildcards={"dataset": "d", "model": "m"}, log=[str(tmp_path / "s.log")]))
     lines = Path(out["layers"]).read_text().splitlines()
@@ -119,11 +129,12 @@ def test_summary_table_and_figures(script, tmp_path: Path) -> None:
         params={"models": ["m"], "labels": {"m": "m (untrained)"}, "dataset": "d", "k": 5, "dpi": 40},
         log=[str(tmp_path / "f.log")]))
     model_figures = {f"{fig}_{ext}": str(tmp_path / f"{fig}.{ext}")
-                     for fig in ("gride_scale", "probe_vs_id") for ext in ("png", "pdf")}
+                     for fig in ("gride_scale", "probe_vs_id", "overlap_matrix") for ext in ("png", "pdf")}
     script("figures_model").main(fake_snakemake(
         input=Named(table=str(model_dir / "layers.tsv"), choice=str(model_dir / "layer_choice.json"),
-                    measures=sorted(str(p) for p in (model_dir / "measures").iterdir())),
-        output=model_figures, params={"label": "m (untrained)", "dpi": 40}, wildcards={"dataset": "d"},
+                    measures=sorted(str(p) for p in (model_dir / "measures").iterdir()),
+                    overlap_matrix=str(model_dir / "overlap_matrix.tsv")),
+        output=model_figures, params={"label": "m (untrained)", "k": 5, "dpi": 40}, wildcards={"dataset": "d"},
         log=[str(tmp_path / "g.log")]))
     for path in [*figures.values(), *model_figures.values()]:
         head = Path(path).read_bytes()[:8]

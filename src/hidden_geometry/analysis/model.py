@@ -5,8 +5,12 @@
   from its per-layer files) and one in-memory call (`analyse_layers`) give the same bytes.
 - `overlap_next` of layer l is chi_k between the graphs of layers l and l + 1 (NaN for the last layer and where
   either graph is undefined), with k = min(k, both graphs' k).
+- Gride is read at one neighbour rank n2 for every layer of the model (`geometry.common_gride_rank`, chosen from
+  all layers' ID-versus-scale curves; column `gride_n2`, the same in every row).
+- `overlap_matrix_of` gives chi_k between every pair of layers (the workflow's overlap_matrix.tsv).
 - The layer choice runs on the Gride ID profile; where Gride is undefined in some layer, on the TwoNN profile
-  (`id_measure` says which); where that is undefined too, no layer is chosen and the evidence says why. It is
+  (`id_measure` says which, `id_profile` in words, `gride_rank` the rank and its rule), with the profile's
+  phases (`phases`, `second_peak_layer`); where that is undefined too, no layer is chosen and the evidence says why. It is
   compared with the linear probe's best layer (the first on ties).
 """
 
@@ -24,7 +28,7 @@ from ..io import FLOAT_DIGITS, json_ready
 from . import layer as layer_measures
 
 LAYER_COLUMNS = ("layer", "relative_depth", "id_twonn", "id_twonn_err", "id_gride", "id_gride_err", "gride_scale",
-                 "overlap_next", "label_overlap", "anisotropy", "probe_acc", "probe_acc_std", "n_points")
+                 "gride_n2", "overlap_next", "label_overlap", "anisotropy", "probe_acc", "probe_acc_std", "n_points")
 NAN = float("nan")
 
 
@@ -32,15 +36,27 @@ def _number(value: Any) -> float:
     return NAN if value is None else float(value)
 
 
-def layer_row(measures: Mapping[str, Any], probe: Mapping[str, Any], n_layers: int) -> dict[str, Any]:
+def common_rank(measures: Sequence[Mapping[str, Any]]) -> Any:
+    """The model's one Gride rank pair (`geometry.CommonGrideRank`) from the curves of the layers whose graph is
+    defined; None when no layer has one."""
+    curves = [m["gride"] for m in measures if m.get("undefined_reason") is None]
+    return geometry.common_gride_rank(curves) if curves else None
+
+
+def layer_row(measures: Mapping[str, Any], probe: Mapping[str, Any], n_layers: int,
+              gride_n2: int | None = None) -> dict[str, Any]:
     """One row of layers.tsv (without `overlap_next`) from a layer's JSON-ready measures and probe; NaN where
-    undefined. The Gride columns are those of the scale the estimator chose."""
+    undefined. The Gride columns are those of rank `gride_n2` (the model's one rank; None: the layer's own
+    flattest scale, for a layer read alone)."""
     layer = int(measures["layer"])
     row: dict[str, Any] = {column: NAN for column in LAYER_COLUMNS}
     row.update(layer=layer, relative_depth=layer / max(1, n_layers - 1), n_points=int(measures["n_points"]))
     if measures.get("undefined_reason") is None:
-        gride = measures["gride"]["scales"][measures["gride"]["chosen_index"]]
-        row.update(id_twonn=_number(measures["twonn"]["id"]), id_twonn_err=_number(measures["twonn_decimation"]["err"]),
+        if gride_n2 is None:
+            gride = measures["gride"]["scales"][measures["gride"]["chosen_index"]]
+        else:
+            gride = geometry.gride_at_rank(measures["gride"], gride_n2)
+        row.update(gride_n2=int(gride["n2"]), id_twonn=_number(measures["twonn"]["id"]), id_twonn_err=_number(measures["twonn_decimation"]["err"]),
                    id_gride=_number(gride["id"]), id_gride_err=_number(gride["err"]),
                    gride_scale=_number(gride["scale"]), anisotropy=_number(measures["anisotropy"]["pc1_share"]))
         if "label_overlap" in measures:
@@ -68,27 +84,42 @@ def consecutive_overlaps(graphs: Iterable[Any], k: int) -> list[float]:
     return overlaps + [NAN]
 
 
+def overlap_matrix_of(graphs: Iterable[Any], k: int) -> np.ndarray:
+    """chi_k(l, m) between every pair of layers' graphs in layer order (`NeighbourGraph`, `UndefinedGraph` or None;
+    NaN rows and columns for undefined ones): float64 [L, L]."""
+    defined = [None if g is None or isinstance(g, UndefinedGraph) else g for g in graphs]
+    return geometry.overlap_matrix(defined, k)
+
+
 def best_probe_layer(rows: Sequence[Mapping[str, Any]]) -> int | None:
     """Layer of the highest probe accuracy (the first on ties); None when no layer has one."""
     scored = [(row["probe_acc"], -row["layer"]) for row in rows if not math.isnan(row["probe_acc"])]
     return -max(scored)[1] if scored else None
 
 
-def choose_model_layer(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def choose_model_layer(rows: Sequence[Mapping[str, Any]], rank: Any = None) -> dict[str, Any]:
     """The unsupervised choice on the ID profile of the rows (Gride, else TwoNN), its evidence, and the probe's
     best layer: n_layers, id_measure, chosen_layer, chosen_relative_depth, evidence, probe_best_layer,
     probe_best_relative_depth, probe_acc_at_best, probe_acc_at_chosen (None where undefined)."""
     measure = "id_gride" if not any(math.isnan(row["id_gride"]) for row in rows) else "id_twonn"
     profile = [row[measure] for row in rows]
     depths = [row["relative_depth"] for row in rows]
-    choice: dict[str, Any] = {"n_layers": len(rows), "id_measure": measure}
+    if measure == "id_gride" and rank is not None:
+        described = f"Gride at neighbour ranks n1={rank.n1}, n2={rank.n2}, the same in every layer ({rank.rule})"
+    elif measure == "id_gride":
+        described = "Gride at each layer's own flattest scale"
+    else:
+        described = "TwoNN (linear fit), because Gride is undefined in some layer"
+    choice: dict[str, Any] = {"n_layers": len(rows), "id_measure": measure, "id_profile": described,
+                              "gride_rank": None if rank is None else rank.to_dict()}
     if any(math.isnan(value) for value in profile):
-        choice.update(chosen_layer=None, chosen_relative_depth=None,
+        choice.update(chosen_layer=None, chosen_relative_depth=None, phases=[], second_peak_layer=None,
                       evidence={"reason": "the ID is undefined in some layer (see measures/)"})
     else:
         evidence = geometry.choose_layer(profile, relative_depths=depths)
         chosen = int(evidence.chosen_layer)
-        choice.update(chosen_layer=chosen, chosen_relative_depth=depths[chosen], evidence=evidence)
+        choice.update(chosen_layer=chosen, chosen_relative_depth=depths[chosen], phases=evidence.phases,
+                      second_peak_layer=evidence.second_peak_layer, evidence=evidence)
     best = best_probe_layer(rows)
     by_layer = {row["layer"]: row for row in rows}
     choice.update(
@@ -104,16 +135,19 @@ def summarize_layers(measures: Sequence[Mapping[str, Any]], probes: Sequence[Map
                      graphs: Iterable[Any], k: int = layer_measures.K) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(rows of layers.tsv, layer choice) from the JSON-ready measures and probes of every layer (any order, matched
     by their `layer`) and the layers' graphs in layer order (`NeighbourGraph`, `UndefinedGraph` or None)."""
-    rows = table_rows(measures, probes, consecutive_overlaps(graphs, k))
-    return rows, choose_model_layer(rows)
+    rank = common_rank(measures)
+    rows = table_rows(measures, probes, consecutive_overlaps(graphs, k), rank)
+    return rows, choose_model_layer(rows, rank)
 
 
 def table_rows(measures: Sequence[Mapping[str, Any]], probes: Sequence[Mapping[str, Any]],
-               overlaps: Sequence[float]) -> list[dict[str, Any]]:
-    """The rows of layers.tsv in layer order: `layer_row` of each layer with its `overlap_next`."""
+               overlaps: Sequence[float], rank: Any = None) -> list[dict[str, Any]]:
+    """The rows of layers.tsv in layer order: `layer_row` of each layer (Gride at `rank`, the model's
+    `common_rank`) with its `overlap_next`."""
     ordered = sorted(measures, key=lambda m: int(m["layer"]))
     by_layer = {int(p["layer"]): p for p in probes}
-    rows = [layer_row(m, by_layer[int(m["layer"])], len(ordered)) for m in ordered]
+    n2 = None if rank is None else rank.n2
+    rows = [layer_row(m, by_layer[int(m["layer"])], len(ordered), n2) for m in ordered]
     if len(overlaps) != len(rows):
         raise ValueError(f"{len(overlaps)} overlaps for {len(rows)} layers")
     for row, overlap in zip(rows, overlaps):
@@ -163,5 +197,6 @@ def analyse_layers(layers: Sequence[np.ndarray], keep: np.ndarray | None = None,
             yield result.graph
 
     overlaps = consecutive_overlaps(graphs(), k)
-    rows = table_rows(measures, probes, overlaps)
-    return ModelAnalysis(rows, choose_model_layer(rows), measures, probes)
+    rank = common_rank(measures)
+    rows = table_rows(measures, probes, overlaps, rank)
+    return ModelAnalysis(rows, choose_model_layer(rows, rank), measures, probes)
