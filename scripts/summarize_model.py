@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-
 from _wf import layer_number, logged
 
 from hidden_geometry import analysis
