@@ -81,14 +81,22 @@ def test_narrow_pools_go_through_both_fallbacks_and_stay_exact():
     np.testing.assert_allclose(sq, ref_sq, rtol=1e-12)
 
 
-def test_a_few_uncertified_rows_go_straight_to_brute_force():
+def test_a_few_uncertified_rows_go_straight_to_brute_force(monkeypatch):
+    # The same bfloat16 pass leaves the same rows uncertified: with the threshold above their number they all go
+    # straight to the float64 brute force; with the threshold at 0 they all take the float32 pass first.
     E = clustered(1500, 32, seed=4)
-    _, _, wide = run(E, 10, "bfloat16")
-    idx, sq, stats = run(E, 10, "bfloat16", pool=1)
-    assert stats["float32_pass"] == 0 or stats["float32_pass"] > _knn_cpu._BRUTE_FORCE_ROWS
-    ref_idx, _ = reference(E, 10)
+    ref_idx, ref_sq = reference(E, 10)
+    monkeypatch.setattr(_knn_cpu, "_BRUTE_FORCE_ROWS", 10**9)
+    idx, sq, direct = run(E, 10, "bfloat16", pool=1)
+    assert direct["float32_pass"] == 0 and direct["brute_force"] > 0
     np.testing.assert_array_equal(idx, ref_idx)
-    assert wide["brute_force"] + wide["float32_pass"] < stats["brute_force"] + stats["float32_pass"]
+    monkeypatch.setattr(_knn_cpu, "_BRUTE_FORCE_ROWS", 0)
+    idx2, sq2, staged = run(E, 10, "bfloat16", pool=1)
+    assert staged["float32_pass"] == direct["brute_force"]
+    np.testing.assert_array_equal(idx2, ref_idx)
+    np.testing.assert_array_equal(sq2, sq)
+    _, _, wide = run(E, 10, "bfloat16")
+    assert wide["brute_force"] + wide["float32_pass"] < direct["brute_force"]
 
 
 def test_ties_on_a_lattice_in_bfloat16():
@@ -109,7 +117,8 @@ def test_bf16_bounds_are_below_the_true_distances():
         tile = (products.factor(0, 600) @ products.columns(0, 600).T).view(torch.int16).numpy()
         bounds = bf16_lower_table()[tile.astype(np.int64) & 0xFFFF] - products.err(slice(0, 600), slice(0, 600))[:, None]
         E64 = E.astype(np.float64)
-        true = ((E64[:, None, :] - E64[None, :, :]) ** 2).sum(-1)
+        # The bounds are in the products' units: the centred rows times 2^-shift.
+        true = np.ldexp(((E64[:, None, :] - E64[None, :, :]) ** 2).sum(-1), -2 * products.shift)
         assert np.all(bounds <= true)
         # ... and not uselessly loose: within a few percent of the squared norms
         spread = np.median(np.sum((E64 - E64.mean(0)) ** 2, axis=1))
@@ -117,11 +126,21 @@ def test_bf16_bounds_are_below_the_true_distances():
 
 
 def test_lower_table_bounds_every_value_that_rounds_to_it():
-    values, lower = bf16_value_table(), bf16_lower_table()
-    finite = np.isfinite(values)
-    # The largest real that rounds to v is v + half an ulp: (v - lower) must cover half an ulp of v's binade.
-    assert np.all(lower[finite] <= values[finite])
-    assert np.all(values[finite] - lower[finite] >= np.abs(values[finite]) * 2.0**-9 - 1e-300)
+    # Independent of the table's formula: float32 numbers of every magnitude (subnormal to huge, both signs,
+    # and the exact midpoints between bfloat16 neighbours) rounded to bfloat16 by torch; the table's entry for
+    # the rounded bits must be at most the number, and not far below it.
+    rng = np.random.default_rng(0)
+    mags = np.ldexp(rng.uniform(1.0, 2.0, 200_000), rng.integers(-149, 127, 200_000)).astype(np.float32)
+    bits32 = np.arange(0, 2**31 - 2**23, 2**15 + 1, dtype=np.uint32)  # includes exact bfloat16 midpoints
+    x = np.concatenate([mags, -mags, bits32.view(np.float32), -bits32.view(np.float32)])
+    x = x[np.isfinite(x)]
+    rounded = torch.from_numpy(x).to(torch.bfloat16).view(torch.int16).numpy().astype(np.int64) & 0xFFFF
+    lower = bf16_lower_table()[rounded]
+    x64 = x.astype(np.float64)
+    assert np.all(lower <= x64)
+    tight = np.abs(x64) < 3.3e38  # above, numbers round to infinity, whose bound is -inf (kept, never lost)
+    assert np.all((x64 - lower <= np.abs(x64) * 2.0**-6 + 2.0**-125)[tight])
+    assert np.all(bf16_value_table()[rounded][np.abs(x64) < 3e38] == torch.from_numpy(x).to(torch.bfloat16).double().numpy()[np.abs(x64) < 3e38])
 
 
 def test_keep_mask_rows_with_nan_are_ignored():
@@ -162,11 +181,26 @@ def test_locality_order_is_a_deterministic_permutation():
     np.testing.assert_array_equal(a, b)
 
 
-def test_this_machine_sums_bfloat16_products_in_float32():
-    # The model that the bfloat16 error bound assumes; where it fails, "auto" stays with float32 and an
-    # explicit precision="bfloat16" is refused (tested by monkeypatching below).
-    assert _knn_cpu.bf16_accumulation_is_float32() in (True, False)
-    assert isinstance(_knn_cpu.bf16_products_are_fast(), bool)
+def test_the_bfloat16_model_check_tells_float32_sums_from_bfloat16_sums(monkeypatch):
+    # The model that the bfloat16 error bound assumes: exact products, float32 sums, one final rounding.
+    def model(a, b):  # the model itself, computed in float64 and rounded once
+        return (a.double() @ b.double()).float().to(torch.bfloat16)
+
+    def blocked(a, b, step=32):  # partial sums rounded to bfloat16 every 32 terms
+        out = torch.zeros((a.shape[0], b.shape[1]), dtype=torch.bfloat16)
+        for s in range(0, a.shape[1], step):
+            out = (out.float() + (a[:, s : s + step].double() @ b[s : s + step].double()).float()).to(torch.bfloat16)
+        return out
+
+    assert _knn_cpu.product_keeps_bf16_model(model)
+    assert not _knn_cpu.product_keeps_bf16_model(blocked)
+    # Where the check fails, bfloat16 is never "fast": auto stays with float32.
+    _knn_cpu.bf16_products_are_fast.cache_clear()
+    monkeypatch.setattr(_knn_cpu, "bf16_accumulation_is_float32", lambda: False)
+    try:
+        assert _knn_cpu.bf16_products_are_fast() is False
+    finally:
+        _knn_cpu.bf16_products_are_fast.cache_clear()
 
 
 def test_bfloat16_refused_where_the_model_fails(monkeypatch):
@@ -240,3 +274,122 @@ def test_trained_representations_are_certified_by_bfloat16_pools(shared_data):
         np.testing.assert_array_equal(idx, f_idx)
         np.testing.assert_array_equal(sq, f_sq)
         assert stats["float32_pass"] + stats["brute_force"] <= 0.01 * X.shape[0], (layer, stats)
+
+
+# ---- every finite magnitude ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [1e-30, 1e-22, 1e-10, 1.0, 1e10, 1e19, 1e30])
+def test_every_magnitude_gives_the_float64_brute_force_answer(scale, dtype):
+    # The same data scaled from 1e-30 to 1e30: float32 squared norms overflow at 1e19 and products underflow at
+    # 1e-22 without the power-of-two scaling. No extra pool width (pool=0), several blocks: the certificate
+    # does all the work, for float32 and bfloat16 products.
+    base = clustered(500, 64, seed=20, offset=30.0)
+    X = (base.astype(np.float64) * scale).astype(dtype)
+    ref_idx, ref_sq = reference(X, 8)
+    for precision in ("float32", "bfloat16"):
+        graph = knn_graph(X, 8, precision=precision, pool=0, block_size=128)
+        np.testing.assert_array_equal(graph.indices, ref_idx, err_msg=precision)
+        np.testing.assert_allclose(graph.distances, np.sqrt(ref_sq), rtol=1e-12, err_msg=precision)
+    local_idx, sq = _knn_torch.torch_graph(X, 8, 8, 128, torch.device("cpu"), 1)
+    np.testing.assert_array_equal(local_idx, ref_idx)
+    np.testing.assert_allclose(sq, ref_sq, rtol=1e-12)
+
+
+@pytest.mark.parametrize("exponent", [-900, -700, 700, 900])
+def test_float64_beyond_the_square_range_is_scaled_exactly(exponent):
+    # At 2^-700 the squared distances underflow float64 and at 2^700 they overflow: the rows are scaled by a
+    # power of two first, so the graph equals the unscaled one and the distances scale exactly.
+    X = clustered(400, 16, seed=21).astype(np.float64)
+    plain = knn_graph(X, 6, block_size=128)
+    scaled = knn_graph(np.ldexp(X, exponent), 6, block_size=128)
+    np.testing.assert_array_equal(scaled.indices, plain.indices)
+    np.testing.assert_array_equal(scaled.distances, np.ldexp(plain.distances, exponent))
+    cos = knn_graph(np.ldexp(X, exponent), 6, metric="cosine", block_size=128)
+    np.testing.assert_array_equal(cos.indices, knn_graph(X, 6, metric="cosine", block_size=128).indices)
+
+
+def test_values_beyond_float64_range_once_squared_are_refused():
+    X = clustered(100, 4, seed=22).astype(np.float64)
+    X[0, 0] = 1e300
+    X[1:, :] *= 1e-20  # scaling 1e300 down to 1 would turn these into subnormals: refused, not wrong
+    with pytest.raises(InputError, match="span more than float64"):
+        knn_graph(X, 3)
+
+
+def test_a_tile_entry_that_is_not_a_number_is_kept_never_left_unfilled():
+    # A NaN entry (impossible for scaled rows, simulated here) must enter the pool with the bound -inf (so it is
+    # re-ranked exactly), and every slot must hold a real column: no uninitialised memory.
+    from hidden_geometry.geometry import _knn_kernels
+
+    tile = np.abs(np.random.default_rng(23).standard_normal((6, 6))).astype(np.float32)
+    tile[0, 1:4] = np.nan
+    vals, idx = np.full((6, 5), np.inf), np.full((6, 5), -1, dtype=np.int64)
+    _knn_kernels.fill_from_diagonal_f32(tile, vals, idx, 0, np.zeros(6))
+    assert np.all(np.sort(idx, axis=1) == np.array([[c for c in range(6) if c != r] for r in range(6)]))
+    assert np.sum(vals[0] == -np.inf) == 3
+
+
+def test_the_bfloat16_fill_ranks_negative_tile_entries_first():
+    # Entries of near points can round below zero: the fill must order them like their values (a wrong key
+    # for negative bits once dropped the nearest neighbours and could write past the selection).
+    from hidden_geometry.geometry import _knn_kernels
+
+    rng = np.random.default_rng(24)
+    values = torch.from_numpy(rng.standard_normal((40, 40)).astype(np.float32) * 0.01).to(torch.bfloat16)
+    bits = values.view(torch.int16).numpy()
+    width = 6
+    vals, idx = np.full((40, width), np.inf), np.full((40, width), -1, dtype=np.int64)
+    _knn_kernels.fill_from_diagonal_bf16(bits, bf16_lower_table(), vals, idx, 0, np.zeros(40))
+    v = values.double().numpy()
+    for r in range(40):
+        others = np.array([c for c in range(40) if c != r])
+        expected = np.sort(v[r, others])[:width]
+        np.testing.assert_array_equal(np.sort(v[r, idx[r]]), expected)
+
+
+def test_an_empty_pool_slot_is_never_read_as_a_row():
+    # A -1 slot means no candidate: the re-rank reports it as -1 at +inf (never names[-1]), and such a row is
+    # never certified, even when the pool is as wide as the data.
+    E = clustered(50, 4, seed=25)
+    names = np.arange(50, dtype=np.int64)[::-1].copy()
+    pool = np.tile(np.arange(1, 6, dtype=np.int64), (2, 1))
+    pool[1, 3:] = -1
+    idx, sq = _knn_cpu.rank_pools(E, np.array([0, 0]), pool, names, 4, 1)
+    assert idx[1, 3] == -1 and sq[1, 3] == np.inf and (idx[1, :3] >= 0).all()
+    assert list(_knn_cpu.uncertified(np.array([np.inf, np.inf]), sq[:, 3], 0, pool, 50)) == [1]
+    full = np.array([[c for c in range(6) if c != r] for r in range(6)])
+    full[2, 4] = -1
+    assert list(_knn_cpu.uncertified(np.zeros(6), np.ones(6), 0, full, 6)) == [2]
+
+
+def test_k_equal_to_n_minus_one_is_certified_without_a_shortcut():
+    E = clustered(30, 5, seed=26)
+    for precision in ("float32", "bfloat16"):
+        idx, sq, stats = run(E, 29, precision, block=8)
+        np.testing.assert_array_equal(idx, reference(E, 29)[0])
+
+
+# ---- IEEE float32 products whatever the caller's torch settings ------------------------------------------------
+
+
+def test_tf32_like_precision_and_autocast_are_turned_off_inside_the_engines():
+    # On CPU, set_float32_matmul_precision("medium") runs float32 products in bfloat16 (as TF32 does on CUDA)
+    # and autocast runs them in bfloat16: with pool=0 on noise either would give wrong rows. The engines turn
+    # both off, check the product on the device, and restore the caller's setting.
+    E = gaussian(600, 48, 48, seed=27).astype(np.float32)
+    ref_idx, _ = reference(E, 6)
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        with pytest.raises(RuntimeError, match="not IEEE float32"):
+            _knn_torch.check_ieee_products(torch.device("cpu"))  # the simulated setting bites
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            local_idx, _ = _knn_torch.torch_graph(E, 6, 6, 128, torch.device("cpu"), 1)
+            idx, _, stats = run(E, 6, "float32", pool=0, block=128)
+        np.testing.assert_array_equal(local_idx, ref_idx)
+        np.testing.assert_array_equal(idx, ref_idx)
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(before)

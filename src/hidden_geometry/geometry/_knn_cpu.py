@@ -19,6 +19,13 @@ Before the tiles, the rows are put in k-means order (`locality_order`) on a reor
 then fill the pools with near-final candidates and later tiles rarely beat them, and the re-rank reads rows
 that sit near each other. Ties are broken by the original row number, so the order never shows in the result.
 
+Every magnitude: the centred rows are multiplied by a power of two (`centred_shift`) so that every row norm is
+at most 1 before the low-precision products. Scaling by a power of two is exact, and it keeps every product
+and sum far from float32's overflow; what underflows (values below 2^-126 times the largest row norm) is
+covered by an absolute term of the bound (`_ABS_ERR`), which also covers CPUs that flush subnormals to zero.
+The bounds are in these scaled units, and are converted back (exactly, rounded down) before the certificate
+compares them with the float64 distances of the rows as given.
+
 bfloat16 products (8 significant bits, float32 accumulation) run at about 2.5 times the float32 rate on CPUs with
 AVX512-BF16 or AMX. Their error bound is about 1% of the squared norms, so the pools are wider (k + k/2 by
 default). `bf16_products_are_fast` decides per machine and checks that its matrix product keeps the
@@ -36,6 +43,7 @@ import numpy as np
 import torch
 
 from . import _knn_kernels as kernels
+from ._knn_torch import _abs_err, centred_shift, ieee_float32, to_given_units
 from ._knn_torch import _threads as torch_threads
 
 # Unit roundoffs: float32 and bfloat16 (round to nearest).
@@ -73,6 +81,7 @@ class _Float32Products:
         self.E, self.d, self.n = E, d, n
         self.width = _width_multiple(d, 2, 16)
         self.mean = E.mean(axis=0, dtype=np.float64)
+        self.shift = centred_shift(E, self.mean)
         self.norms = np.empty(n, dtype=np.float64)
         self.rows = None if lazy else torch.empty((n, self.width), dtype=torch.float32)
         for start in range(0, n, chunk):
@@ -80,14 +89,19 @@ class _Float32Products:
             self.norms[start : start + part.shape[0]] = norms
             if self.rows is not None:
                 self.rows[start : start + part.shape[0]] = part
+        if not (np.isfinite(self.norms).all() and self.norms.max() <= 1.0 + 1e-6):
+            raise OverflowError("scaled rows out of range for float32 products")  # never: see centred_shift
         # Worst-case float32 error of one entry (2(D+2) roundings of terms up to |a|^2 + |b|^2), plus the
         # rounding of the norms and the centring.
         self._c = (2.0 * (d + 2) + 16.0) * _U32
+        self._abs = _abs_err(self.width)
 
     def _augmented(self, start: int, stop: int, rows: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
-        """[y, |y|^2, 1, 0...] for rows start..stop (or the given row numbers), y = E - mean rounded to float32
-        (centred first: a large common offset would swamp the float32 mantissa); and |y|^2 in float64."""
-        y = ((self.E[start:stop] if rows is None else self.E[rows]) - self.mean).astype(np.float32)
+        """[y, |y|^2, 1, 0...] for rows start..stop (or the given row numbers), y = (E - mean) 2^-shift rounded
+        to float32 (centred first: a large common offset would swamp the float32 mantissa; scaled so that every
+        row norm is at most 1); and |y|^2 in float64."""
+        part = (self.E[start:stop] if rows is None else self.E[rows]) - self.mean
+        y = np.ldexp(part, -self.shift).astype(np.float32)
         norms = np.einsum("ij,ij->i", y, y, dtype=np.float64)
         out = torch.zeros((y.shape[0], self.width), dtype=torch.float32)
         out[:, : self.d] = torch.from_numpy(y)
@@ -118,7 +132,8 @@ class _Float32Products:
     def err(self, rows: slice | np.ndarray, other: slice) -> np.ndarray:
         """Error bound of the entries between each of `rows` and any row of `other`."""
         nmax = float(self.norms[other].max())
-        return (self._c * (self.norms[rows] + nmax) + _centring_err(self.norms[rows], nmax)) * (1.0 + _SLACK)
+        bound = self._c * (self.norms[rows] + nmax) + _centring_err(self.norms[rows], nmax) + self._abs
+        return bound * (1.0 + _SLACK)
 
     def fill(self, tile, vals, idx, row0, err_row) -> None:
         kernels.fill_from_diagonal_f32(tile.numpy(), vals, idx, row0, err_row)
@@ -147,6 +162,7 @@ class _Bfloat16Products:
         n, d = E.shape
         width = _width_multiple(d, 6, 32)
         mean = E.mean(axis=0, dtype=np.float64)
+        self.shift = centred_shift(E, mean)
         bits = np.zeros((n, width), dtype=np.uint16)
         self.norms = np.empty(n)
         self.r_norm = np.empty(n)
@@ -154,12 +170,12 @@ class _Bfloat16Products:
         self.values = kernels.bf16_value_table()
         _split_rows(
             kernels.centre_and_round_bf16,
-            lambda lo, hi: (E, mean, self.values, bits, self.norms, self.r_norm, self.yb_norm, lo, hi),
+            lambda lo, hi: (E, mean, self.shift, self.values, bits, self.norms, self.r_norm, self.yb_norm, lo, hi),
             n,
             threads,
         )
-        if not (np.isfinite(self.yb_norm).all() and np.isfinite(self.norms).all()):
-            raise OverflowError("values too large for bfloat16 products")
+        if not (np.isfinite(self.yb_norm).all() and np.isfinite(self.norms).all() and self.norms.max() <= 1.0 + 1e-6):
+            raise OverflowError("scaled rows out of range for bfloat16 products")  # never: see centred_shift
         self.y_norm = np.sqrt(self.norms)
         n64 = torch.from_numpy(self.norms)
         h1 = n64.to(torch.bfloat16)
@@ -176,6 +192,7 @@ class _Bfloat16Products:
         self.rows, self.d, self.E = rows, d, E
         self._factor_key: tuple[int, int] | None = None
         self._gamma = width * _U32 / (1.0 - width * _U32)
+        self._abs = _abs_err(width)
         self.lower = kernels.bf16_lower_table()
         self.scale = 1.0 / (1.0 - _U16 / (1.0 - _U16))
 
@@ -211,8 +228,9 @@ class _Bfloat16Products:
             + self.split_err[rows]
             + s_max
             + _centring_err(n_a, n_max)
+            + self._abs
         )
-        return bound * (1.0 + _SLACK) + 1e-300
+        return bound * (1.0 + _SLACK)
 
     def fill(self, tile, vals, idx, row0, err_row) -> None:
         bits = tile.view(torch.int16).numpy()
@@ -232,7 +250,7 @@ class _Bfloat16Products:
         a, b = a[keep], b[keep]
         bounds = self.lower[bits[a, b].astype(np.int64) & 0xFFFF] - err_row[a]
         diff = self.E[a].astype(np.float64) - self.E[b].astype(np.float64)
-        exact = np.einsum("ij,ij->i", diff, diff)
+        exact = np.ldexp(np.einsum("ij,ij->i", diff, diff), -2 * self.shift)  # in the products' scaled units
         if not np.all(bounds <= exact * (1.0 + _DIST_SLACK)):
             raise BoundViolation(f"{int(np.sum(bounds > exact))} of {a.size} sampled bfloat16 bounds exceed the distance")
 
@@ -322,16 +340,24 @@ def _select_query_tile(tile, vals, idx, q0, j0, err_row, chosen) -> None:
 @functools.lru_cache(maxsize=1)
 def bf16_accumulation_is_float32() -> bool:
     """True where torch's bfloat16 matrix product on this CPU keeps the model that the error bound assumes:
-    exact products, float32 sums, one rounding to bfloat16 at the end. Checked once per process on a product
-    with heavy cancellation, where a blocked sum with intermediate bfloat16 roundings would show errors far
-    above the bound."""
+    exact products, float32 sums, one rounding to bfloat16 at the end (checked once per process)."""
+    with ieee_float32(torch.device("cpu")):
+        return product_keeps_bf16_model(torch.mm)
+
+
+def product_keeps_bf16_model(matmul) -> bool:
+    """True where `matmul` of two bfloat16 matrices keeps the bound's model, on a product with heavy
+    cancellation, where a blocked sum with intermediate bfloat16 roundings shows errors far above the bound."""
     gen = torch.Generator().manual_seed(0)
     width = 1312
     a = torch.randn((256, width), generator=gen)
     b = torch.randn((256, width), generator=gen)
-    a[:, -2:], b[:, -2:] = 1000.0, -1000.0
+    # +10^6 in the first column and -10^6 in the last: they cancel, so a sum that rounds its partial sums to
+    # bfloat16 anywhere between them loses about 2^-9 10^6, far above the float32 bound of the small result.
+    a[:, 0], b[:, 0] = 1000.0, 1000.0
+    a[:, -1], b[:, -1] = 1000.0, -1000.0
     ab, bb = a.to(torch.bfloat16), b.to(torch.bfloat16)
-    got = (ab @ bb.T).to(torch.float64)
+    got = matmul(ab, bb.T).to(torch.float64)
     exact = ab.to(torch.float64) @ bb.to(torch.float64).T
     terms = ab.to(torch.float64).abs() @ bb.to(torch.float64).abs().T
     gamma = width * _U32 / (1.0 - width * _U32)
@@ -378,9 +404,16 @@ def rank_pools(E: np.ndarray, rows: np.ndarray, pool_idx: np.ndarray, names: np.
     return out_idx, out_sq
 
 
-def uncertified(bound: np.ndarray, kth_sq: np.ndarray) -> np.ndarray:
-    """Rows whose pool bound does not exceed the k-th exact squared distance (with rounding slack)."""
-    return np.flatnonzero(~(bound > kth_sq * (1.0 + _DIST_SLACK)))
+def uncertified(bound: np.ndarray, kth_sq: np.ndarray, shift: int, pool: np.ndarray, n: int) -> np.ndarray:
+    """Rows whose pool bound (in the products' units, rows times 2^-shift) does not exceed the k-th exact squared
+    distance (with rounding slack), unless the pool holds every one of the n - 1 other rows (nothing is
+    outside it). An empty pool slot (-1) is never counted, and a k-th distance of +inf (fewer than k filled
+    slots) is never certified."""
+    certified = to_given_units(bound, shift) > kth_sq * (1.0 + _DIST_SLACK)
+    certified &= np.isfinite(kth_sq)
+    if pool.shape[1] >= n - 1:
+        certified |= (pool >= 0).sum(axis=1) >= n - 1
+    return np.flatnonzero(~certified)
 
 
 # Up to this many uncertified rows go straight to the float64 brute force (about 25 ms a row per thread at
@@ -461,7 +494,15 @@ def cpu_graph(
     Returns also what each stage did: {"rows", "float32_pass", "brute_force" (rows settled there), "precision"
     and "width" (of the pass that ran), "predicted_uncertified" (auto's sample), "bound_violation" (why a
     bfloat16 pass was abandoned for float32, or None)}.
+    Runs with IEEE float32 products whatever the caller's torch settings (`ieee_float32`).
     """
+    with ieee_float32(torch.device("cpu")):
+        return _cpu_graph(E, k, width, block, threads, precision, fallback_width)
+
+
+def _cpu_graph(
+    E: np.ndarray, k: int, width: int, block: int, threads: int, precision: str, fallback_width: int | None
+) -> tuple[np.ndarray, np.ndarray, dict]:
     n = E.shape[0]
     n_blocks = -(-n // block)
     if n_blocks > 1:
@@ -475,7 +516,7 @@ def cpu_graph(
         try:
             products = _Bfloat16Products(Ep, threads)
         except OverflowError:
-            pass  # near the top of the float range bfloat16 rounding can reach infinity: float32 instead
+            pass  # never for scaled rows (norms at most 1); float32 instead, never a wrong pool
         if products is not None and precision == "auto-bfloat16":
             predicted = predicted_uncertified(products, k, width, threads)
             if predicted > _BF16_MAX_UNCERTIFIED:
@@ -493,26 +534,30 @@ def cpu_graph(
     if products is None:
         products = _Float32Products(Ep)
         vals, pool = _symmetric_pools(products, n, width, block, threads)
+    shift = products.shift
     del products
     idx, sq = rank_pools(Ep, np.arange(n, dtype=np.int64), pool, names, k, threads)
     stats = {"rows": n, "float32_pass": 0, "brute_force": 0, "precision": precision, "width": width,
              "predicted_uncertified": predicted, "bound_violation": bound_violation}
-    unsure = np.empty(0, dtype=np.int64) if width >= n - 1 else uncertified(vals[:, 0], sq[:, k - 1])
+    unsure = uncertified(vals[:, 0], sq[:, k - 1], shift, pool, n)
     del vals, pool
     if unsure.size > _BRUTE_FORCE_ROWS and precision == "bfloat16":
         stats["float32_pass"] = int(unsure.size)
         f32 = _Float32Products(Ep, lazy=True)
         q_vals, q_pool = _query_pools(f32, unsure, width, block, threads)
+        q_shift = f32.shift
         del f32
         q_idx, q_sq = rank_pools(Ep, unsure, q_pool, names, k, threads)
         idx[unsure], sq[unsure] = q_idx, q_sq
-        unsure = unsure[uncertified(q_vals[:, 0], q_sq[:, k - 1])]
+        unsure = unsure[uncertified(q_vals[:, 0], q_sq[:, k - 1], q_shift, q_pool, n)]
     stats["brute_force"] = int(unsure.size)
     if unsure.size:
         idx[unsure], sq[unsure] = brute_force_rows(Ep, unsure, names, k, threads)
     out_idx = np.empty_like(idx)
     out_sq = np.empty_like(sq)
     out_idx[names], out_sq[names] = idx, sq
+    if (out_idx < 0).any() or not np.isfinite(out_sq).all():
+        raise OverflowError("a squared distance is not finite in float64")  # never silent
     return out_idx, out_sq, stats
 
 

@@ -24,11 +24,12 @@ _CHUNK = 32
 
 
 def bf16_lower_table() -> np.ndarray:
-    """For each of the 65,536 bfloat16 bit patterns (as uint16): value - u|value|/(1-u), a lower bound of any
-    real number that rounds to it (NaN and inf patterns map to -inf, which keeps those entries: never silent)."""
+    """For each of the 65,536 bfloat16 bit patterns (as uint16): value - u|value|/(1-u) - 2^-133, a lower bound
+    of any real number that rounds to it, subnormal results included (2^-133: a subnormal bfloat16's spacing;
+    NaN and inf patterns map to -inf, which keeps those entries: never silent)."""
     values = bf16_value_table()
     with np.errstate(invalid="ignore"):
-        lower = values - np.abs(values) * (BF16_U / (1.0 - BF16_U))
+        lower = values - np.abs(values) * (BF16_U / (1.0 - BF16_U)) - 2.0**-133
     lower[~np.isfinite(lower)] = -np.inf
     # Round the bound itself down by a relative 1e-15 so that float64 rounding here can never make it exceed.
     return lower - np.abs(lower) * 1e-15
@@ -76,8 +77,10 @@ def _push(vals: np.ndarray, idx: np.ndarray, row: int, value: float, j: int) -> 
 
 @njit(cache=True, nogil=True, inline="always")
 def _sortable(v: int) -> int:
-    """An int16 bfloat16 bit pattern mapped to an integer that orders like the value (negatives reversed)."""
-    return v if v >= 0 else -32769 - (v & 0x7FFF)
+    """An int16 bfloat16 bit pattern mapped to a key in [0, 65536) that orders like the value: non-negative
+    values to 32768 + bits, negative ones to 32767 - magnitude bits (reversed: the larger magnitude, the
+    smaller key). Tile entries are negative where rounding exceeds a small distance."""
+    return 32768 + v if v >= 0 else 32767 - (v & 0x7FFF)
 
 
 @njit(cache=True, nogil=True)
@@ -95,10 +98,10 @@ def fill_from_diagonal_bf16(
     take = min(vals.shape[1], n_cols - 1)
     for a in range(n_rows):
         for b in range(n_cols):
-            keys[b] = _sortable(tile[a, b]) + 32769  # 0 .. 65535
+            keys[b] = _sortable(tile[a, b])  # 0 .. 65535
         keys[a] = 1 << 40  # self: never selected
         kth = _kth_key(keys, take, counts) if take > 0 else 0
-        _fill_row(keys, kth, vals, idx, row0 + a, row0, err_row[a], tile[a], lower)
+        _fill_row(keys, kth, a, vals, idx, row0 + a, row0, err_row[a], tile[a], lower)
 
 
 @njit(cache=True, nogil=True)
@@ -131,17 +134,19 @@ def fill_from_diagonal_f32(tile: np.ndarray, vals: np.ndarray, idx: np.ndarray, 
     keys = np.empty(n_cols, dtype=np.float64)
     for a in range(n_rows):
         for b in range(n_cols):
-            keys[b] = tile[a, b]
+            v = tile[a, b]
+            keys[b] = v if v == v else -np.inf  # NaN (never, for scaled rows) is kept, with bound -inf
         keys[a] = np.inf  # self: never selected
         take = min(vals.shape[1], n_cols - 1)
         kth = np.partition(keys, take - 1)[take - 1] if take > 0 else 0.0
-        _fill_row(keys, kth, vals, idx, row0 + a, row0, err_row[a], keys, None)
+        _fill_row(keys, kth, a, vals, idx, row0 + a, row0, err_row[a], keys, None)
 
 
 @njit(cache=True, nogil=True)
-def _fill_row(keys, kth, vals, idx, r, col0, err, values, lower) -> None:
-    """Heap of row r <- the `width` smallest keys (ties by column; kth: the width-th smallest key), as bounds,
-    sorted descending (a valid heap).
+def _fill_row(keys, kth, own, vals, idx, r, col0, err, values, lower) -> None:
+    """Heap of row r <- the `width` smallest keys (ties by column; kth: the width-th smallest key; column `own`,
+    the row itself, never), as bounds, sorted descending (a valid heap). Every slot is written: slots no
+    column fills (only where fewer columns than slots exist) hold the bound +inf and the index -1.
 
     values/lower: the bound of column b is lower[values[b] & 0xFFFF] - err for bfloat16 bits (lower given),
     values[b] - err for float values (lower None)."""
@@ -151,15 +156,16 @@ def _fill_row(keys, kth, vals, idx, r, col0, err, values, lower) -> None:
     chosen = np.empty(take, dtype=np.int64)
     m = 0
     for b in range(n_cols):
-        if keys[b] < kth:
+        if m < take and keys[b] < kth and b != own:
             chosen[m] = b
             m += 1
     for b in range(n_cols):
         if m >= take:
             break
-        if keys[b] == kth:
+        if keys[b] == kth and b != own:
             chosen[m] = b
             m += 1
+    take = m  # equal to the planned count unless keys were not comparable: then fewer, never unfilled
     bounds = np.empty(take, dtype=np.float64)
     for w in range(take):
         bounds[w] = _bound(values[chosen[w]], lower, err)
@@ -356,8 +362,13 @@ def rank_candidates(
         for i in range(g0, g1):
             order = np.argsort(dist[i - g0], kind="mergesort")[:k]
             for w in range(k):
-                out_idx[i, w] = names[cand[i - g0, order[w]]]
-                out_sq[i, w] = dist[i - g0, order[w]]
+                c = cand[i - g0, order[w]] if w < order.shape[0] else -1
+                if c < 0:  # an empty slot: no neighbour here (the certificate then fails for this row)
+                    out_idx[i, w] = -1
+                    out_sq[i, w] = np.inf
+                else:
+                    out_idx[i, w] = names[c]
+                    out_sq[i, w] = dist[i - g0, order[w]]
 
 
 def bf16_value_table() -> np.ndarray:
@@ -371,6 +382,7 @@ def bf16_value_table() -> np.ndarray:
 def centre_and_round_bf16(
     E: np.ndarray,
     mean: np.ndarray,
+    shift: int,
     values: np.ndarray,
     bits_out: np.ndarray,
     norms: np.ndarray,
@@ -379,14 +391,14 @@ def centre_and_round_bf16(
     lo: int,
     hi: int,
 ) -> None:
-    """One pass per row i in [lo, hi): y = float32(E[i] - mean), its bfloat16 rounding (round to nearest even,
+    """One pass per row i in [lo, hi): y = float32((E[i] - mean) 2^-shift), its bfloat16 rounding (round to nearest even,
     as torch) into bits_out[i, :d], and in float64 |y|^2, |y - ŷ| and |ŷ| (values: `bf16_value_table()`)."""
     d = E.shape[1]
     scratch = np.empty(d, dtype=np.float32)
     scratch_bits = scratch.view(np.uint32)
     for i in range(lo, hi):
         for t in range(d):
-            scratch[t] = np.float32(np.float64(E[i, t]) - mean[t])
+            scratch[t] = np.float32(math.ldexp(np.float64(E[i, t]) - mean[t], -shift))
         s = 0.0
         sr = 0.0
         sb = 0.0
@@ -397,7 +409,7 @@ def centre_and_round_bf16(
             yv = np.float64(scratch[t])
             ybv = values[rounded]
             s += yv * yv
-            r = yv - ybv  # exact: both are float32 values within a factor of two
+            r = yv - ybv  # exact: both are float32 values within a factor of two (or subnormal)
             sr += r * r
             sb += ybv * ybv
         norms[i] = s

@@ -4,12 +4,18 @@ The same method as the CPU engine (`_knn_cpu`): symmetric blocked float32 produc
 candidate pools, a float64 re-rank by direct differences, and a certificate per row from the worst-case float32
 error, with float64 brute force for the rows it cannot certify. Here the pools are merged with torch operations
 (top-k and masked gathers), which run on any device.
+
+The bound assumes IEEE float32 products. CUDA may run float32 products in TF32 (10-bit mantissa) and oneDNN in
+bfloat16 (`allow_tf32`, `torch.set_float32_matmul_precision`, `torch.backends.*.matmul.fp32_precision`), and an
+active autocast would run them in half precision: `ieee_float32` turns all of these off for the duration of the
+graph (the caller's settings are restored) and checks on the device that a product keeps float32's mantissa.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from typing import Iterator
 
 import numpy as np
@@ -19,10 +25,53 @@ import torch
 _U32 = float(np.finfo(np.float32).eps) / 2.0
 # Multiply-adds of one tile product above which it is worth waking the other torch threads.
 _PARALLEL_MIN_WORK = 1 << 24
+# Smallest normal float32 (and bfloat16): below it a product or sum may lose everything (gradual underflow, or
+# flush-to-zero in bfloat16 dot-product instructions). Per unit of product width, with room for the rows'
+# rounding and the final rounding of the result: with row norms at most 1 this bounds every absolute error.
+_TINY32 = float(np.finfo(np.float32).tiny)
 
 
-def _augmented_rows(E: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Rows [y, |y|^2, 1, 0...] with y = E minus its float64 mean, in float32; and |y|^2 in float64.
+def _abs_err(width: int) -> float:
+    """Absolute error bound of one scaled tile entry from underflow: 2 per product term (the product and the
+    sum), 8 per column for the rounding of the rows, 64 for the norms and the final rounding."""
+    return (2.0 * width + 8.0 * width + 64.0) * _TINY32
+
+
+def centred_shift(E: np.ndarray, mean: np.ndarray, chunk: int = 8192) -> int:
+    """The exponent e such that every centred row (E - mean) * 2^-e has a norm of at most 1.
+
+    Uses the per-column extremes (one pass, no copy): |E_ij - mean_j| <= c_j, so every row norm is at most
+    |c|. Found in float64 after scaling c by its largest entry, so that neither overflows nor underflows."""
+    n = E.shape[0]
+    top = np.full(E.shape[1], -np.inf)
+    bottom = np.full(E.shape[1], np.inf)
+    for start in range(0, n, chunk):
+        part = E[start : start + chunk]
+        top = np.maximum(top, part.max(axis=0))
+        bottom = np.minimum(bottom, part.min(axis=0))
+    c = np.maximum(np.abs(top - mean), np.abs(bottom - mean))
+    if not np.isfinite(c).all():
+        raise OverflowError("the centred rows overflow float64")
+    c_max = float(c.max())
+    if c_max == 0.0:
+        return 0
+    _, e_max = np.frexp(c_max)  # c_max < 2^e_max
+    norm = float(np.sqrt(np.sum(np.ldexp(c, -int(e_max)) ** 2)))  # |c| / 2^e_max, in [0.5, sqrt(D)]
+    _, e_norm = np.frexp(norm)
+    return int(e_max) + int(e_norm)
+
+
+def to_given_units(bound: np.ndarray, shift: int) -> np.ndarray:
+    """Squared-distance bounds in the scaled units (rows times 2^-shift) back in the units of the rows as given,
+    rounded down (ldexp is exact, except in the subnormal range, where the next float below is taken)."""
+    out = np.ldexp(bound, 2 * shift)
+    return np.nextafter(out, -np.inf, out=out, where=(out != 0.0) & np.isfinite(out))
+
+
+def _augmented_rows(E: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, int]:
+    """Rows [y, |y|^2, 1, 0...] with y = (E minus its float64 mean) 2^-shift, in float32; |y|^2 in float64; shift.
+
+    shift (see `centred_shift`) makes every row norm at most 1: no product can overflow.
 
     The product of a row block scaled to [-2y, 1, |y|^2] with these rows is the squared distance, tile by tile
     (see `_row_factor`). The width is padded to a multiple of 16, which keeps the products on the fast kernels.
@@ -30,15 +79,18 @@ def _augmented_rows(E: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.nd
     n, d = E.shape
     width = d + 2 + (-(d + 2)) % 16
     mean = E.mean(axis=0, dtype=np.float64)
+    shift = centred_shift(E, mean)
     out = np.zeros((n, width), dtype=np.float32)
     norms = np.empty(n, dtype=np.float64)
     for start in range(0, n, chunk):
-        y = (E[start : start + chunk] - mean).astype(np.float32)
+        y = np.ldexp(E[start : start + chunk] - mean, -shift).astype(np.float32)
         out[start : start + chunk, :d] = y
         norms[start : start + chunk] = np.einsum("ij,ij->i", y, y, dtype=np.float64)
+    if not (np.isfinite(norms).all() and norms.max() <= 1.0 + 1e-6):
+        raise OverflowError("scaled rows out of range for float32 products")  # never: see centred_shift
     out[:, d] = norms.astype(np.float32)
     out[:, d + 1] = 1.0
-    return out, norms
+    return out, norms, shift
 
 
 def _row_factor(rows: torch.Tensor, d: int) -> torch.Tensor:
@@ -48,6 +100,55 @@ def _row_factor(rows: torch.Tensor, d: int) -> torch.Tensor:
     factor[:, d] = rows[:, d + 1]
     factor[:, d + 1] = rows[:, d]
     return factor
+
+
+def _set_fp32_precision(value: str | None) -> dict:
+    """Set every backend's float32 matmul precision ("ieee") or, given the saved dict, restore it. Uses the
+    legacy API where the caller did (torch refuses to mix the two), else the per-backend one."""
+    backends = {"mkldnn": torch.backends.mkldnn.matmul, "cuda": torch.backends.cuda.matmul}
+    saved = {name: backend.fp32_precision for name, backend in backends.items()}
+    for backend in backends.values():
+        backend.fp32_precision = value
+    return saved
+
+
+@contextlib.contextmanager
+def ieee_float32(device: torch.device) -> Iterator[None]:
+    """Run the block with IEEE float32 matrix products on `device`: no TF32, no bfloat16 inside float32
+    products, no autocast; the caller's settings are restored after. Checks on the device that a product keeps
+    float32's 24-bit mantissa and raises RuntimeError where it does not (the bound would not hold)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            legacy = torch.get_float32_matmul_precision()
+            torch.set_float32_matmul_precision("highest")
+            saved = None
+        except RuntimeError:  # the caller mixed the legacy and the per-backend APIs: use the latter
+            legacy, saved = None, _set_fp32_precision("ieee")
+    try:
+        with torch.autocast(device_type=device.type, enabled=False):
+            check_ieee_products(device)
+            yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if legacy is not None:
+                torch.set_float32_matmul_precision(legacy)
+            else:
+                for name, value in saved.items():
+                    getattr(torch.backends, name).matmul.fp32_precision = value
+
+
+def check_ieee_products(device: torch.device) -> None:
+    """Raise RuntimeError unless a float32 product on `device` keeps 24 significant bits: 64 terms of
+    (1 + 2^-12) x 1 sum to 64 + 2^-6 exactly in float32, but to 64 in TF32 or bfloat16."""
+    x = torch.full((64, 64), 1.0 + 2.0**-12, dtype=torch.float32, device=device)
+    got = float(torch.mm(x, torch.ones((64, 64), dtype=torch.float32, device=device))[0, 0])
+    if got != 64.0 + 2.0**-6:
+        raise RuntimeError(
+            f"float32 matrix products on {device} are not IEEE float32 (64 + 2^-6 came out as {got!r}: TF32, "
+            "bfloat16 or autocast is active and could not be turned off); the neighbour graph's bound needs them"
+        )
 
 
 @contextlib.contextmanager
@@ -267,34 +368,43 @@ def _brute_force_rows(E: torch.Tensor, queries: np.ndarray, k: int, chunk: int =
 
 
 def _exact_rerank(
-    E: torch.Tensor, pool_vals: np.ndarray, pool_idx: np.ndarray, k: int, norms: np.ndarray
+    E: torch.Tensor, pool_vals: np.ndarray, pool_idx: np.ndarray, k: int, norms: np.ndarray, shift: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Re-rank the pools in float64; return local indices, distances and the rows that need brute force."""
+    """Re-rank the pools in float64; return local indices, distances and the rows that need brute force.
+
+    Empty slots (-1) and the row itself (a diagonal tile narrower than the pool holds it, at +inf) are
+    dropped: their distance is +inf and their index -1, so a row left with fewer than k is redone."""
     n, width = pool_idx.shape
-    exact = _pool_distances(E, pool_idx)
+    own = np.arange(n, dtype=np.int64)[:, None]
+    empty = (pool_idx < 0) | (pool_idx == own)
+    pool_idx = np.where(empty, -1, pool_idx)
+    exact = _pool_distances(E, np.where(empty, own, pool_idx))
+    exact[empty] = np.inf
     idx, dist = _rank(pool_idx, exact, k)
     # Worst-case float32 error of one product entry (any summation order), with room for the centring rounding:
     # a point outside the pool has a float32 value >= the pool's largest, so its true squared distance is at
     # least that minus `tol`; if this still exceeds the k-th exact one, nothing closer can be missing.
-    tol = (2.0 * (E.shape[1] + 2) + 16.0) * _U32 * (norms + norms.max())
+    tol = (2.0 * (E.shape[1] + 2) + 16.0) * _U32 * (norms + norms.max()) * (1.0 + 1e-9)
+    tol += _abs_err(E.shape[1] + 2 + 16)
     boundary = pool_vals.max(axis=1).astype(np.float64)
-    if width >= n - 1:
-        unsure = np.zeros(n, dtype=bool)  # the pool holds every other point: nothing can be missing
-    else:
-        unsure = ~(boundary - tol > dist[:, k - 1] ** 2)
-    return idx, dist, np.flatnonzero(unsure)
+    # In the products' scaled units (rows times 2^-shift), converted back rounded down.
+    certified = to_given_units(boundary - tol, shift) > dist[:, k - 1] ** 2 * (1.0 + 1e-10)
+    certified &= np.isfinite(dist[:, k - 1])
+    if width >= n - 1:  # the pool holds every other point: nothing can be missing
+        certified |= (pool_idx >= 0).sum(axis=1) >= n - 1
+    return idx, dist, np.flatnonzero(~certified)
 
 
 def torch_graph(
     E: np.ndarray, k: int, width: int, block: int, device: torch.device, threads: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest (local indices, float64 squared distances) of every row of E, products on `device`."""
-    with _threads(1):
-        A, norms = _augmented_rows(E)
+    with _threads(1), ieee_float32(device):
+        A, norms, shift = _augmented_rows(E)
         pool_vals, pool_idx = _float32_pools(A, E.shape[1], width, block, device, threads)
         del A
         Et = torch.from_numpy(np.ascontiguousarray(E))
-        local_idx, dist, unsure = _exact_rerank(Et, pool_vals, pool_idx, k, norms)
+        local_idx, dist, unsure = _exact_rerank(Et, pool_vals, pool_idx, k, norms, shift)
         if unsure.size:
             local_idx[unsure], dist[unsure] = _brute_force_rows(Et, unsure, k)
     return local_idx, dist**2

@@ -2,7 +2,13 @@
 
 How the graph is made exact and fast (the CPU engine is `_knn_cpu`, the torch engine for CUDA `_knn_torch`):
 - The rows are centred (in float64) before any low-precision product: a large common offset (the outlier
-  dimensions of real models) would otherwise swamp the mantissa and scramble the neighbours.
+  dimensions of real models) would otherwise swamp the mantissa and scramble the neighbours. They are then
+  multiplied by a power of two (exact) so that every row norm is at most 1: the products can neither overflow
+  nor lose the bound to underflow, at any finite magnitude of the input.
+- float64 input far from 1 (largest magnitude outside 2^-300 .. 2^300) is multiplied by a power of two before
+  anything else, so that its float64 squared distances neither overflow nor underflow; the distances are
+  scaled back exactly. Where that scaling would lose a digit (values spanning more than float64's range),
+  the graph is refused with an InputError instead of being wrong.
 - Squared distances come from one matrix product per pair of row blocks, with the norms folded into extra
   columns, so each tile is ``|a|^2 + |b|^2 - 2 a.b`` straight from the product. The distance matrix is
   symmetric: each pair of blocks (I <= J) is computed once and updates the neighbour lists of both sides, half
@@ -169,6 +175,32 @@ def _kept_rows(n: int, keep: np.ndarray | None) -> np.ndarray:
     return np.flatnonzero(mask).astype(np.int64)
 
 
+# float64 rows whose largest magnitude lies outside [2^-_F64_SAFE, 2^_F64_SAFE] are scaled by a power of two
+# first: inside, squared distances (up to 4 D 2^600) cannot overflow float64.
+_F64_SAFE = 300
+
+
+def _float64_shift(E: np.ndarray) -> int:
+    """The exponent e by which float64 rows are divided (2^e, exact) before the graph: 0 unless their largest
+    magnitude is outside [2^-300, 2^300]; then the largest becomes about 1. Raises InputError where the scaling
+    would lose a digit (a value that would fall below float64's normal range)."""
+    if E.dtype != np.float64:
+        return 0  # float32 values: float64 squares of their differences always fit
+    top = float(np.max(np.abs(E)))
+    if top == 0.0:
+        return 0
+    _, e = np.frexp(top)
+    if -_F64_SAFE <= e <= _F64_SAFE:
+        return 0
+    nonzero = np.abs(E[E != 0])
+    if e > 0 and float(nonzero.min()) < np.ldexp(np.finfo(np.float64).tiny, int(e)):
+        raise InputError(
+            f"representation: values from {float(nonzero.min()):.3g} to {top:.3g} span more than float64 can hold "
+            "once squared; rescale the data"
+        )
+    return int(e)
+
+
 def _exact_rows(X: np.ndarray, rows: np.ndarray, metric: str, chunk: int = 4096) -> np.ndarray:
     """The rows as the metric sees them: as given for Euclidean, unit rows in float64 for cosine."""
     if metric == "euclidean":
@@ -177,6 +209,10 @@ def _exact_rows(X: np.ndarray, rows: np.ndarray, metric: str, chunk: int = 4096)
     for start in range(0, rows.shape[0], chunk):
         part = X[rows[start : start + chunk]].astype(np.float64)
         if metric == "cosine":
+            # Each row divided by a power of two near its largest entry first (exact), so that the squares of
+            # 1e-200 or 1e200 neither underflow nor overflow.
+            _, exps = np.frexp(np.abs(part).max(axis=1))
+            part = np.ldexp(part, -exps[:, None])
             norms = np.sqrt(np.einsum("ij,ij->i", part, part))
             if np.any(norms == 0):
                 bad = rows[start + int(np.flatnonzero(norms == 0)[0])]
@@ -246,6 +282,9 @@ def knn_graph(
     k = int(k)
     candidates = _kept_rows(X.shape[0], keep)
     E_all = _exact_rows(X, candidates, metric)
+    shift = _float64_shift(E_all)
+    if shift:
+        E_all = np.ldexp(E_all, -shift)  # exact (checked by _float64_shift); distances scaled back below
     unique = find_duplicates(E_all)
     rows = candidates[unique]
     E = E_all if unique.all() else E_all[unique]
@@ -262,13 +301,16 @@ def knn_graph(
     extra = int(pool) if pool is not None else None
     width = min(k + (default_pool(k, chosen) if extra is None else extra), n - 1)
     threads = torch.get_num_threads()  # the caller's setting
-    if dev.type == "cpu":
-        fallback_width = min(k + (default_pool(k, "float32") if extra is None else extra), n - 1)
-        local_idx, sq, _ = _knn_cpu.cpu_graph(E, k, width, block, threads, chosen, fallback_width)
-    else:
-        local_idx, sq = _knn_torch.torch_graph(E, k, width, block, dev, threads)
+    try:
+        if dev.type == "cpu":
+            fallback_width = min(k + (default_pool(k, "float32") if extra is None else extra), n - 1)
+            local_idx, sq, _ = _knn_cpu.cpu_graph(E, k, width, block, threads, chosen, fallback_width)
+        else:
+            local_idx, sq = _knn_torch.torch_graph(E, k, width, block, dev, threads)
+    except OverflowError as exc:  # never expected after the scaling above; refused rather than wrong
+        raise InputError(f"representation: values out of range for the neighbour graph ({exc})") from exc
     # Cosine distance 1 - cos(a, b) equals half the squared distance between the unit rows.
-    distances = 0.5 * sq if metric == "cosine" else np.sqrt(sq)
+    distances = 0.5 * sq if metric == "cosine" else np.ldexp(np.sqrt(sq), shift)
     return NeighbourGraph(
         rows=rows,
         indices=rows[local_idx],
