@@ -39,7 +39,7 @@ def test_twonn_matches_dadapy(name, graphs):
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE["datasets"]))
-def test_gride_matches_dadapy_per_scale(name, graphs):
+def test_gride_matches_dadapy_per_scale(name, graphs, datasets):
     ref = REFERENCE["datasets"][name]["gride"]
     graph = graphs[name]
     result = gride(graph, max_rank=ref["range_max"])
@@ -49,8 +49,14 @@ def test_gride_matches_dadapy_per_scale(name, graphs):
     np.testing.assert_allclose([s.err for s in result.scales], ref["errs"], rtol=RTOL)
     dadapy_scale = [np.mean((graph.distances[:, s.n1 - 1] + graph.distances[:, s.n2 - 1]) / 2) for s in result.scales]
     np.testing.assert_allclose(dadapy_scale, ref["scales_mean_r_n1_r_n2"], rtol=RTOL)
-    # Our reported scale is the mean distance to the n2-th neighbour.
-    np.testing.assert_allclose([s.scale for s in result.scales], [graph.distances[:, s.n2 - 1].mean() for s in result.scales])
+    # Our reported scale is the mean distance to the n2-th neighbour, here from sorted float64 distances of all
+    # pairs (not from the graph the estimator read).
+    X = datasets[name].astype(np.float64)
+    sq = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(sq, np.inf)
+    ranked = np.sqrt(np.sort(sq, axis=1))
+    np.testing.assert_allclose([s.scale for s in result.scales], [ranked[:, s.n2 - 1].mean() for s in result.scales],
+                               rtol=1e-12)
 
 
 @pytest.mark.parametrize("pct", REFERENCE["duplicates"]["percents"])
@@ -66,17 +72,5 @@ def test_duplicates_give_the_deduplicated_id_where_dadapy_breaks(pct, datasets):
     ours_gride = [s.id for s in gride(graph).scales]
     assert ours_twonn == pytest.approx(clean["twonn_base"], rel=RTOL)
     np.testing.assert_allclose(ours_gride, clean["gride"]["ids"], rtol=RTOL)
-    # What DADApy did on the same rows (recorded): an error, or values far from the clean ID.
-    recorded = REFERENCE["duplicates"]["results"][str(pct)]
-    base = recorded["twonn_base"]
-    assert base["error"] is not None or abs(base["value"] - clean["twonn_base"]) > 0.05 * clean["twonn_base"]
-    assert recorded["twonn_ml"]["value"] == 0.0  # log(mu) = inf makes DADApy's ML estimate 0
-    first_scale = recorded["gride"]["value"][0]
-    assert abs(first_scale - clean["gride"]["ids"][0]) > 0.01
-
-
-def test_dadapy_breaks_down_to_about_0_1_at_10_and_30_percent():
-    results = REFERENCE["duplicates"]["results"]
-    for pct in ("10", "30"):
-        assert results[pct]["twonn_base"]["error"] is not None
-        assert results[pct]["gride"]["value"][0] < 0.2
+    # (What DADApy itself did on these rows, an error or an ID near 0.1, is recorded in the fixture and in
+    # docs/benchmarks.md; it is a fact about DADApy, not a test of this code.)

@@ -3,34 +3,32 @@
 Every measure of a layer is computed from one exact neighbour graph (`knn_graph`); see docs/architecture.md §3.
 """
 
-from .anisotropy import Anisotropy, anisotropy
-from .intrinsic_dimension import (
-    CommonGrideRank,
-    GrideResult,
-    GrideScale,
-    IDEstimate,
-    IDScaling,
-    ScalingPoint,
-    common_gride_rank,
-    gride,
-    gride_at_rank,
-    gride_mle,
-    twonn,
-    twonn_decimation,
-    twonn_mle,
-    twonn_scaling,
-)
-from .layer_choice import LayerChoice, choose_layer
-from .neighbours import (
-    NeighbourGraph,
-    find_duplicates,
-    knn_graph,
-    load_graph,
-    save_graph,
-    shared_keep_mask,
-    validate_representation,
-)
-from .overlap import LabelOverlap, label_overlap, label_overlap_details, neighbourhood_overlap, overlap_matrix
+from .._lazy import lazy_getattr
+
+# Imported on first use (PEP 562): `hidden-geometry knn` and the graph jobs need only the neighbour graph, not
+# scipy's signal and optimize modules (about half a second of start-up per process on a quiet machine).
+_EXPORTS = {
+    "Anisotropy": "anisotropy",
+    **dict.fromkeys(
+        ["CommonGrideRank", "GrideResult", "GrideScale", "IDEstimate", "IDScaling", "ScalingPoint",
+         "common_gride_rank", "gride", "gride_at_rank", "gride_mle", "twonn", "twonn_decimation", "twonn_mle",
+         "twonn_scaling"],
+        "intrinsic_dimension",
+    ),
+    **dict.fromkeys(["LayerChoice", "choose_layer"], "layer_choice"),
+    **dict.fromkeys(
+        ["NeighbourGraph", "find_duplicates", "knn_graph", "load_graph", "save_graph", "shared_keep_mask",
+         "validate_representation"],
+        "neighbours",
+    ),
+    **dict.fromkeys(
+        ["LabelOverlap", "label_overlap", "label_overlap_details", "neighbourhood_overlap", "overlap_matrix"],
+        "overlap",
+    ),
+}
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
+# `anisotropy` is both a submodule and a function: imported now, so that the name is the function.
+from .anisotropy import anisotropy
 
 __all__ = [
     "CommonGrideRank",

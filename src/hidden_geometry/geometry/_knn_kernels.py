@@ -135,7 +135,7 @@ def fill_from_diagonal_f32(tile: np.ndarray, vals: np.ndarray, idx: np.ndarray, 
     for a in range(n_rows):
         for b in range(n_cols):
             v = tile[a, b]
-            keys[b] = v if v == v else -np.inf  # NaN (never, for scaled rows) is kept, with bound -inf
+            keys[b] = -np.inf if np.isnan(v) else v  # NaN (never, for scaled rows) is kept, with bound -inf
         keys[a] = np.inf  # self: never selected
         take = min(vals.shape[1], n_cols - 1)
         kth = np.partition(keys, take - 1)[take - 1] if take > 0 else 0.0
