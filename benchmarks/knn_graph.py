@@ -323,8 +323,9 @@ def main() -> None:
         label = names.get(method, method)
         if info.get("engine", {}).get("precision"):
             label += f" ({info['engine']['precision']} products)"
-        if info.get("openblas"):
-            label += f" (OpenBLAS kernel {', '.join(map(str, info['openblas']))})"
+        kernels = info.get("engine", {}).get("openblas")
+        if kernels:
+            label += f" (OpenBLAS kernel {', '.join(map(str, kernels))})"
         rounds = ", ".join(f"{w:.1f}" for w in info["walls"])
         inner = f"{info['seconds']:.1f}" if np.isfinite(info["seconds"]) else "n/a"
         rss = f"{info['peak_rss_mb']:.0f}" if np.isfinite(info.get("peak_rss_mb", float("nan"))) else "n/a"
