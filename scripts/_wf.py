@@ -22,6 +22,30 @@ except ImportError:  # a conda env from envs/ holds only the dependencies: use t
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from hidden_geometry.atomic import atomic_path  # noqa: E402
+from hidden_geometry.errors import InputError  # noqa: E402
+
+EXIT_INPUT = 2  # the exit status of a user-fixable error, as in the `hidden-geometry` command
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (a message never spans lines in the log or the terminal)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _report_input_error(kind: type, error: BaseException, traceback: Any, fallback: Any = sys.excepthook) -> None:
+    """Uncaught InputError in a rule's script: the one line (the same as in the rule's log), exit status 2, no
+    traceback. Anything else keeps Python's report. Only uncaught errors reach here (tests calling main() see the
+    exception itself)."""
+    if not isinstance(error, InputError):
+        fallback(kind, error, traceback)
+        return
+    print(f"hidden-geometry: error: {one_line(error)}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_INPUT)
+
+
+sys.excepthook = _report_input_error
 
 
 @contextlib.contextmanager
@@ -41,6 +65,9 @@ def logged(snakemake: Any) -> Iterator[logging.Logger]:
     logger = logging.getLogger(f"hidden_geometry.workflow.{getattr(snakemake, 'rule', 'script')}")
     try:
         yield logger
+    except InputError as error:
+        logger.error("%s", one_line(error))
+        raise
     except Exception as error:
         logger.error("%s: %s", type(error).__name__, error)
         raise

@@ -6,6 +6,7 @@ from typing import Any
 
 from _wf import logged
 
+from hidden_geometry.config import write_cache_identity
 from hidden_geometry.errors import InputError
 from hidden_geometry.models import random_init
 
@@ -35,6 +36,7 @@ def main(snakemake: Any) -> None:
         staging.mkdir(parents=True)
         log.info("building %s with random weights: %s", snakemake.wildcards.model, snakemake.params.spec)
         build(dict(snakemake.params.spec), staging)
+        write_cache_identity(staging, snakemake.params.spec)  # what the folder was made from (shared caches)
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)  # the folder appears complete or not at all
 

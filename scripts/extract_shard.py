@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from _wf import logged
 
-from hidden_geometry.config import shard_bounds
+from hidden_geometry.config import check_cache_identity, shard_bounds
 from hidden_geometry.data.items import read_items
 from hidden_geometry.models import extract_representations, load_model
 
@@ -78,6 +78,12 @@ def main(snakemake: Any) -> None:
         images = snakemake.input.images if "images" in snakemake.input.keys() else None
         log.info("%s on %s: shard %d, items [%d, %d), device %s, token budget %d", snakemake.wildcards.model,
                  snakemake.wildcards.dataset, shard, start, stop, device, snakemake.params.token_budget)
+        identity = snakemake.params.get("cache_identity")
+        if identity is not None:  # a folder of cache_dir (maybe shared): made for these settings?
+            for folder in snakemake.input.model:
+                note = check_cache_identity(folder, identity, snakemake.wildcards.model)
+                if note:
+                    log.warning(note)
         adapter = load_model(dict(snakemake.params.spec), device=device, name=snakemake.wildcards.model)
         out_dir = Path(snakemake.output.shard)
         staging = out_dir.with_name(out_dir.name + ".partial")

@@ -10,6 +10,8 @@ from typing import Any
 
 from _wf import logged
 
+from hidden_geometry.config import write_cache_identity
+
 FAIR_ESM_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 FAIR_ESM_REGRESSION_URL = "https://dl.fbaipublicfiles.com/fair-esm/regression/{name}-contact-regression.pt"
 
@@ -39,6 +41,7 @@ def main(snakemake: Any) -> None:
         staging.mkdir(parents=True, exist_ok=True)  # kept between retries: the hub client resumes
         log.info("fetching %s into %s", snakemake.params.spec["source"], folder)
         fetch(dict(snakemake.params.spec), staging)
+        write_cache_identity(staging, snakemake.params.spec)  # what the folder was made from (shared caches)
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
 

@@ -188,6 +188,9 @@ def run_id(args: argparse.Namespace) -> dict[str, Any]:
         graph = knn_graph(X, 2, metric=args.metric)
         result = twonn(graph, args.fraction).to_dict()
     else:
+        if args.max_rank < 2:
+            raise InputError(f"--max-rank {args.max_rank}: Gride needs ranks up to at least 2 (it compares the "
+                             f"distances to neighbours n and 2n)")
         k, _ = distinct_k(X, args.max_rank)
         if k < 2:
             raise InputError(f"{args.file}: Gride needs at least 3 distinct points")
@@ -197,10 +200,22 @@ def run_id(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _refuse_overwriting_input(output: str, inputs: Sequence[str]) -> None:
+    """InputError when the output path is one of the inputs (same file, through any path or link)."""
+    import os
+
+    for source in inputs:
+        same = os.path.abspath(output) == os.path.abspath(source) or (
+            os.path.exists(output) and os.path.exists(source) and os.path.samefile(output, source))
+        if same:
+            raise InputError(f"{output}: the output is the input file {source}: choose another -o")
+
+
 def run_knn(args: argparse.Namespace) -> dict[str, Any]:
     from .geometry import knn_graph
     from .geometry.graph_files import write_graph_file
 
+    _refuse_overwriting_input(args.output, [args.file])
     X = load_embeddings(args.file, args.key)
     graph = knn_graph(X, args.k, metric=args.metric)
     write_graph_file(args.output, graph)

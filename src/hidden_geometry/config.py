@@ -223,6 +223,68 @@ def check_config(config: Mapping, base_dir: str | os.PathLike = ".") -> None:
             if (dataset, model) in seen:
                 raise InputError(f"config key 'analyses.{index}': ({dataset}, {model}) is analysed twice")
             seen.add((dataset, model))
+    check_consistency(config, base)
+
+
+# Names of the files the workflow writes beside a dataset's or model's folder: a dataset or model named like one
+# would make two rules write the same path.
+RESULT_FILE_NAMES = frozenset({"summary.tsv", "items.tsv", "dataset.json", "images.npy", "keep.npy", "keep.json",
+                               "layers.tsv", "layer_choice.json", "manifest.json", "ids.txt"})
+
+
+def _bad_text(text: str) -> str | None:
+    """A description of the first character that would break a TSV row, a path or a log line, or None."""
+    import unicodedata
+
+    for char in text:
+        if char in "\t\n\r" or unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            return f"control character {char!r}"
+    return None
+
+
+FAMILY_GROUP_KINDS = frozenset({"scope", "synthetic_proteins"})
+
+
+def check_consistency(config: Mapping, base_dir: str | os.PathLike = ".") -> None:
+    """Settings that contradict each other, and names that cannot be written safely: InputError naming the key."""
+    for key in ("results_dir", "cache_dir"):
+        folder = Path(base_dir) / config[key]
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"config key '{key}': {config[key]!r} is a file, not a folder")
+    for section in ("datasets", "models"):
+        for name, spec in config[section].items():
+            if name in RESULT_FILE_NAMES:
+                raise InputError(f"config key '{section}.{name}': the name is that of a result file the workflow "
+                                 f"writes ({', '.join(sorted(RESULT_FILE_NAMES))})")
+            problem = _bad_text(name) or ("a '/'" if "/" in name else None) or (
+                "surrounding spaces" if name != name.strip() else None)
+            if problem:
+                raise InputError(f"config key '{section}.{name!r}': the name contains {problem}")
+            label = spec.get("label") if isinstance(spec, Mapping) else None
+            if isinstance(label, str) and _bad_text(label):
+                raise InputError(f"config key '{section}.{name}.label': {label!r} contains {_bad_text(label)}")
+    geometry = config["geometry"]
+    if geometry["k"] > geometry["graph_k"]:
+        raise InputError(f"config key 'geometry.k': {geometry['k']} is larger than geometry.graph_k = "
+                         f"{geometry['graph_k']} (the graph holds graph_k neighbours per point): raise graph_k or "
+                         "lower k")
+    for dataset, value in (geometry.get("k_by_dataset") or {}).items():
+        if value > geometry["graph_k"]:
+            raise InputError(f"config key 'geometry.k_by_dataset.{dataset}': {value} is larger than "
+                             f"geometry.graph_k = {geometry['graph_k']}: raise graph_k or lower k")
+    if geometry["exclude_groups"]:
+        for index, analysis in enumerate(config["analyses"]):
+            spec = config["datasets"][analysis["dataset"]]
+            column = analysis.get("label_column", "label")
+            family_groups = spec["kind"] in FAMILY_GROUP_KINDS  # their `group` column is the family
+            same = column == "group" or (family_groups and (column == "family" or (
+                column == "label" and spec.get("label") == "family"))) or (
+                column == "label" and spec.get("group_column") and spec.get("group_column") == spec.get("label_column"))
+            if same:
+                raise InputError(f"config key 'analyses.{index}.label_column': the label {column!r} of dataset "
+                                 f"{analysis['dataset']!r} is its exclusion group, so geometry.exclude_groups would "
+                                 "skip every same-label neighbour (label overlap 0 by construction): set "
+                                 "geometry.exclude_groups: false or label by another column")
 
 
 def prepare_config(config: dict, schema_path: str | os.PathLike, base_dir: str | os.PathLike = ".") -> dict:
@@ -288,6 +350,65 @@ def random_model_dir(config: Mapping, model: str) -> str:
 def downloaded_model_dir(config: Mapping, model: str) -> str:
     """Folder where the local rule `fetch_model` puts a model named by `source` (fair-esm name or hub id)."""
     return str(Path(config["cache_dir"]) / "models" / model)
+
+
+def folder_listing_digest(path: str | os.PathLike) -> str | None:
+    """sha256 of every entry below a folder (relative path, size, modification time in ns), or None for a file:
+    a parameter of the data stage, so that any change inside a source folder reruns it."""
+    import hashlib
+
+    root = Path(path)
+    if not root.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files) + [d + "/" for d in dirs]:
+            entry = Path(folder) / name.rstrip("/")
+            try:
+                info = entry.stat()
+                stamp = f"{info.st_size}:{info.st_mtime_ns}"
+            except OSError:  # a broken link: listed too (the reader counts it)
+                stamp = "unreadable"
+            digest.update(f"{entry.relative_to(root).as_posix()}\t{stamp}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+CACHE_IDENTITY_FILE = "identity.json"
+# The settings that decide what a cached model folder holds (a download: what was fetched; a random build: the
+# architecture and seed). The folder is named after the model's config key only, so a shared cache_dir may hold a
+# folder of the same name made for other settings: extraction compares these first.
+_IDENTITY_KEYS = ("kind", "backend", "source", "trust_pickle", "random_init")
+
+
+def cache_identity(spec: Mapping) -> dict:
+    """What a cached model folder must have been made from (JSON-ready)."""
+    return {key: spec.get(key) for key in _IDENTITY_KEYS if spec.get(key) is not None}
+
+
+def write_cache_identity(folder: str | os.PathLike, spec: Mapping) -> None:
+    import json
+
+    from .atomic import write_text_atomic
+
+    write_text_atomic(Path(folder) / CACHE_IDENTITY_FILE, json.dumps(cache_identity(spec), sort_keys=True) + "\n")
+
+
+def check_cache_identity(folder: str | os.PathLike, identity: Mapping, model: str) -> str | None:
+    """InputError when the cached folder was made for other settings than `identity` (`cache_identity` of the
+    model's spec); a note (str) when it records none (made by an older version); None when it matches."""
+    import json
+
+    path = Path(folder) / CACHE_IDENTITY_FILE
+    if not path.is_file():
+        return f"{folder}: no {CACHE_IDENTITY_FILE}, cannot confirm it was made for model {model!r}'s settings"
+    found = json.loads(path.read_text(encoding="utf-8"))
+    wanted = json.loads(json.dumps(dict(identity), sort_keys=True))
+    if found != wanted:
+        differ = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
+        raise InputError(f"{folder}: cached for other settings of model {model!r} (differs in "
+                         f"{', '.join(differ)}): delete the folder or rename the model")
+    return None
 
 
 def model_origin(config: Mapping, model: str) -> str:

@@ -8,6 +8,7 @@ a text file whose line count is not the number of rows, or that is not UTF-8 (li
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -70,7 +71,9 @@ def load_embeddings(path: str | os.PathLike, key: str | None = None) -> np.ndarr
 def load_row_values(
     path: str | os.PathLike, n_rows: int, what: str = "labels", allow_empty: bool = False
 ) -> list[str]:
-    """One value per line (UTF-8, trailing whitespace stripped); the line count must equal `n_rows`.
+    """One value per line (UTF-8; normalised by `hidden_geometry.data.labels.normalise_label` as in the workflow:
+    surrounding whitespace, byte-order mark and zero-width characters removed); the line count must equal `n_rows`.
+    Lines end at LF, CRLF or CR only (a U+2028 inside a label is part of the label).
 
     An empty line is an error unless `allow_empty` (for groups, where empty means "no group").
     """
@@ -86,8 +89,12 @@ def load_row_values(
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(f"{source}:{line}: not UTF-8 text") from exc
-    lines = text.splitlines()
-    values = [line.rstrip() for line in lines]
+    from .data.labels import normalise_label
+
+    lines = re.split(r"\r\n|\r|\n", text)
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline ending the last line
+    values = [normalise_label(line) for line in lines]
     if len(values) == 0:
         raise InputError(f"{source}: empty file, expected {n_rows} {what} (one per line)")
     if len(values) != n_rows:

@@ -81,7 +81,17 @@ def format_cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (float, np.floating)):
         return "NA" if not math.isfinite(float(value)) else f"{float(value):.{FLOAT_DIGITS}g}"
-    return str(value)
+    return escape_cell(str(value))
+
+
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def escape_cell(text: str) -> str:
+    """Free text made safe for one TSV cell: a tab or line break (also U+2028 and the like) written as its escape
+    (\\t, \\n, \\r, \\uXXXX), so that a row always has its number of fields."""
+    return "".join(c if len((c + "x").splitlines()) == 1 and c != "\t" else _ESCAPES.get(c, f"\\u{ord(c):04x}")
+                   for c in text)
 
 
 def write_tsv(path: str | os.PathLike, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:

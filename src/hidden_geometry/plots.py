@@ -60,13 +60,20 @@ def _new_axes(figsize: tuple[float, float] = (6.0, 4.0)) -> tuple[Figure, plt.Ax
     return fig, fig.add_subplot()
 
 
+def plain_text(text: str) -> str:
+    """Free text (a model label, a dataset name) drawn as written: dollar signs escaped so that matplotlib never
+    reads it as mathtext (an unbalanced `$x^` would otherwise crash the figure job)."""
+    return str(text).replace("$", r"\$")
+
+
 def _finish(ax: plt.Axes, xlabel: str, ylabel: str, title: str, legend: bool = True) -> None:
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(plain_text(xlabel))
+    ax.set_ylabel(plain_text(ylabel))
+    ax.set_title(plain_text(title), fontsize=10)
     ax.grid(alpha=0.3)
-    if legend and ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, frameon=False)
+    handles, labels = ax.get_legend_handles_labels()
+    if legend and handles:
+        ax.legend(handles, [plain_text(label) for label in labels], fontsize=7, frameon=False)
 
 
 def _mark_chosen(ax: plt.Axes, x: np.ndarray, y: np.ndarray, chosen: int | None, colour: str) -> None:

@@ -2,6 +2,8 @@
 
 Both return a `ProbeResult`; when a probe is undefined (a single class, too few points) the mean is NaN and
 `reason` says why, instead of raising, so that a whole profile of layers can still be tabulated.
+Unlabelled items (`hidden_geometry.data.labels.is_unlabelled`) are left out of both probes: never scored, never a
+training row, never a vote; a missing label is not a class.
 """
 
 from __future__ import annotations
@@ -69,8 +71,14 @@ def linear_probe(
         raise InputError(f"labels: {labels.shape[0] if labels.ndim == 1 else labels.shape} values for {X.shape[0]} rows")
     if folds < 2:
         raise InputError(f"folds must be >= 2, got {folds}")
-    counts = Counter(labels.tolist())
+    from .data.labels import unlabelled_mask
+
     notes = []
+    unlabelled = unlabelled_mask(labels)
+    if unlabelled.any():
+        X, labels = X[~unlabelled], labels[~unlabelled]
+        notes.append(f"left out {int(unlabelled.sum())} unlabelled item(s)")
+    counts = Counter(labels.tolist())
     singletons = sorted(str(c) for c, m in counts.items() if m < 2)
     if singletons:
         keep = np.array([counts[v] >= 2 for v in labels.tolist()])
@@ -96,7 +104,17 @@ def linear_probe(
 
 
 def knn_votes(neighbour_codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """Majority label code of each row of neighbour label codes; ties go to the class of the nearest tied vote."""
+    """Majority label code of each row of neighbour label codes; ties go to the class of the nearest tied vote.
+
+    A code equal to `n_codes` is no vote (an unlabelled or unused neighbour); a row of no votes gets `n_codes`."""
+    neighbour_codes = np.asarray(neighbour_codes)
+    if neighbour_codes.size and int(neighbour_codes.max()) >= n_codes:
+        votes = _knn_votes(neighbour_codes, n_codes + 1, ignore=n_codes)
+        return votes
+    return _knn_votes(neighbour_codes, n_codes)
+
+
+def _knn_votes(neighbour_codes: np.ndarray, n_codes: int, ignore: int | None = None) -> np.ndarray:
     m, k = neighbour_codes.shape
     out = np.empty(m, dtype=np.int64)
     chunk = max(1, (1 << 22) // max(n_codes, 1))  # rows per block of vote counts (about 4 M counters)
@@ -105,6 +123,8 @@ def knn_votes(neighbour_codes: np.ndarray, n_codes: int) -> np.ndarray:
         rows = np.arange(codes.shape[0])
         keys = (rows[:, None] * n_codes + codes).ravel()
         counts = np.bincount(keys, minlength=codes.shape[0] * n_codes).reshape(codes.shape[0], n_codes)
+        if ignore is not None:
+            counts[:, ignore] = 0
         tied = counts == counts.max(axis=1, keepdims=True)
         nearest_tied = np.argmax(tied[rows[:, None], codes], axis=1)  # first (nearest) vote of a tied class
         out[start : start + chunk] = codes[rows, nearest_tied]
@@ -121,12 +141,26 @@ def knn_probe(graph: NeighbourGraph, labels: Sequence[Any] | np.ndarray, k: int 
     needed = graph.n_input if graph.n_input > 0 else int(graph.rows.max()) + 1
     if arr.ndim != 1 or arr.shape[0] != needed:
         raise InputError(f"labels: {arr.shape[0] if arr.ndim == 1 else arr.shape} values for {needed} rows")
-    classes, codes = np.unique(arr, return_inverse=True)
+    from .data.labels import unlabelled_mask
+
+    unlabelled = unlabelled_mask(arr)
+    classes, codes = np.unique(arr.astype(str) if arr.dtype == object else arr, return_inverse=True)
     codes = codes.reshape(-1)
-    own = codes[graph.rows]
+    n_codes = classes.size
+    codes[unlabelled] = n_codes  # no class: never scored, never a vote
+    scored = ~unlabelled[graph.rows]
+    own = codes[graph.rows][scored]
+    note = f"left out {int((~scored).sum())} unlabelled item(s)" if not scored.all() else ""
     n_classes = int(np.unique(own).size)
     if n_classes < 2:
-        return _undefined(f"only {n_classes} class among the graph's points: accuracy is undefined", own.size, n_classes)
-    predicted = knn_votes(codes[graph.indices[:, :k]], classes.size)
+        reason = f"only {n_classes} class among the graph's labelled points: accuracy is undefined"
+        return _undefined("; ".join(filter(None, [note, reason])), own.size, n_classes)
+    neighbour_codes = codes[graph.indices[scored]]
+    if unlabelled.any():  # the first k LABELLED neighbours vote
+        labelled = neighbour_codes != n_codes
+        neighbour_codes = np.where(labelled & (np.cumsum(labelled, axis=1) <= k), neighbour_codes, n_codes)
+    else:
+        neighbour_codes = neighbour_codes[:, :k]
+    predicted = knn_votes(neighbour_codes, n_codes)
     p = float(np.mean(predicted == own))
-    return ProbeResult(p, math.sqrt(p * (1 - p) / own.size), own.size, "", own.size, n_classes)
+    return ProbeResult(p, math.sqrt(p * (1 - p) / own.size), own.size, note, own.size, n_classes)

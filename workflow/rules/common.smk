@@ -1,4 +1,5 @@
 # Config validation and the helper functions the rules use for their wildcards and inputs.
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -71,6 +72,19 @@ def dataset_source(wildcards):
     return []
 
 
+def dataset_side_files(wildcards):
+    """The other files a dataset reads besides its source (a labels table): inputs too, so an edit reruns it."""
+    spec = dataset_spec(wildcards.get("other_dataset") or wildcards.get("image_dataset"))
+    return [spec[key] for key in hg_config.DATASET_PATH_KEYS if key != "path" and isinstance(spec.get(key), str)]
+
+
+def dataset_listing(wildcards):
+    """For a source that is a folder (image classes): a digest of every entry below it (path, size, time), so that
+    an image added, removed or edited anywhere in it reruns the data stage (a folder's own time does not)."""
+    spec = dataset_spec(wildcards.get("other_dataset") or wildcards.get("image_dataset"))
+    return hg_config.folder_listing_digest(spec["path"]) if "path" in spec else None
+
+
 def local_spec(dataset, source):
     """The dataset's config entry with `path` set to its local file (given, or the download rule's output)."""
     spec = dict(dataset_spec(dataset))
@@ -80,8 +94,11 @@ def local_spec(dataset, source):
 
 
 def download_path(dataset):
+    """Where a dataset's `url` is downloaded: under a digest of the url, so that a shared cache_dir never hands one
+    project's download to another that names a dataset alike but downloads something else."""
     url = dataset_spec(dataset)["url"]
-    return f"{CACHE}/downloads/{dataset}/{Path(url.split('?')[0]).name or 'download'}"
+    key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+    return f"{CACHE}/downloads/{dataset}/{key}/{Path(url.split('?')[0]).name or 'download'}"
 
 
 def dataset_outputs(dataset):
@@ -118,6 +135,14 @@ def model_files(wildcards):
     if origin == "path":
         return [MODEL_SPECS[wildcards.model]["path"]]
     return []
+
+
+def model_listing(wildcards):
+    """For a model given as a local folder (`path`): a digest of every file in it, so that replacing the weights
+    inside the folder reruns the extraction (the folder's own time does not change)."""
+    if hg_config.model_origin(config, wildcards.model) != "path":
+        return None
+    return hg_config.folder_listing_digest(MODEL_SPECS[wildcards.model]["path"])
 
 
 def token_budget(wildcards):

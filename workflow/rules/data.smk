@@ -27,12 +27,14 @@ checkpoint prepare_dataset:
     """Read, clean and label a sequence or text dataset: items.tsv and its summary (counts, drops, crops)."""
     input:
         source=dataset_source,
+        side=dataset_side_files,
     output:
         table=f"{RESULTS}/{{other_dataset}}/items.tsv",
         summary=f"{RESULTS}/{{other_dataset}}/dataset.json",
     params:
         spec=lambda wildcards, input: local_spec(wildcards.other_dataset, input.source),
         cache_dir=CACHE,
+        listing=dataset_listing,
     log:
         f"{LOGS}/prepare_dataset/{{other_dataset}}.log",
     conda:
@@ -45,6 +47,7 @@ checkpoint prepare_image_dataset:
     """Read and resize an image dataset: items.tsv, images.npy (uint8 [N, H, W, 3]) and the summary."""
     input:
         source=dataset_source,
+        side=dataset_side_files,
     output:
         table=f"{RESULTS}/{{image_dataset}}/items.tsv",
         summary=f"{RESULTS}/{{image_dataset}}/dataset.json",
@@ -52,6 +55,7 @@ checkpoint prepare_image_dataset:
     params:
         spec=lambda wildcards, input: local_spec(wildcards.image_dataset, input.source),
         cache_dir=CACHE,
+        listing=dataset_listing,
     log:
         f"{LOGS}/prepare_dataset/{{image_dataset}}.log",
     conda:

@@ -17,6 +17,9 @@ rule extract_shard:
         device=config["extraction"]["device"],
         progress=config["extraction"]["progress"],
         lock_dir=f"{CACHE}/gpu_locks",
+        cache_identity=lambda wildcards: hg_config.cache_identity(MODEL_SPECS[wildcards.model])
+        if hg_config.model_origin(config, wildcards.model) in ("random", "download") else None,
+        model_listing=model_listing,
     resources:
         gpu=1,
     threads: 4

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..data.labels import is_unlabelled
 from ..errors import InputError
 
 
@@ -67,7 +68,7 @@ def item_labels(items: Any, column: str = "label") -> tuple[np.ndarray | None, s
         raise InputError(f"analyses: label_column {column!r} is not a column of the items table "
                          f"(columns: {', '.join(sorted(items.columns))})")
     labels = np.asarray(items.columns[column], dtype=object)
-    if all(label == "" for label in labels):
+    if all(is_unlabelled(label) for label in labels):
         return None, f"the dataset has no '{column}' labels"
     return labels, None
 

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import geometry, probes
+from ..data.labels import is_unlabelled
 from ..errors import InputError
 from ..geometry.graph_files import UndefinedGraph
 
@@ -164,7 +165,7 @@ def probe_layer(X: np.ndarray, labels: Sequence[Any] | None, keep: np.ndarray | 
     reason when the probed items have no `label_column` labels."""
     rows = probe_rows(X, keep, max_items, seed)
     chosen = None if labels is None else np.asarray(labels, dtype=object)[rows]
-    if chosen is None or all(label == "" for label in chosen):
+    if chosen is None or all(is_unlabelled(label) for label in chosen):
         out: Any = {"mean": None, "std": None, "n_folds": 0, "reason": f"the dataset has no '{label_column}' labels"}
     else:
         out = probes.linear_probe(np.asarray(X[rows], dtype=np.float64), chosen, folds=folds, seed=seed)

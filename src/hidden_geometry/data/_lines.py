@@ -36,10 +36,22 @@ def open_binary(path: str | os.PathLike) -> BinaryIO:
         raise InputError(f"{source}: permission denied") from exc
 
 
+def _split_lines(handle: BinaryIO) -> Iterator[bytes]:
+    """The lines of a binary file without their ends: LF, CRLF, and lone CR (old Mac files) all end a line."""
+    for raw in handle:
+        raw = raw.rstrip(b"\n")
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if b"\r" in raw:
+            yield from raw.split(b"\r")
+        else:
+            yield raw
+
+
 def iter_lines(path: str | os.PathLike, decode: str = "error", counts: dict | None = None) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, text without its line end) for every line of `path`.
 
-    Windows (CRLF) line ends and a leading UTF-8 byte-order mark are removed. `decode` is 'error' (a line that
+    Windows (CRLF) and old Mac (CR) line ends and a leading UTF-8 byte-order mark are removed. `decode` is 'error' (a line that
     is not UTF-8 raises InputError naming the file and line) or 'replace' (bad bytes become U+FFFD; the line
     numbers are appended to `counts['replaced_lines']`).
     """
@@ -48,10 +60,9 @@ def iter_lines(path: str | os.PathLike, decode: str = "error", counts: dict | No
     source = Path(path)
     with open_binary(source) as handle:
         try:
-            for number, raw in enumerate(handle, start=1):
+            for number, raw in enumerate(_split_lines(handle), start=1):
                 if number == 1 and raw.startswith(UTF8_BOM):
                     raw = raw[len(UTF8_BOM):]
-                raw = raw.rstrip(b"\n").rstrip(b"\r")
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:

@@ -433,9 +433,10 @@ def _sequence_drops(stats: dict) -> dict[str, int]:
 
 
 def _counts(kind: str, details: dict, n_items: int) -> dict[str, Any]:
-    """Uniform counts for dataset.json: read, kept, dropped by reason (read = kept + all drops), cropped, upscaled."""
+    """Uniform counts for dataset.json: read, kept, dropped by reason (read = kept + all drops), cropped, upscaled,
+    and skipped_files (entries of an image folder not read as images: named with their reasons in the details)."""
     dropped: dict[str, int] = {}
-    cropped = upscaled = 0
+    cropped = upscaled = skipped = 0
     if kind in ("scope", "fasta"):
         reading = details["reading"]
         read = reading["n_headers"]
@@ -455,6 +456,7 @@ def _counts(kind: str, details: dict, n_items: int) -> dict[str, Any]:
         read = details["n_read"]
         dropped.update(details["dropped"])
         upscaled = details.get("n_upscaled", 0)
+        skipped = details.get("n_skipped_files", 0)
     elif kind == "text_tsv":
         read = details["n_read"]
         dropped.update(details["dropped"])
@@ -468,6 +470,7 @@ def _counts(kind: str, details: dict, n_items: int) -> dict[str, Any]:
         "dropped": {reason: int(n) for reason, n in sorted(dropped.items()) if n},
         "cropped": int(cropped),
         "upscaled": int(upscaled),
+        "skipped_files": int(skipped),
     }
 
 

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 from ..errors import InputError
 from .items import ItemTable
 
-IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 CORRUPT_POLICIES = ("skip", "error")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -94,10 +94,46 @@ def _list_classes(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _list_images(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-    )
+def _skip_reason(path: Path) -> str | None:
+    """Why an entry of a class folder is not read as an image, or None when it is one."""
+    if path.name.startswith("."):
+        return "hidden file"
+    if path.is_symlink() and not path.exists():
+        return "broken link"
+    if path.is_dir():
+        return "sub-folder (images are read only directly inside a class folder)"
+    if not path.is_file():
+        return "not a regular file"
+    if path.suffix == "":
+        return "no file extension"
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return f"extension {path.suffix} is not an image extension"
+    return None
+
+
+def _scan_class_folder(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """(image files, sorted; skipped entries as (path, reason)): every entry is one or the other."""
+    files: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    for path in sorted(folder.iterdir()):
+        reason = _skip_reason(path)
+        if reason is None:
+            files.append(path)
+        else:
+            skipped.append((str(path), reason))
+    return files, skipped
+
+
+def _skipped_summary(skipped: list[tuple[str, str]], max_named: int = 50) -> dict[str, Any]:
+    """Counts of skipped entries by reason, and the first `max_named` with their reasons (for dataset.json)."""
+    by_reason: dict[str, int] = {}
+    for _, reason in skipped:
+        by_reason[reason] = by_reason.get(reason, 0) + 1
+    return {
+        "n_skipped_files": len(skipped),
+        "skipped_by_reason": dict(sorted(by_reason.items())),
+        "skipped_files": [{"path": path, "reason": reason} for path, reason in skipped[:max_named]],
+    }
 
 
 def read_image_folder(
@@ -136,8 +172,11 @@ def read_image_folder(
     if not chosen:
         raise InputError(f"{folder}: no class sub-folders (expected one folder per class)")
     selected: list[tuple[str, list[Path]]] = []
+    skipped = [(str(p), "file outside the class folders") for p in sorted(folder.iterdir())
+               if not p.is_dir() and not p.name.startswith(".")]
     for name in chosen:
-        files = _list_images(folder / name)
+        files, skipped_here = _scan_class_folder(folder / name)
+        skipped += skipped_here
         if per_class is not None and len(files) > per_class:
             pick = np.sort(_class_rng(seed, name).choice(len(files), size=per_class, replace=False))
             files = [files[i] for i in pick]
@@ -190,6 +229,7 @@ def read_image_folder(
         "n_upscaled": len(upscaled),
         "upscaled_ids": upscaled[:50],
         "modes": dict(sorted(mode_counts.items())),
+        **_skipped_summary(skipped),
     }
     return table, images, summary
 

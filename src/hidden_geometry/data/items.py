@@ -51,8 +51,9 @@ class ItemTable:
                 raise InputError(f"items table: bad column name {name!r}")
         seen: dict[str, int] = {}
         for index, item_id in enumerate(ids):
-            if item_id == "" or any(c in item_id for c in "\t\n\r"):
-                raise InputError(f"items table: item {index} has an empty id or a tab/newline in its id {item_id!r}")
+            if item_id == "" or any(c in item_id for c in "\t\n\r") or len(item_id.splitlines()) != 1:
+                raise InputError(f"items table: item {index} has an empty id or a tab/newline or other line break "
+                                 f"(such as U+2028) in its id {item_id!r}")
             if item_id in seen:
                 raise InputError(f"items table: duplicate id '{item_id}' (items {seen[item_id]} and {index})")
             seen[item_id] = index

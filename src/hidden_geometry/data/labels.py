@@ -8,6 +8,7 @@ reports NaN downstream); an id twice in the table -> InputError naming both line
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -18,6 +19,48 @@ from ..errors import InputError
 from .text import read_tsv_rows, require_columns
 
 MISSING_POLICIES = ("error", "drop")
+
+# Characters stripped from both ends of a label, id or group besides whitespace: a byte-order mark and the
+# zero-width characters that editors and spreadsheets leave behind (invisible, so never a different class).
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
+
+
+def normalise_label(value: Any) -> str:
+    """The one normal form of a label, group or id cell: text with surrounding whitespace, byte-order marks and
+    zero-width characters removed (None -> ""). Used by the data stage, the CLI and the measures alike."""
+    if value is None:
+        return ""
+    text = str(value)
+    previous = None
+    while previous != text:
+        previous = text
+        text = text.strip().strip(_INVISIBLE)
+    return text
+
+
+def is_unlabelled(value: Any) -> bool:
+    """True for a missing label: None, NaN, or a cell that is empty after `normalise_label`.
+
+    The one definition of "unlabelled": `dataset.json` counts these, and label overlap, the kNN probe and the linear
+    probe neither score such an item nor count it as a neighbour's label.
+    """
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and normalise_label(value) == ""
+
+
+def unlabelled_mask(values: Sequence[Any] | Any) -> Any:
+    """Boolean numpy array: is_unlabelled of each value."""
+    import numpy as np
+
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iub":
+        return np.zeros(arr.shape[0], dtype=bool)
+    if arr.dtype.kind == "f":
+        return np.isnan(arr)
+    return np.fromiter((is_unlabelled(v) for v in arr.tolist()), dtype=bool, count=arr.shape[0])
 
 
 @dataclass(frozen=True)
@@ -45,7 +88,9 @@ class LabelAlignment:
             "missing_ids": self.missing_ids[:max_ids],
             "n_extra_in_table": self.n_extra,
             "n_classes": self.n_classes,
-            "class_sizes_min": min(Counter(self.labels).values()) if self.labels else 0,
+            "class_sizes_min": min(labelled.values()) if (labelled := Counter(
+                label for label in self.labels if not is_unlabelled(label))) else 0,
+            "n_unlabelled": sum(1 for label in self.labels if is_unlabelled(label)),
             "singleton_classes": self.singleton_classes[:max_ids],
             "n_singleton_classes": len(self.singleton_classes),
             "single_class": self.single_class,
@@ -61,13 +106,13 @@ def read_labels_table(
     require_columns(source, header, {"id_column": id_column, "label_column": label_column, "group_column": group_column})
     table: dict[str, tuple[str, str, int]] = {}
     for row in rows:
-        item_id = row.fields[id_column].strip()
+        item_id = normalise_label(row.fields[id_column])
         if not item_id:
             raise InputError(f"{source}:{row.line}: empty id in column '{id_column}'")
         if item_id in table:
             raise InputError(f"{source}:{row.line}: duplicate id '{item_id}' (first at line {table[item_id][2]})")
-        group = row.fields[group_column].strip() if group_column else ""
-        table[item_id] = (row.fields[label_column].strip(), group, row.line)
+        group = normalise_label(row.fields[group_column]) if group_column else ""
+        table[item_id] = (normalise_label(row.fields[label_column]), group, row.line)
     return table
 
 
@@ -98,7 +143,7 @@ def align_labels(
         raise InputError(f"{source}: none of the {len(ids)} ids is in the labels table (column '{id_column}')")
     kept_ids = [ids[i] for i in keep]
     labels = [table[i][0] for i in kept_ids]
-    counts = Counter(labels)
+    counts = Counter(label for label in labels if not is_unlabelled(label))
     id_set = set(ids)
     return LabelAlignment(
         keep=keep,
@@ -114,11 +159,11 @@ def align_labels(
 
 def label_summary(labels: Sequence[str]) -> dict[str, Any]:
     """Class counts of a label column: number of classes, singleton classes, single-class flag."""
-    counts = Counter(l for l in labels if l != "")
+    counts = Counter(label for label in labels if not is_unlabelled(label))
     return {
         "n_classes": len(counts),
         "singleton_classes": sorted(c for c, n in counts.items() if n == 1)[:50],
         "n_singleton_classes": sum(1 for n in counts.values() if n == 1),
         "single_class": len(counts) < 2,
-        "n_unlabelled": sum(1 for l in labels if l == ""),
+        "n_unlabelled": sum(1 for label in labels if is_unlabelled(label)),
     }

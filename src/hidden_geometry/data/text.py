@@ -94,6 +94,8 @@ def read_text_tsv(
     require_columns(
         source, header, {"text_column": text_column, "label_column": label_column, "group_column": group_column, "id_column": id_column}
     )
+    from .labels import normalise_label  # here: labels.py reads its tables with read_tsv_rows from this module
+
     ids: list[str] = []
     labels: list[str] = []
     groups: list[str] = []
@@ -104,22 +106,22 @@ def read_text_tsv(
     n_rows = 0
     for row in rows:
         n_rows += 1
-        text = row.fields[text_column].strip()
+        text = normalise_label(row.fields[text_column])  # zero-width or BOM-only text is empty text
         if not text:
             empty_text_lines.append(row.line)
             continue
-        item_id = row.fields[id_column].strip() if id_column else f"line{row.line}"
+        item_id = normalise_label(row.fields[id_column]) if id_column else f"line{row.line}"
         if not item_id:
             raise InputError(f"{source}:{row.line}: empty id in column '{id_column}'")
         if item_id in seen:
             raise InputError(f"{source}:{row.line}: duplicate id '{item_id}' (first at line {seen[item_id]})")
         seen[item_id] = row.line
-        label = row.fields[label_column].strip() if label_column else ""
+        label = normalise_label(row.fields[label_column]) if label_column else ""
         if label_column and not label:
             empty_label_lines.append(row.line)
         ids.append(item_id)
         labels.append(label)
-        groups.append(row.fields[group_column].strip() if group_column else "")
+        groups.append(normalise_label(row.fields[group_column]) if group_column else "")
         texts.append(text)
     if not ids:
         raise InputError(f"{source}: no texts (every row empty or only a header)")

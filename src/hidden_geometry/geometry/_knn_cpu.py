@@ -416,6 +416,12 @@ def uncertified(bound: np.ndarray, kth_sq: np.ndarray, shift: int, pool: np.ndar
     return np.flatnonzero(~certified)
 
 
+# More uncertified rows than this (after the float32 pass) are settled by a float64 k-d tree where the rows have at
+# most _TREE_MAX_DIM features: there they are data of few intrinsic dimensions (a line in 16-D left 6,977 of 8,000
+# rows uncertified), which the brute force would settle in O(N^2).
+_TREE_ROWS = 256
+_TREE_MAX_DIM = 4096
+
 # Up to this many uncertified rows go straight to the float64 brute force (about 25 ms a row per thread at
 # N = 50,000, D = 1,280); more take the float32 pass against all rows first.
 _BRUTE_FORCE_ROWS = 8
@@ -551,7 +557,14 @@ def _cpu_graph(
         idx[unsure], sq[unsure] = q_idx, q_sq
         unsure = unsure[uncertified(q_vals[:, 0], q_sq[:, k - 1], q_shift, q_pool, n)]
     stats["brute_force"] = int(unsure.size)
-    if unsure.size:
+    # Many rows uncertified by pools with room beyond k: data of few intrinsic dimensions, where a k-d tree is fast.
+    # (Pools without that room certify nothing whatever the data: the brute force, as before.)
+    if unsure.size > _TREE_ROWS and width > k and Ep.shape[1] <= _TREE_MAX_DIM:
+        from ._knn_lowdim import tree_rows
+
+        stats["tree"], stats["brute_force"] = int(unsure.size), 0
+        idx[unsure], sq[unsure] = tree_rows(Ep, unsure, names, k, threads)
+    elif unsure.size:
         idx[unsure], sq[unsure] = brute_force_rows(Ep, unsure, names, k, threads)
     out_idx = np.empty_like(idx)
     out_sq = np.empty_like(sq)

@@ -35,7 +35,7 @@ import torch
 
 from ..atomic import atomic_path
 from ..errors import InputError
-from . import _knn_cpu, _knn_torch
+from . import _knn_cpu, _knn_lowdim, _knn_torch
 
 METRICS = ("euclidean", "cosine")
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -304,7 +304,10 @@ def knn_graph(
     try:
         if dev.type == "cpu":
             fallback_width = min(k + (default_pool(k, "float32") if extra is None else extra), n - 1)
-            local_idx, sq, _ = _knn_cpu.cpu_graph(E, k, width, block, threads, chosen, fallback_width)
+            if E.shape[1] <= _knn_lowdim.LOW_DIM:  # float products certify little here: a float64 k-d tree
+                local_idx, sq = _knn_lowdim.tree_graph(E, k, threads)
+            else:
+                local_idx, sq, _ = _knn_cpu.cpu_graph(E, k, width, block, threads, chosen, fallback_width)
         else:
             local_idx, sq = _knn_torch.torch_graph(E, k, width, block, dev, threads)
     except OverflowError as exc:  # never expected after the scaling above; refused rather than wrong

@@ -8,7 +8,9 @@
 - `label_overlap(graph, labels, k)`: mean over points of the fraction of their first k neighbours that share the
   point's label (unweighted as in the paper; `class_balanced=True` averages the per-class means instead). With
   `exclude_groups` (e.g. the SCOPe family of each row), neighbours in the point's own group are skipped and the
-  next ones taken, for remote homology; an empty group ("" or None) excludes nothing.
+  next ones taken, for remote homology; an empty group ("" or None) excludes nothing. An unlabelled point
+  (`hidden_geometry.data.labels.is_unlabelled`: empty, blank, None or NaN) is not scored, and an unlabelled
+  neighbour is skipped like an excluded one: a missing label is never one more class.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ class LabelOverlap:
     n_without_neighbours: int
     class_balanced: bool
     excluded_groups: bool
+    n_unlabelled: int = 0
+    reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +105,8 @@ class LabelOverlap:
             "n_without_neighbours": int(self.n_without_neighbours),
             "class_balanced": bool(self.class_balanced),
             "excluded_groups": bool(self.excluded_groups),
+            "n_unlabelled": int(self.n_unlabelled),
+            "reason": self.reason,
         }
 
 
@@ -121,6 +127,18 @@ def _empty_group_mask(groups: Sequence[Any] | np.ndarray) -> np.ndarray:
     return np.array([g is None or (isinstance(g, str) and g == "") for g in arr], dtype=bool)
 
 
+def _label_within_group(codes: np.ndarray, group_codes: np.ndarray, no_group: np.ndarray) -> str:
+    """Why label overlap with group exclusion is 0 by construction, or "": every labelled point has a group and
+    each label class lies within one group (the label is the group, e.g. `family` with SCOPe's family groups)."""
+    if codes.size == 0 or no_group.any():
+        return ""
+    pairs = np.unique(np.stack([codes, group_codes]), axis=1).shape[1]
+    if pairs != np.unique(codes).size:
+        return ""
+    return ("undefined: each label lies within one exclusion group, so every same-label neighbour is excluded "
+            "(0 by construction); label by another column or do not exclude groups")
+
+
 def label_overlap_details(
     graph: NeighbourGraph,
     labels: Sequence[Any] | np.ndarray,
@@ -129,25 +147,38 @@ def label_overlap_details(
     class_balanced: bool = False,
 ) -> LabelOverlap:
     """Label overlap chi_k^gt with its evidence (see the module docstring)."""
+    from ..data.labels import unlabelled_mask
+
     k = check_k(k, graph.k, "graph")
     codes = _codes(labels, graph, "labels")
+    unlabelled = unlabelled_mask(np.asarray(labels))
     neighbours = graph.indices
-    if exclude_groups is not None:
-        group_codes = _codes(exclude_groups, graph, "exclude_groups")
-        no_group = _empty_group_mask(exclude_groups)
-        own = group_codes[graph.rows][:, None]
-        eligible = ~((group_codes[neighbours] == own) & ~no_group[graph.rows][:, None])
+    if exclude_groups is not None or unlabelled.any():
+        eligible = ~unlabelled[neighbours]
+        if exclude_groups is not None:
+            group_codes = _codes(exclude_groups, graph, "exclude_groups")
+            no_group = _empty_group_mask(exclude_groups)
+            own = group_codes[graph.rows][:, None]
+            eligible &= ~((group_codes[neighbours] == own) & ~no_group[graph.rows][:, None])
         rank = np.cumsum(eligible, axis=1)
         used = eligible & (rank <= k)
     else:
         used = np.zeros(neighbours.shape, dtype=bool)
         used[:, :k] = True
-    n_used = used.sum(axis=1)
+    scored = ~unlabelled[graph.rows]
+    if exclude_groups is not None:
+        reason = _label_within_group(codes[graph.rows][scored], group_codes[graph.rows][scored],
+                                     no_group[graph.rows][scored])
+        if reason:
+            return LabelOverlap(float("nan"), k, 0, 0, 0, class_balanced, True, int(np.sum(~scored)), reason)
+    n_used = np.where(scored, used.sum(axis=1), 0)
     same = (codes[neighbours] == codes[graph.rows][:, None]) & used
     has = n_used > 0
     per_point = same.sum(axis=1)[has] / n_used[has]
     if per_point.size == 0:
-        raise InputError("label overlap: no point has an eligible neighbour (all neighbours excluded)")
+        if not scored.any():
+            raise InputError("label overlap: every point is unlabelled")
+        raise InputError("label overlap: no point has an eligible neighbour (all neighbours excluded or unlabelled)")
     if class_balanced:
         point_classes = codes[graph.rows][has]
         means = [per_point[point_classes == c].mean() for c in np.unique(point_classes)]
@@ -158,10 +189,11 @@ def label_overlap_details(
         value=value,
         k=k,
         n_points=int(has.sum()),
-        n_short=int(np.sum(n_used < k)),
-        n_without_neighbours=int(np.sum(~has)),
+        n_short=int(np.sum(n_used[scored] < k)),
+        n_without_neighbours=int(np.sum(~has & scored)),
         class_balanced=class_balanced,
         excluded_groups=exclude_groups is not None,
+        n_unlabelled=int(np.sum(~scored)),
     )
 
 

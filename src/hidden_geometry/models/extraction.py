@@ -117,6 +117,20 @@ def ids_digest(ids: Sequence[str]) -> str:
     return hashlib.sha256("".join(f"{i}\n" for i in ids).encode("utf-8")).hexdigest()
 
 
+def inputs_digest(inputs: Sequence[Any]) -> str:
+    """sha256 of the inputs themselves (texts, sequences or image arrays, in order): tells whether a finished folder
+    was made from these very inputs, not only from items with the same ids."""
+    digest = hashlib.sha256()
+    for item in inputs:
+        if isinstance(item, str):
+            data = item.encode("utf-8")
+            digest.update(b"s%d:" % len(data) + data)
+        else:
+            array = np.ascontiguousarray(np.asarray(item))
+            digest.update(f"a{array.dtype.str}{array.shape}:".encode("ascii") + array.tobytes())
+    return digest.hexdigest()
+
+
 def read_manifest(out_dir: str | Path) -> dict | None:
     """The folder's manifest, or None when the folder is not complete."""
     path = Path(out_dir) / MANIFEST
@@ -233,7 +247,8 @@ def extract_representations(
 
     `inputs` are what the adapter takes (sequences, texts, HxWx3 uint8 images), `ids` their unique ids, both in
     input order. `start`/`stop` select a shard; the folder then holds rows start..stop-1 and the manifest says
-    so. With `resume`, a folder already complete for the same model, settings and ids is left as it is.
+    so. With `resume`, a folder already complete for the same model, settings, ids and inputs (`inputs_sha256`)
+    is left as it is; a change of any input under the same ids recomputes it.
     """
     n_total = len(inputs)
     if len(ids) != n_total:
@@ -246,11 +261,13 @@ def extract_representations(
     out = Path(out_dir)
     settings = adapter.describe()
     digest = ids_digest(shard_ids)
+    inputs_sha256 = inputs_digest(inputs[start:stop])
     if resume:
         old = read_manifest(out)
         same = (
             old is not None
             and old.get("ids_sha256") == digest
+            and old.get("inputs_sha256") == inputs_sha256
             and all(
                 old.get(k) == settings[k]
                 for k in ("model", "source", "path", "n_layers", "hidden_size", "pooling", "tap")
@@ -384,6 +401,7 @@ def extract_representations(
             "start": start,
             "stop": stop,
             "ids_sha256": digest,
+            "inputs_sha256": inputs_sha256,
             "layer_files": [layer_file(l) for l in range(adapter.n_layers)],
             "nonfinite_items": nonfinite_sorted,
             "recomputed_fp32_items": sorted(recomputed, key=position.__getitem__),
@@ -480,7 +498,7 @@ def gather_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> Extr
             tmp.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
     nonfinite = [i for _, m in shards for i in m.get("nonfinite_items", [])]
     recomputed = [i for _, m in shards for i in m.get("recomputed_fp32_items", [])]
-    manifest = {k: v for k, v in first.items() if k not in ("start", "stop", "n_items", "ids_sha256")}
+    manifest = {k: v for k, v in first.items() if k not in ("start", "stop", "n_items", "ids_sha256", "inputs_sha256")}
     manifest.update(
         {
             "n_items": total,
@@ -492,6 +510,7 @@ def gather_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> Extr
             "n_truncated": int(sum(m.get("n_truncated", 0) for _, m in shards)),
             "shards": [[m["start"], m["stop"]] for _, m in shards],
             **merge_unknown([m for _, m in shards]),
+            "shard_inputs_sha256": [m.get("inputs_sha256") for _, m in shards],
         }
     )
     _write_json(out / MANIFEST, manifest)
