@@ -98,6 +98,8 @@ def test_demo_config_passes() -> None:
 
 @pytest.mark.parametrize("case, change, expected", [
     ("k_above_graph_k", lambda c: c["geometry"].update(k=40, graph_k=32), "config key 'geometry.k': 40 is larger"),
+    ("k_by_dataset_above_graph_k", lambda c: c["geometry"].update(k_by_dataset={"demo_text": 40}),
+     "config key 'geometry.k_by_dataset.demo_text': 40 is larger"),
     ("label_column_is_the_group", lambda c: c["analyses"][1].update(label_column="family"),
      "config key 'analyses.1.label_column'"),
     ("dataset_label_is_the_group", lambda c: c["datasets"]["demo_proteins"].update(label="family"),
