@@ -86,6 +86,7 @@ def test_a_few_uncertified_rows_go_straight_to_brute_force(monkeypatch):
     # straight to the float64 brute force; with the threshold at 0 they all take the float32 pass first.
     E = clustered(1500, 32, seed=4)
     ref_idx, ref_sq = reference(E, 10)
+    monkeypatch.setattr(_knn_cpu, "_TREE_ROWS", 10**9)  # the k-d tree's hand-off for many rows is tested elsewhere
     monkeypatch.setattr(_knn_cpu, "_BRUTE_FORCE_ROWS", 10**9)
     idx, sq, direct = run(E, 10, "bfloat16", pool=1)
     assert direct["float32_pass"] == 0 and direct["brute_force"] > 0
