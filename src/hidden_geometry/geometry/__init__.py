@@ -25,12 +25,25 @@ _EXPORTS = {
         ["LabelOverlap", "label_overlap", "label_overlap_details", "neighbourhood_overlap", "overlap_matrix"],
         "overlap",
     ),
+    **dict.fromkeys(
+        ["LAYER_MEASURES", "cell_density", "covariance_eigenvalues", "isoscore", "layer_measures", "mean_cosine",
+         "participation_ratio", "token_anisotropy"],
+        "measures",
+    ),
 }
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
 # `anisotropy` is both a submodule and a function: imported now, so that the name is the function.
 from .anisotropy import anisotropy
 
 __all__ = [
+    "LAYER_MEASURES",
+    "cell_density",
+    "covariance_eigenvalues",
+    "isoscore",
+    "layer_measures",
+    "mean_cosine",
+    "participation_ratio",
+    "token_anisotropy",
     "CommonGrideRank",
     "Anisotropy",
     "GrideResult",

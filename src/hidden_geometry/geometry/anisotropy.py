@@ -63,9 +63,29 @@ def anisotropy(X: np.ndarray) -> Anisotropy:
     eigenvalues = np.linalg.eigvalsh(scatter)
     total = float(np.trace(scatter))
     pc1_share = float(eigenvalues[-1] / total) if total > 0 else float("nan")
+    return Anisotropy(pc1_share=min(max(pc1_share, 0.0), 1.0) if total > 0 else pc1_share,
+                      mean_cosine=_mean_cosine(X, norms), n=n)
+
+
+def _mean_cosine(X: np.ndarray, norms: np.ndarray) -> float:
+    n = X.shape[0]
     unit_sum = np.zeros(X.shape[1], dtype=np.float64)
     for start in range(0, n, 8192):
         unit_sum += (X[start : start + 8192] / norms[start : start + 8192, None]).sum(axis=0, dtype=np.float64)
     # Sum over ordered pairs i != j of cos = |sum of unit rows|^2 - n.
-    mean_cosine = float((unit_sum @ unit_sum - n) / (n * (n - 1)))
-    return Anisotropy(pc1_share=min(max(pc1_share, 0.0), 1.0) if total > 0 else pc1_share, mean_cosine=mean_cosine, n=n)
+    return float((unit_sum @ unit_sum - n) / (n * (n - 1)))
+
+
+def mean_cosine(X: np.ndarray) -> float:
+    """Mean cosine similarity over all ordered pairs of distinct rows: the expected cosine of a random pair.
+
+    Exact, in O(N D): no sampling of pairs. Raises InputError for fewer than 2 rows or an all-zero row.
+    """
+    X = validate_representation(X)
+    n = X.shape[0]
+    if n < 2:
+        raise InputError(f"mean_cosine needs at least 2 rows, got {n}")
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
+    if np.any(norms == 0):
+        raise InputError(f"row {int(np.flatnonzero(norms == 0)[0])} is all zeros: its cosine similarity is undefined")
+    return _mean_cosine(X, norms)
