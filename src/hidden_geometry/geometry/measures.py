@@ -22,7 +22,8 @@ from ..errors import InputError
 from .anisotropy import _second_moment, anisotropy, mean_cosine
 from .neighbours import validate_representation
 
-__all__ = ["cell_density", "covariance_eigenvalues", "isoscore", "mean_cosine", "participation_ratio",
+__all__ = ["LAYER_MEASURES", "cell_density", "covariance_eigenvalues", "isoscore", "layer_measures", "mean_cosine",
+           "participation_ratio",
            "token_anisotropy"]
 
 
@@ -111,3 +112,32 @@ def cell_density(X: np.ndarray, n_components: int = 3, bins: int = 4) -> float:
     cells = cell_indices(X, n_components=n_components, bins=bins)
     occupied = np.unique(cells, axis=0).shape[0]
     return float(cells.shape[0] / occupied)
+
+
+LAYER_MEASURES = ("cell_density", "isoscore", "participation_ratio", "mean_cosine", "token_anisotropy")
+
+
+def layer_measures(rows: np.ndarray, tokens: np.ndarray | None = None, cell_components: int = 3,
+                   cell_bins: int = 4) -> dict[str, float | str | None]:
+    """The five measures of one layer (LAYER_MEASURES) from its pooled rows and its token sample.
+
+    `token_anisotropy` is NaN with `token_reason` set when there is no token sample (or fewer than 2 tokens).
+    """
+    result: dict[str, float | str | None] = {
+        "cell_density": cell_density(rows, n_components=cell_components, bins=cell_bins),
+        "isoscore": isoscore(rows),
+        "participation_ratio": participation_ratio(rows),
+        "mean_cosine": mean_cosine(rows),
+        "token_anisotropy": float("nan"),
+        "token_reason": None,
+        "n_tokens": 0,
+    }
+    if tokens is None:
+        result["token_reason"] = "no token sample was kept at extraction"
+    elif tokens.shape[0] < 2:
+        result["token_reason"] = f"the token sample has {tokens.shape[0]} token(s), fewer than 2"
+        result["n_tokens"] = int(tokens.shape[0])
+    else:
+        result["token_anisotropy"] = token_anisotropy(tokens)
+        result["n_tokens"] = int(tokens.shape[0])
+    return result

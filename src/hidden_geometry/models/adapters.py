@@ -111,6 +111,12 @@ class ModelAdapter:
     # Hub revision the weights come from, and the training step of a checkpoint (None: not a checkpoint).
     revision: str = ""
     step: int | None = None
+    # A models.token_sample.TokenSample that extraction sets to keep a seeded sample of token states; None: off.
+    token_sample: Any = None
+
+    def _offer_tokens(self, items: Sequence[Any], states: Sequence[torch.Tensor], real: torch.Tensor) -> None:
+        if self.token_sample is not None:
+            self.token_sample.offer(items, states, real)
 
     @property
     def reduced_precision(self) -> bool:
@@ -210,6 +216,7 @@ class FairEsmAdapter(ModelAdapter):
         with torch.inference_mode(), self._autocast(fp32):
             out = self.model(tokens, repr_layers=layers)
             reps = out["representations"]
+            self._offer_tokens(items, [reps[i] for i in layers], real)
             return [pool_hidden(reps[i], real, self.pooling).cpu().numpy().astype(np.float32) for i in layers]
 
 
@@ -317,6 +324,7 @@ class TokenizerAdapter(ModelAdapter):
             states = out.hidden_states
             if len(states) != self.n_layers:
                 raise RuntimeError(f"{self.name}: got {len(states)} hidden states, expected {self.n_layers}")
+            self._offer_tokens(items, states, real)
             return [pool_hidden(h, real, self.pooling).cpu().numpy().astype(np.float32) for h in states]
 
     def describe(self) -> dict:
@@ -372,6 +380,7 @@ class ImageGPTAdapter(ModelAdapter):
                 states = list(out.hidden_states) if self.tap == "hidden" else taps + [out.last_hidden_state]
                 if len(states) != self.n_layers:
                     raise RuntimeError(f"{self.name}: got {len(states)} layers, expected {self.n_layers}")
+                self._offer_tokens(items, states, real)
                 return [pool_hidden(h, real, self.pooling).cpu().numpy().astype(np.float32) for h in states]
         finally:
             for handle in handles:

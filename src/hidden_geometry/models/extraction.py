@@ -2,7 +2,8 @@
 
 `extract_representations` sorts inputs by token count, batches them under a token budget (padded tokens, both
 special tokens counted), runs one forward pass per batch for all layers, and writes each batch's pooled vectors
-straight into per-layer `.npy` memory maps at the inputs' own rows: no token states are kept. Output folder:
+straight into per-layer `.npy` memory maps at the inputs' own rows; token states are kept only as a bounded,
+seeded sample when `token_sample` > 0 (models.token_sample: `tokens_XXX.npy`, `tokens_keys.npy`). Output folder:
 `layer_000.npy` ... `layer_{L:03d}.npy` (float32 [N, D]), `ids.txt`, and `manifest.json`, written last, whose
 presence means the folder is complete. Arrays are written under temporary names and renamed at the end, so a
 killed job leaves no complete-looking folder.
@@ -37,6 +38,7 @@ from ..atomic import atomic_path, write_text_atomic
 from ..errors import InputError
 from .adapters import ModelAdapter
 from .tokens import merge_unknown, unknown_tokens
+from .token_sample import TokenSample, merge_token_samples
 
 log = logging.getLogger("hidden_geometry.extraction")
 
@@ -45,6 +47,8 @@ IDS_FILE = "ids.txt"
 FORMAT_VERSION = 1
 # Manifest keys that must agree between shards of one extraction.
 SHARD_KEYS = (
+    "token_sample",
+    "token_sample_seed",
     "model",
     "kind",
     "backend",
@@ -242,8 +246,12 @@ def extract_representations(
     start: int = 0,
     stop: int | None = None,
     resume: bool = True,
+    token_sample: int = 0,
+    seed: int = 0,
 ) -> ExtractionResult:
     """Pool every layer for inputs[start:stop] and write them to `out_dir` (see the module docstring).
+
+    `token_sample` > 0 also keeps that many token states per layer (models.token_sample: seeded by `seed`).
 
     `inputs` are what the adapter takes (sequences, texts, HxWx3 uint8 images), `ids` their unique ids, both in
     input order. `start`/`stop` select a shard; the folder then holds rows start..stop-1 and the manifest says
@@ -272,6 +280,8 @@ def extract_representations(
                 old.get(k) == settings[k]
                 for k in ("model", "source", "path", "n_layers", "hidden_size", "pooling", "tap")
             )
+            and int(old.get("token_sample", 0)) == int(token_sample)
+            and int(old.get("token_sample_seed", 0)) == int(seed)
         )
         if same and all((out / layer_file(l)).is_file() for l in range(adapter.n_layers)):
             log.info("%s: complete extraction found (%d items), nothing to do", out, len(shard_ids))
@@ -306,6 +316,8 @@ def extract_representations(
             n,
             adapter.max_tokens,
         )
+    sampler = TokenSample(adapter.n_layers, token_sample, seed) if token_sample else None
+    adapter.token_sample = sampler
     nonfinite: list[str] = []
     recomputed: list[str] = []
     oom_retries = 0
@@ -389,6 +401,9 @@ def extract_representations(
             bar.update(len(batch))
         with atomic_path(out / IDS_FILE) as tmp:
             tmp.write_text("".join(f"{i}\n" for i in shard_ids), encoding="utf-8")
+    adapter.token_sample = None
+    if sampler is not None:
+        sampler.save(out)
     seconds = time.perf_counter() - began
     position = {item_id: row for row, item_id in enumerate(shard_ids)}
     nonfinite_sorted = sorted(nonfinite, key=position.__getitem__)
@@ -408,6 +423,8 @@ def extract_representations(
             "n_truncated": n_truncated,
             "token_budget": token_budget,
             **unknown,
+            "token_sample": int(token_sample),
+            "token_sample_seed": int(seed),
         }
     )
     _write_json(out / MANIFEST, manifest)
@@ -496,6 +513,8 @@ def gather_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> Extr
                 arrays[layer][manifest["start"] : manifest["stop"]] = part
         with atomic_path(out / IDS_FILE) as tmp:
             tmp.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+    if int(first.get("token_sample", 0)):
+        merge_token_samples([f for f, _ in shards], out, n_layers, int(first["token_sample"]))
     nonfinite = [i for _, m in shards for i in m.get("nonfinite_items", [])]
     recomputed = [i for _, m in shards for i in m.get("recomputed_fp32_items", [])]
     manifest = {k: v for k, v in first.items() if k not in ("start", "stop", "n_items", "ids_sha256", "inputs_sha256")}

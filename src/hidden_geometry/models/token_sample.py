@@ -1,0 +1,117 @@
+"""A seeded, bounded sample of token-level hidden states per layer, kept during extraction.
+
+Token anisotropy (Razzhigaev et al. 2024) is measured on token states, not on pooled vectors. Keeping every
+token of every layer would cost N x T x D x L floats, so extraction keeps at most `size` tokens per layer, the
+same tokens in every layer.
+
+Which tokens: every real token (no specials, no padding) gets a key, uniform in [0, 1), drawn from a generator
+seeded by (seed, the item's content); the sample is the `size` tokens of smallest key (bottom-k sampling). The
+keys do not depend on batching, batch order or sharding, so shards merge exactly (`merge_token_samples`) and
+reruns give the same bytes. Files in the extraction folder: `tokens_{layer:03d}.npy` (float32 [S, D], ascending
+key) and `tokens_keys.npy` (float64 [S]).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_path
+from ..errors import InputError
+
+KEYS_FILE = "tokens_keys.npy"
+
+
+def token_file(layer: int) -> str:
+    return f"tokens_{layer:03d}.npy"
+
+
+def item_keys(item: Any, n_tokens: int, seed: int) -> np.ndarray:
+    """The keys of an item's real tokens (same item and seed, same keys)."""
+    raw = item.encode("utf-8") if isinstance(item, str) else np.ascontiguousarray(np.asarray(item)).tobytes()
+    digest = int.from_bytes(hashlib.sha256(raw).digest()[:8], "little")
+    return np.random.default_rng([int(seed), digest]).random(n_tokens)
+
+
+class TokenSample:
+    """Bottom-`size` sample of token states over all the batches offered; memory O(size x D x n_layers)."""
+
+    def __init__(self, n_layers: int, size: int, seed: int = 0) -> None:
+        if isinstance(size, bool) or int(size) != size or size < 1:
+            raise InputError(f"extraction.token_sample must be a positive integer, got {size!r}")
+        self.n_layers, self.size, self.seed = int(n_layers), int(size), int(seed)
+        self.keys = np.empty(0, dtype=np.float64)
+        self.states: list[np.ndarray] | None = None
+
+    def offer(self, items: Sequence[Any], states: Sequence[torch.Tensor], real: torch.Tensor) -> None:
+        """Consider the real tokens of one batch: `states` one [B, T, D] tensor per layer, `real` bool [B, T]."""
+        if len(states) != self.n_layers:
+            raise RuntimeError(f"token sample: {len(states)} layers offered, expected {self.n_layers}")
+        mask = real.detach().cpu().numpy().astype(bool)
+        threshold = self.keys[-1] if self.keys.size >= self.size else np.inf
+        rows, cols, keys = [], [], []
+        for b, item in enumerate(items):
+            positions = np.flatnonzero(mask[b])
+            k = item_keys(item, positions.size, self.seed)
+            chosen = k < threshold
+            rows.append(np.full(int(chosen.sum()), b))
+            cols.append(positions[chosen])
+            keys.append(k[chosen])
+        rows_a, cols_a, keys_a = np.concatenate(rows), np.concatenate(cols), np.concatenate(keys)
+        if keys_a.size == 0:
+            return
+        r, c = torch.from_numpy(rows_a), torch.from_numpy(cols_a)
+        new = [h[r.to(h.device), c.to(h.device)].float().cpu().numpy() for h in states]
+        self._merge(keys_a, new)
+
+    def _merge(self, keys: np.ndarray, states: list[np.ndarray]) -> None:
+        if self.states is None:
+            all_keys, all_states = keys, states
+        else:
+            all_keys = np.concatenate([self.keys, keys])
+            all_states = [np.concatenate([old, part]) for old, part in zip(self.states, states)]
+        # Unique keys: the same token offered twice (an fp32 recompute of a batch) counts once.
+        all_keys, first = np.unique(all_keys, return_index=True)
+        keep = first[: self.size]
+        self.keys = all_keys[: self.size]
+        self.states = [np.ascontiguousarray(s[keep], dtype=np.float32) for s in all_states]
+
+    def save(self, out_dir: str | Path) -> None:
+        """Write tokens_XXX.npy for every layer and tokens_keys.npy (an empty sample writes 0 rows)."""
+        out = Path(out_dir)
+        states = self.states if self.states is not None else [np.empty((0, 0), np.float32)] * self.n_layers
+        for layer, values in enumerate(states):
+            _save(out / token_file(layer), values)
+        _save(out / KEYS_FILE, self.keys)
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)
+
+
+def load_token_sample(folder: str | Path, layer: int) -> np.ndarray | None:
+    """The layer's token sample, or None when the folder has none."""
+    path = Path(folder) / token_file(layer)
+    return np.load(path) if path.is_file() else None
+
+
+def merge_token_samples(folders: Sequence[str | Path], out_dir: str | Path, n_layers: int, size: int) -> bool:
+    """Merge the shards' samples into the bottom-`size` sample of their union; False when no shard has one."""
+    present = [Path(f) for f in folders if (Path(f) / KEYS_FILE).is_file()]
+    if not present:
+        return False
+    if len(present) != len(folders):
+        raise InputError(f"token samples: {len(present)} of {len(folders)} shards have one; rerun the others")
+    sample = TokenSample(n_layers, size)
+    for folder in present:
+        keys = np.load(folder / KEYS_FILE)
+        if keys.size:
+            sample._merge(keys, [np.load(folder / token_file(layer)) for layer in range(n_layers)])
+    sample.save(out_dir)
+    return True
