@@ -90,7 +90,8 @@ def main(snakemake: Any) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         extract_representations(adapter, shard_inputs(items, images), items.ids, staging,
                                 token_budget=snakemake.params.token_budget, progress=snakemake.params.progress,
-                                start=start, stop=stop)
+                                start=start, stop=stop, token_sample=snakemake.params.token_sample,
+                                seed=snakemake.params.seed)
         shutil.rmtree(out_dir, ignore_errors=True)
         staging.rename(out_dir)
         log.info("shard %d complete", shard)

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from hidden_geometry.data.items import ItemTable, write_items
-from hidden_geometry.geometry import load_graph
+from hidden_geometry.geometry import (
+    cell_density,
+    isoscore,
+    load_graph,
+    mean_cosine,
+    participation_ratio,
+    token_anisotropy,
+)
 
 from .conftest import fake_snakemake
 
@@ -52,6 +59,25 @@ def test_measures_of_a_clustered_layer(script, tmp_path: Path) -> None:
     assert 0 < measures["anisotropy"]["pc1_share"] < 1
     graph = load_graph(tmp_path / "graphs" / "layer_000.npz")
     assert graph.k == 16 and len(graph.rows) == N
+    # The new measures of the same rows; no token sample in this folder: token_anisotropy NaN with the reason.
+    extra, X32 = measures["measures"], X.astype(np.float32)  # JSON keeps 6 significant digits
+    assert extra["isoscore"] == pytest.approx(isoscore(X32), rel=1e-5)
+    assert extra["participation_ratio"] == pytest.approx(participation_ratio(X32), rel=1e-5)
+    assert extra["mean_cosine"] == pytest.approx(mean_cosine(X32), rel=1e-5)
+    assert extra["cell_density"] == pytest.approx(cell_density(X32), rel=1e-5)
+    assert extra["token_anisotropy"] is None and "no token sample" in extra["token_reason"]
+
+
+def test_token_anisotropy_from_the_token_sample(script, tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(N, D))
+    inputs = make_layer(tmp_path, X, [str(i % 2) for i in range(N)])
+    tokens = rng.normal(size=(300, D)) * np.r_[4.0, np.ones(D - 1)]
+    np.save(Path(inputs["embeddings"]) / "tokens_000.npy", tokens.astype(np.float32))
+    extra = run_geometry(script, tmp_path, inputs)["measures"]
+    assert extra["n_tokens"] == 300 and extra["token_reason"] is None
+    assert extra["token_anisotropy"] == pytest.approx(token_anisotropy(tokens.astype(np.float32)), rel=1e-5)
+    assert extra["token_anisotropy"] > 0.5  # one axis has 16x the variance of the other 7
 
 
 def test_nonfinite_rows_are_excluded_and_named(script, tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ from hidden_geometry.geometry import knn_graph, save_graph
 from .conftest import Named, fake_snakemake
 
 COLUMNS = ["layer", "relative_depth", "id_twonn", "id_twonn_err", "id_gride", "id_gride_err", "gride_scale",
-           "gride_n2", "overlap_next", "label_overlap", "anisotropy", "probe_acc", "probe_acc_std", "n_points"]
+           "gride_n2", "overlap_next", "label_overlap", "anisotropy", "probe_acc", "probe_acc_std", "n_points",
+           "cell_density", "isoscore", "participation_ratio", "mean_cosine", "token_anisotropy"]
 IDS = [4.0, 9.0, 12.0, 7.0, 6.5, 6.4]  # a peak at layer 2, then a descent: the rule picks a layer after it
 ACCS = [0.5, 0.6, 0.7, 0.9, 0.8, 0.8]
 
@@ -27,7 +28,9 @@ def layer_files(tmp_path: Path) -> dict[str, list[str]]:
                   for j in range(3)]
         m = {"layer": layer, "n_points": 60, "undefined_reason": None, "label_overlap": 0.1 * layer,
              "twonn": {"id": id_value + 0.5}, "twonn_decimation": {"err": 0.3},
-             "gride": {"scales": scales, "chosen_index": 1}, "anisotropy": {"pc1_share": 0.25}}
+             "gride": {"scales": scales, "chosen_index": 1}, "anisotropy": {"pc1_share": 0.25},
+             "measures": {"cell_density": 1.0 + layer, "isoscore": 0.1 * layer, "participation_ratio": 2.0 + layer,
+                          "mean_cosine": 0.05 * layer, "token_anisotropy": None if layer == 0 else 0.2}}
         path = tmp_path / f"measures/layer_{layer:03d}.json"
         path.parent.mkdir(exist_ok=True)
         path.write_text(json.dumps(m))
@@ -73,6 +76,10 @@ def test_layers_table_and_choice(script, tmp_path: Path) -> None:
     assert float(rows[0]["id_twonn"]) == 4.5 and float(rows[0]["id_twonn_err"]) == 0.3
     assert float(rows[0]["overlap_next"]) == 1.0 and float(rows[1]["overlap_next"]) == 1.0
     assert float(rows[3]["overlap_next"]) < 0.5 and rows[5]["overlap_next"] == "NA"
+    assert [float(r["cell_density"]) for r in rows] == [1.0 + layer for layer in range(6)]
+    assert [float(r["participation_ratio"]) for r in rows] == [2.0 + layer for layer in range(6)]
+    assert float(rows[4]["isoscore"]) == 0.4 and float(rows[2]["mean_cosine"]) == 0.1
+    assert rows[0]["token_anisotropy"] == "NA" and float(rows[1]["token_anisotropy"]) == 0.2
     assert choice["untrained"] is True and choice["id_measure"] == "id_gride"
     assert choice["unknown_share"] == 0.25  # carried from the extraction manifest
     assert choice["evidence"]["peak_layer"] == 2 and choice["chosen_layer"] > 2

@@ -16,6 +16,8 @@ rule extract_shard:
         token_budget=token_budget,
         device=config["extraction"]["device"],
         progress=config["extraction"]["progress"],
+        token_sample=config["extraction"]["token_sample"],
+        seed=config["seed"],
         lock_dir=f"{CACHE}/gpu_locks",
         cache_identity=lambda wildcards: hg_config.cache_identity(MODEL_SPECS[wildcards.model])
         if hg_config.model_origin(config, wildcards.model) in ("random", "download") else None,
