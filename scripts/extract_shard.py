@@ -91,7 +91,7 @@ def main(snakemake: Any) -> None:
         extract_representations(adapter, shard_inputs(items, images), items.ids, staging,
                                 token_budget=snakemake.params.token_budget, progress=snakemake.params.progress,
                                 start=start, stop=stop, token_sample=snakemake.params.token_sample,
-                                seed=snakemake.params.seed)
+                                seed=snakemake.params.seed, role=snakemake.params.role)
         shutil.rmtree(out_dir, ignore_errors=True)
         staging.rename(out_dir)
         log.info("shard %d complete", shard)

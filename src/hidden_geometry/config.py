@@ -433,7 +433,7 @@ def model_load_spec(config: Mapping, model: str) -> dict:
     """
     origin = model_origin(config, model)
     spec = dict(expand_model_specs(config)[model])
-    for key in ("label", "token_budget", "checkpoint_of", "checkpoint", "random_init"):
+    for key in ("label", "token_budget", "checkpoint_of", "checkpoint", "random_init", "role"):
         spec.pop(key, None)
     if origin in ("random", "download"):
         folder = Path(random_model_dir(config, model) if origin == "random" else downloaded_model_dir(config, model))

@@ -17,6 +17,7 @@ rule extract_shard:
         device=config["extraction"]["device"],
         progress=config["extraction"]["progress"],
         token_sample=config["extraction"]["token_sample"],
+        role=lambda wildcards: MODEL_SPECS[wildcards.model].get("role"),
         seed=config["seed"],
         lock_dir=f"{CACHE}/gpu_locks",
         cache_identity=lambda wildcards: hg_config.cache_identity(MODEL_SPECS[wildcards.model])

@@ -38,6 +38,7 @@ from ..atomic import atomic_path, write_text_atomic
 from ..errors import InputError
 from .adapters import ModelAdapter
 from .tokens import merge_unknown, unknown_tokens
+from .role import model_role
 from .token_sample import TokenSample, merge_token_samples
 
 log = logging.getLogger("hidden_geometry.extraction")
@@ -47,6 +48,7 @@ IDS_FILE = "ids.txt"
 FORMAT_VERSION = 1
 # Manifest keys that must agree between shards of one extraction.
 SHARD_KEYS = (
+    "role",
     "token_sample",
     "token_sample_seed",
     "model",
@@ -248,10 +250,12 @@ def extract_representations(
     resume: bool = True,
     token_sample: int = 0,
     seed: int = 0,
+    role: str | None = None,
 ) -> ExtractionResult:
     """Pool every layer for inputs[start:stop] and write them to `out_dir` (see the module docstring).
 
     `token_sample` > 0 also keeps that many token states per layer (models.token_sample: seeded by `seed`).
+    The manifest's `role` is 'encoder' or 'decoder' (models.role: `role` overrides what the model's config says).
 
     `inputs` are what the adapter takes (sequences, texts, HxWx3 uint8 images), `ids` their unique ids, both in
     input order. `start`/`stop` select a shard; the folder then holds rows start..stop-1 and the manifest says
@@ -268,6 +272,7 @@ def extract_representations(
     _check_ids(shard_ids)
     out = Path(out_dir)
     settings = adapter.describe()
+    settings["role"] = model_role(adapter.model, role)
     digest = ids_digest(shard_ids)
     inputs_sha256 = inputs_digest(inputs[start:stop])
     if resume:
@@ -278,7 +283,7 @@ def extract_representations(
             and old.get("inputs_sha256") == inputs_sha256
             and all(
                 old.get(k) == settings[k]
-                for k in ("model", "source", "path", "n_layers", "hidden_size", "pooling", "tap")
+                for k in ("model", "source", "path", "n_layers", "hidden_size", "pooling", "tap", "role")
             )
             and int(old.get("token_sample", 0)) == int(token_sample)
             and int(old.get("token_sample_seed", 0)) == int(seed)
