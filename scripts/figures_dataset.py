@@ -1,11 +1,12 @@
-"""Rule figures_dataset: the paper's Figs. 1, 2 and 4 for every model analysed on one dataset."""
+"""Rule figures_dataset: the paper's Figs. 1, 2 and 4 for every model analysed on one dataset, and anisotropy
+against depth (pooled and token-level; encoders solid, decoders dashed)."""
 
 from pathlib import Path
 from typing import Any
 
 from _wf import logged
 
-from hidden_geometry import plots
+from hidden_geometry import plots, plots_measures
 from hidden_geometry.io import read_json
 
 
@@ -31,6 +32,11 @@ def main(snakemake: Any) -> None:
         }
         for name, figure in figures.items():
             plots.save_figure(figure, outputs_of(snakemake, name), dpi=params.dpi)
+        if outputs_of(snakemake, "anisotropy_depth"):
+            roles = [read_json(Path(t).with_name("layer_choice.json")).get("role") or "unknown"
+                     for t in snakemake.input.tables]
+            figure = plots_measures.anisotropy_depth_figure(profiles, roles, params.dataset)
+            plots.save_figure(figure, outputs_of(snakemake, "anisotropy_depth"), dpi=params.dpi)
 
 
 if __name__ == "__main__":

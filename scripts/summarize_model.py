@@ -30,7 +30,8 @@ def main(snakemake: Any) -> None:
         manifest = read_json(Path(snakemake.input.embeddings) / "manifest.json")
         # The whole run's unknown-token share (0 for inputs without a tokenizer, e.g. images), from the manifest.
         choice.update(dataset=wildcards.dataset, model=wildcards.model, model_label=params.model_label,
-                      untrained=bool(params.untrained), unknown_share=float(manifest.get("unknown_share", 0.0)))
+                      untrained=bool(params.untrained), unknown_share=float(manifest.get("unknown_share", 0.0)),
+                      role=manifest.get("role"))  # encoder/decoder; None for folders extracted before roles
         log.info("%d layers; chosen layer %s, probe's best layer %s", len(rows), choice["chosen_layer"],
                  choice["probe_best_layer"])
         write_tsv(snakemake.output.layers, analysis.LAYER_COLUMNS, rows)

@@ -16,13 +16,13 @@ from matplotlib.figure import Figure
 
 from .errors import InputError
 
-LINESTYLES = {"encoder": "-", "decoder": "--"}
+LINESTYLES = {"encoder": "-", "decoder": "--", "unknown": ":"}  # unknown: results extracted before roles
 
 
 def anisotropy_depth_figure(profiles: Sequence[LayerProfile], roles: Sequence[str], dataset: str) -> Figure:
     """Pooled (`anisotropy`) and token-level (`token_anisotropy`) anisotropy against relative depth.
 
-    Encoders are drawn solid, decoders dashed (`roles[i]` of `profiles[i]`).
+    Encoders are drawn solid, decoders dashed, an unknown role dotted (`roles[i]` of `profiles[i]`).
     """
     if len(roles) != len(profiles):
         raise InputError(f"{len(roles)} roles for {len(profiles)} models")
@@ -32,7 +32,7 @@ def anisotropy_depth_figure(profiles: Sequence[LayerProfile], roles: Sequence[st
     for ax, (column, title) in zip(axes, panels):
         for i, (profile, role) in enumerate(zip(profiles, roles)):
             if role not in LINESTYLES:
-                raise InputError(f"role {role!r} of {profile.label!r} is not encoder or decoder")
+                raise InputError(f"role {role!r} of {profile.label!r} is not encoder, decoder or unknown")
             x, y = profile.column("relative_depth"), profile.column(column)
             ok = ~np.isnan(y)
             ax.plot(x[ok], y[ok], LINESTYLES[role], marker="o", markersize=3, color=colours[i % len(colours)],

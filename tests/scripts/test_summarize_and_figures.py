@@ -143,6 +143,12 @@ def test_summary_table_and_figures(script, tmp_path: Path) -> None:
                     overlap_matrix=str(model_dir / "overlap_matrix.tsv")),
         output=model_figures, params={"label": "m (untrained)", "k": 5, "dpi": 40}, wildcards={"dataset": "d"},
         log=[str(tmp_path / "g.log")]))
-    for path in [*figures.values(), *model_figures.values()]:
+    assert json.loads((model_dir / "layer_choice.json").read_text())["role"] is None  # no manifest in "emb"
+    anisotropy = {f"anisotropy_depth_{ext}": str(tmp_path / f"anisotropy_depth.{ext}") for ext in ("png", "pdf")}
+    script("figures_dataset").main(fake_snakemake(
+        input={"tables": [str(model_dir / "layers.tsv")]}, output=anisotropy,
+        params={"models": ["m"], "labels": {"m": "m (untrained)"}, "dataset": "d", "k": 5, "dpi": 40},
+        log=[str(tmp_path / "f2.log")]))
+    for path in [*figures.values(), *model_figures.values(), *anisotropy.values()]:
         head = Path(path).read_bytes()[:8]
         assert head.startswith(b"\x89PNG" if path.endswith(".png") else b"%PDF-"), path

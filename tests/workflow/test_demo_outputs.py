@@ -19,7 +19,8 @@ from .conftest import DEMO_CONFIG, ROOT, run_snakemake
 pytestmark = pytest.mark.slow
 
 LAYER_COLUMNS = ["layer", "relative_depth", "id_twonn", "id_twonn_err", "id_gride", "id_gride_err", "gride_scale",
-                 "gride_n2", "overlap_next", "label_overlap", "anisotropy", "probe_acc", "probe_acc_std", "n_points"]
+                 "gride_n2", "overlap_next", "label_overlap", "anisotropy", "probe_acc", "probe_acc_std", "n_points",
+                 "cell_density", "isoscore", "participation_ratio", "mean_cosine", "token_anisotropy"]
 EXPECTED_LAYERS = {"minilm": 7, "minilm@init": 7, "esm2_t6_random": 7, "igpt_tiny_random": 5}
 UNTRAINED = {"minilm": False, "minilm@init": True, "esm2_t6_random": True, "igpt_tiny_random": True}
 
@@ -65,6 +66,12 @@ def test_layers_tables_have_exactly_the_issue_columns_and_sane_values(demo_run: 
             assert 0 <= row["label_overlap"] <= 1 and 0 <= row["anisotropy"] <= 1
             assert 0 <= row["probe_acc"] <= 1 and row["probe_acc_std"] >= 0
             assert 10 < row["n_points"] <= n_items
+            # The measures of docs/measures.md, in their ranges (every demo model keeps a token sample).
+            assert 1 <= row["cell_density"] <= row["n_points"] and 0 <= row["isoscore"] <= 1
+            assert 1 <= row["participation_ratio"] <= row["n_points"] and -1 <= row["mean_cosine"] <= 1
+            assert 0 < row["token_anisotropy"] <= 1
+        # Token states are not the pooled vectors: the two anisotropies differ somewhere in depth.
+        assert any(abs(r["token_anisotropy"] - r["anisotropy"]) > 1e-3 for r in rows), (dataset, model)
         assert len({row["gride_n2"] for row in rows}) == 1, (dataset, model)  # one Gride rank per model
         choice = json.loads((demo_run / dataset / model / "layer_choice.json").read_text())
         assert choice["gride_rank"]["n2"] == rows[0]["gride_n2"] and "every layer" in choice["id_profile"]
@@ -94,6 +101,8 @@ def test_layer_choice_holds_the_choice_its_evidence_and_the_probe(demo_run: Path
         assert choice["probe_acc_at_best"] == pytest.approx(max(r["probe_acc"] for r in rows), abs=1e-6)
         assert choice["probe_acc_at_chosen"] == pytest.approx(rows[chosen]["probe_acc"], abs=1e-6)
         assert choice["evidence"]  # the rule's evidence (profile, peak, ...) is recorded
+        # ImageGPT is a causal decoder; MiniLM (BERT) and ESM-2 are encoders.
+        assert choice["role"] == ("decoder" if model == "igpt_tiny_random" else "encoder")
 
 
 def test_summary_table_marks_untrained_models(demo_run: Path, pairs: list) -> None:
@@ -147,7 +156,8 @@ def test_per_layer_files_exist(demo_run: Path, pairs: list) -> None:
 def test_figures_are_valid_png_and_pdf(demo_run: Path) -> None:
     figures = demo_run / "figures"
     expected = [figures / d / f"{fig}.{ext}" for d in ("demo_text", "demo_proteins", "demo_digits")
-                for fig in ("fig1_id_depth", "fig2_overlap_next", "fig4_label_overlap") for ext in ("png", "pdf")]
+                for fig in ("fig1_id_depth", "fig2_overlap_next", "fig4_label_overlap", "anisotropy_depth")
+                for ext in ("png", "pdf")]
     expected += [figures / "demo_text" / "minilm" / f"fig3_id_checkpoints.{ext}" for ext in ("png", "pdf")]
     expected += [figures / d / m / f"{fig}.{ext}" for d, m in (("demo_text", "minilm"), ("demo_text", "minilm@init"),
                  ("demo_proteins", "esm2_t6_random"), ("demo_digits", "igpt_tiny_random"))
@@ -186,5 +196,5 @@ def test_report_builds_with_every_figure(demo_run: Path, tmp_path: Path) -> None
     html = report.read_text(encoding="utf-8", errors="replace")
     assert len(html) > 100_000
     for name in ("fig1_id_depth", "fig2_overlap_next", "fig3_id_checkpoints", "fig4_label_overlap", "gride_scale",
-                 "probe_vs_id", "overlap_matrix", "layers.tsv", "summary.tsv"):
+                 "probe_vs_id", "overlap_matrix", "anisotropy_depth", "layers.tsv", "summary.tsv"):
         assert name in html, name

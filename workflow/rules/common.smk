@@ -233,7 +233,8 @@ def all_outputs():
         targets += [f"{base}/layers.tsv", f"{base}/layer_choice.json"]
     for dataset in sorted({a.dataset for a in ANALYSES}):
         targets += expand("{results}/figures/{dataset}/{fig}.{ext}", results=RESULTS, dataset=dataset,
-                          fig=["fig1_id_depth", "fig2_overlap_next", "fig4_label_overlap"], ext=FIGURE_FORMATS)
+                          fig=["fig1_id_depth", "fig2_overlap_next", "fig4_label_overlap", "anisotropy_depth"],
+                          ext=FIGURE_FORMATS)
         for model in dataset_models(dataset, with_checkpoints=True):
             targets += expand("{results}/figures/{dataset}/{model}/{fig}.{ext}", results=RESULTS,
                               dataset=dataset, model=model, fig=["gride_scale", "probe_vs_id", "overlap_matrix"], ext=FIGURE_FORMATS)

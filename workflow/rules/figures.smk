@@ -2,7 +2,8 @@
 
 
 rule figures_dataset:
-    """The paper's Fig. 1 (ID vs relative depth), Fig. 2 (consecutive overlap), Fig. 4 (label overlap)."""
+    """The paper's Fig. 1 (ID vs relative depth), Fig. 2 (consecutive overlap), Fig. 4 (label overlap), and
+    anisotropy against relative depth, encoders against decoders."""
     input:
         tables=dataset_tables,
     output:
@@ -14,7 +15,7 @@ rule figures_dataset:
                 subcategory="{dataset}",
                 labels={"dataset": "{dataset}", "figure": fig, "format": ext},
             )
-            for fig in ["fig1_id_depth", "fig2_overlap_next", "fig4_label_overlap"]
+            for fig in ["fig1_id_depth", "fig2_overlap_next", "fig4_label_overlap", "anisotropy_depth"]
             for ext in FIGURE_FORMATS
         },
     params:
