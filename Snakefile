@@ -16,6 +16,7 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/geometry.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/studies.smk"
 
 
 rule all:

@@ -50,7 +50,8 @@ def test_figures_are_drawn(tmp_path: Path) -> None:
     bottom_left = fig.axes[2]  # subplots come first (2 x 2, row by row), colour bars after
     assert list(bottom_left.lines[0].get_ydata()) == [1.0, 4.0, 7.0, 10.0]  # layer 1 over the steps
     save_figure(fig, [tmp_path / "t.png"], dpi=50)
-    fig = study_figure([1, 2, 3, 4], [2, 4, 6, 8], list("abcd"), "isoscore", "last",
-                       {"pearson_r": 1.0, "spearman_rho": 1.0, "slope": 2.0, "intercept": 0.0})
-    assert "r = 1.00" in fig.axes[0].get_title()
+    line = {"pearson_r": 1.0, "spearman_rho": 1.0, "slope": 2.0, "intercept": 0.0}
+    fig = study_figure({"chosen": [1, 2, 3, 4], "last": [1, 2, 3, float("nan")]}, [2, 4, 6, 8], list("abcd"),
+                       "isoscore", {"chosen": line, "last": {"pearson_r": None, "reason": "undefined for some model"}})
+    assert "r = 1.00" in fig.axes[0].get_title() and "undefined" in fig.axes[1].get_title()
     save_figure(fig, [tmp_path / "s.png"], dpi=50)

@@ -80,3 +80,24 @@ def test_read_scores(tmp_path):
     nocol.write_text("name\tscore\nbert\t1\n", encoding="utf-8")
     with pytest.raises(InputError, match="no 'model' column"):
         read_scores(nocol)
+
+
+def test_study_config_checks(tmp_path):
+    from pathlib import Path
+
+    from hidden_geometry import config as hg_config
+    from hidden_geometry.studies import check_studies
+
+    root = Path(__file__).resolve().parents[1]
+    schema = root / "workflow" / "schemas" / "config.schema.yaml"
+    demo = hg_config.load_yaml(root / "config" / "demo.yaml")
+    scores = tmp_path / "scores.tsv"
+    scores.write_text("model\tscore\n", encoding="utf-8")
+    demo["studies"] = {"glue": {"dataset": "demo_text", "models": ["minilm", "minilm@init", "a"], "scores": str(scores)}}
+    config = hg_config.prepare_config(demo, schema, base_dir=root)
+    assert config["studies"]["glue"]["bootstrap"] == 2000 and config["studies"]["glue"]["score_name"] == "score"
+    with pytest.raises(InputError, match=r"studies.glue.models': a study needs at least 4 models, got 3"):
+        check_studies(config)
+    config["studies"]["glue"]["models"] = ["minilm", "minilm@init", "esm2_t6_random", "igpt_tiny_random"]
+    with pytest.raises(InputError, match="not analysed on dataset 'demo_text'"):
+        check_studies(config)

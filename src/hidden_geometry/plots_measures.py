@@ -81,24 +81,29 @@ def training_dynamics_figure(steps: Sequence[int], values: Mapping[str, np.ndarr
     return fig
 
 
-def study_figure(x: Sequence[float], y: Sequence[float], models: Sequence[str], measure: str, summary: str,
-                 association: Mapping[str, object], score_name: str = "score") -> Figure:
-    """One measure summary against the external score, one point per model, with the fitted line and r."""
-    fig, ax = plt.subplots(figsize=(5.5, 4.0))
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    ax.scatter(x, y)
-    for xi, yi, name in zip(x, y, models):
-        if math.isfinite(xi):
-            ax.annotate(name, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    slope, intercept = association.get("slope"), association.get("intercept")
-    if slope is not None and intercept is not None and np.isfinite(x).any():
-        grid = np.linspace(np.nanmin(x), np.nanmax(x), 20)
-        ax.plot(grid, float(slope) * grid + float(intercept), "k--", linewidth=1)
-    r, rho = association.get("pearson_r"), association.get("spearman_rho")
-    text = "undefined: " + str(association.get("reason")) if r is None else f"r = {r:.2f}, rho = {rho:.2f}"
-    ax.set_title(f"{measure} ({summary} layer) vs {score_name}\n{text}", fontsize=9)
-    ax.set_xlabel(f"{measure} ({summary})")
-    ax.set_ylabel(score_name)
-    ax.grid(alpha=0.3)
+def study_figure(points: Mapping[str, Sequence[float]], scores: Sequence[float], models: Sequence[str],
+                 measure: str, associations: Mapping[str, Mapping[str, object]], score_name: str = "score") -> Figure:
+    """One panel per summary (chosen, last, mean layer): the measure against the external score, one point per
+    model, with the fitted line and r / rho in the title (or why they are undefined)."""
+    fig, axes = plt.subplots(1, len(points), figsize=(4.2 * len(points), 3.8), squeeze=False, sharey=True)
+    y = np.asarray(scores, dtype=np.float64)
+    for ax, (summary, values) in zip(axes[0], points.items()):
+        x = np.asarray(values, dtype=np.float64)
+        ax.scatter(x, y)
+        for xi, yi, name in zip(x, y, models):
+            if math.isfinite(xi):
+                ax.annotate(name, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        association = associations[summary]
+        r, rho = association.get("pearson_r"), association.get("spearman_rho")
+        slope, intercept = association.get("slope"), association.get("intercept")
+        if r is not None and slope is not None and intercept is not None:
+            grid = np.linspace(np.nanmin(x), np.nanmax(x), 20)
+            ax.plot(grid, float(slope) * grid + float(intercept), "k--", linewidth=1)
+            ax.set_title(f"{summary} layer: r = {r:.2f}, rho = {rho:.2f}", fontsize=9)
+        else:
+            ax.set_title(f"{summary} layer: undefined ({association.get('reason')})", fontsize=8)
+        ax.set_xlabel(f"{measure} ({summary} layer)")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(score_name)
     fig.tight_layout()
     return fig

@@ -174,3 +174,26 @@ def measures_vs_score(profiles: Mapping[str, Mapping[str, Sequence[float]]], cho
             rows.append(associate([summaries[model][summary] for model in models], y, measure, summary,
                                   n_boot=n_boot, seed=seed))
     return rows
+
+
+# The layers.tsv columns a study relates to the score (overlap_next is left out: undefined at the last layer).
+STUDY_MEASURES = ("id_gride", "id_twonn", "label_overlap", "anisotropy", "probe_acc", "cell_density", "isoscore",
+                  "participation_ratio", "mean_cosine", "token_anisotropy")
+STUDY_COLUMNS = ("measure", "summary", "n_models", "pearson_r", "spearman_rho", "pearson_ci_low", "pearson_ci_high",
+                 "loo_rmse", "slope", "intercept", "reason")
+
+
+def check_studies(config: Mapping[str, Any]) -> None:
+    """Each study names an analysed dataset, at least MIN_MODELS models analysed on it, and a scores file."""
+    pairs = {(a["dataset"], m) for a in config.get("analyses", []) for m in a["models"]}
+    for name, study in (config.get("studies") or {}).items():
+        key = f"config key 'studies.{name}"
+        models = list(study["models"])
+        if len(models) < MIN_MODELS:
+            raise InputError(f"{key}.models': a study needs at least {MIN_MODELS} models, got {len(models)}")
+        missing = [m for m in models if (study["dataset"], m) not in pairs]
+        if missing:
+            raise InputError(f"{key}.models': {', '.join(missing)} not analysed on dataset {study['dataset']!r} "
+                             "(add them to `analyses`)")
+        if not Path(study["scores"]).is_file():
+            raise InputError(f"{key}.scores': file {study['scores']!r} not found")

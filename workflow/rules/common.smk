@@ -9,6 +9,8 @@ from snakemake.utils import validate
 
 from hidden_geometry import config as hg_config
 from hidden_geometry.errors import InputError
+from hidden_geometry.models.training import read_step
+from hidden_geometry.studies import STUDY_MEASURES, check_studies
 
 SCHEMA = "../schemas/config.schema.yaml"
 
@@ -19,6 +21,7 @@ if not config:
 try:
     # One line naming the key, before any job: unknown keys, wrong types, missing paths, unknown names.
     hg_config.prepare_config(config, workflow.source_path(SCHEMA), base_dir=".")
+    check_studies(config)
 except InputError as error:
     raise WorkflowError(f"Invalid config: {error}") from None
 # Snakemake's own validation as well (it records the schema in the run's metadata); already known to pass.
@@ -241,4 +244,12 @@ def all_outputs():
         for model in checkpoint_models(dataset):
             targets += expand("{results}/figures/{dataset}/{model}/fig3_id_checkpoints.{ext}", results=RESULTS,
                               dataset=dataset, model=model, ext=FIGURE_FORMATS)
+            if training_runs(dataset, model):
+                targets += [f"{RESULTS}/{dataset}/{model}/training.tsv"]
+                targets += expand("{results}/figures/{dataset}/{model}/training_dynamics.{ext}", results=RESULTS,
+                                  dataset=dataset, model=model, ext=FIGURE_FORMATS)
+    for study in config.get("studies") or {}:
+        targets += [f"{RESULTS}/studies/{study}/measures_vs_score.tsv"]
+        targets += expand("{results}/figures/studies/{study}/{measure}.{ext}", results=RESULTS, study=study,
+                          measure=STUDY_MEASURES, ext=FIGURE_FORMATS)
     return targets

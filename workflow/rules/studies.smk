@@ -1,0 +1,104 @@
+# Studies across models (config `studies`) and geometry during training (models whose checkpoints carry a step).
+
+
+def study_spec(study):
+    return config["studies"][study]
+
+
+def study_tables(wildcards):
+    spec = study_spec(wildcards.study)
+    return [f"{RESULTS}/{spec['dataset']}/{model}/layers.tsv" for model in spec["models"]]
+
+
+rule study:
+    """Every measure of layers.tsv (chosen layer, last layer, mean over layers) against the study's external scores."""
+    input:
+        tables=study_tables,
+        choices=lambda wildcards: [t.replace("layers.tsv", "layer_choice.json") for t in study_tables(wildcards)],
+        scores=lambda wildcards: study_spec(wildcards.study)["scores"],
+    output:
+        table=report(
+            f"{RESULTS}/studies/{{study}}/measures_vs_score.tsv",
+            caption="../report/measures_vs_score.rst",
+            category="Studies",
+            subcategory="{study}",
+            labels={"study": "{study}", "table": "measures_vs_score.tsv"},
+        ),
+        **{
+            f"fig_{measure}_{ext}": report(
+                f"{RESULTS}/figures/studies/{{study}}/{measure}.{ext}",
+                caption="../report/study_measure.rst",
+                category="Studies",
+                subcategory="{study}",
+                labels={"study": "{study}", "measure": measure, "format": ext},
+            )
+            for measure in STUDY_MEASURES
+            for ext in FIGURE_FORMATS
+        },
+    params:
+        study=lambda wildcards: wildcards.study,
+        models=lambda wildcards: study_spec(wildcards.study)["models"],
+        score_name=lambda wildcards: study_spec(wildcards.study)["score_name"],
+        n_boot=lambda wildcards: study_spec(wildcards.study)["bootstrap"],
+        seed=config["seed"],
+        dpi=config["figures"]["dpi"],
+    log:
+        f"{LOGS}/study/{{study}}.log",
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../../scripts/study.py"
+
+
+def run_step(run):
+    """The training step of a model run: its spec's `step`, else the training.json of its checkpoint folder."""
+    spec = MODEL_SPECS[run]
+    if spec.get("step") is not None:
+        return int(spec["step"])
+    path = spec.get("path")
+    return read_step(path) if path else None
+
+
+def training_runs(dataset, model):
+    """{step: run} over the model and its checkpoint runs on `dataset`, or {} unless every run has a step."""
+    runs = [model] + checkpoint_runs(dataset, model)
+    steps = {run: run_step(run) for run in runs}
+    if len(runs) < 2 or any(step is None for step in steps.values()):
+        return {}
+    return {steps[run]: run for run in runs}
+
+
+rule training_dynamics:
+    """training.tsv over (step, layer) and its figure, for a model whose checkpoints carry a step."""
+    input:
+        tables=lambda wildcards: [f"{RESULTS}/{wildcards.dataset}/{run}/layers.tsv"
+                                  for step, run in sorted(training_runs(wildcards.dataset, wildcards.model).items())],
+    output:
+        table=report(
+            f"{RESULTS}/{{dataset}}/{{model}}/training.tsv",
+            caption="../report/training.rst",
+            category="Tables",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "model": "{model}", "table": "training.tsv"},
+        ),
+        **{
+            f"fig_{ext}": report(
+                f"{RESULTS}/figures/{{dataset}}/{{model}}/training_dynamics.{ext}",
+                caption="../report/training_dynamics.rst",
+                category="Figures",
+                subcategory="{dataset}",
+                labels={"dataset": "{dataset}", "model": "{model}", "figure": "training_dynamics", "format": ext},
+            )
+            for ext in FIGURE_FORMATS
+        },
+    params:
+        steps=lambda wildcards: sorted(training_runs(wildcards.dataset, wildcards.model)),
+        label=lambda wildcards: hg_config.model_label(config, wildcards.model),
+        dataset=lambda wildcards: wildcards.dataset,
+        dpi=config["figures"]["dpi"],
+    log:
+        f"{LOGS}/training_dynamics/{{dataset}}/{{model}}.log",
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../../scripts/training_dynamics.py"
