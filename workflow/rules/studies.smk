@@ -1,4 +1,24 @@
-# Studies across models (config `studies`) and geometry during training (models whose checkpoints carry a step).
+# Studies across models (config `studies`), small models trained here (model key `train`), and geometry during
+# training (models whose checkpoints carry a step).
+
+
+rule train_model:
+    """Train a small causal or masked LM on a text dataset (models.training), saving its checkpoints by step."""
+    input:
+        table=lambda wildcards: f"{RESULTS}/{config['models'][wildcards.model]['train']['dataset']}/items.tsv",
+    output:
+        directory(f"{CACHE}/trained_models/{{model}}"),
+    params:
+        train=lambda wildcards: config["models"][wildcards.model]["train"],
+    threads: 2
+    log:
+        f"{LOGS}/train_model/{{model}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train_model/{{model}}.tsv"
+    conda:
+        "../../envs/extract.yaml"
+    script:
+        "../../scripts/train_model.py"
 
 
 def study_spec(study):
