@@ -10,7 +10,11 @@ import pytest
 from hidden_geometry.dynamics import step_layer_grid, training_rows
 from hidden_geometry.errors import InputError
 from hidden_geometry.plots import LayerProfile, save_figure
-from hidden_geometry.plots_measures import anisotropy_depth_figure, study_figure, training_dynamics_figure
+from hidden_geometry.plots_measures import (
+    anisotropy_depth_figure,
+    study_figure,
+    training_dynamics_figure,
+)
 
 
 def table(step: int) -> dict[str, np.ndarray]:

@@ -7,7 +7,13 @@ import pytest
 from scipy import stats
 
 from hidden_geometry.errors import InputError
-from hidden_geometry.studies import associate, loo_rmse, measures_vs_score, read_scores, summarise_profile
+from hidden_geometry.studies import (
+    associate,
+    loo_rmse,
+    measures_vs_score,
+    read_scores,
+    summarise_profile,
+)
 
 
 def test_associate_matches_scipy_and_a_perfect_line():

@@ -6,7 +6,7 @@ steps ascending. The step of a checkpoint comes from its training.json (models.t
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -6,15 +6,17 @@ dynamics (heat maps over step x layer), and a study's measure against an externa
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from .plots import LayerProfile  # noqa: I001 - first: it selects the Agg backend
+import matplotlib
 
+matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
 from .errors import InputError
+from .plots import LayerProfile
 
 LINESTYLES = {"encoder": "-", "decoder": "--", "unknown": ":"}  # unknown: results extracted before roles
 

@@ -9,9 +9,10 @@ mean over layers) and relates the summaries to the scores: Pearson r, Spearman r
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

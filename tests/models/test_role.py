@@ -14,7 +14,14 @@ from hidden_geometry.models.role import model_role
 
 
 def test_roles_from_configs() -> None:
-    from transformers import BertConfig, BertModel, GPT2Config, GPT2Model, ImageGPTConfig, ImageGPTModel
+    from transformers import (
+        BertConfig,
+        BertModel,
+        GPT2Config,
+        GPT2Model,
+        ImageGPTConfig,
+        ImageGPTModel,
+    )
 
     tiny = dict(vocab_size=20)
     assert model_role(GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=2, **tiny))) == "decoder"

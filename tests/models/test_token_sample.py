@@ -9,9 +9,19 @@ import pytest
 import torch
 
 from hidden_geometry.errors import InputError
-from hidden_geometry.models.extraction import extract_representations, gather_shards, read_manifest
+from hidden_geometry.models.extraction import (
+    extract_representations,
+    gather_shards,
+    read_manifest,
+)
 from hidden_geometry.models.loading import load_model
-from hidden_geometry.models.token_sample import KEYS_FILE, TokenSample, item_keys, load_token_sample, token_file
+from hidden_geometry.models.token_sample import (
+    KEYS_FILE,
+    TokenSample,
+    item_keys,
+    load_token_sample,
+    token_file,
+)
 
 
 def ids_for(items):

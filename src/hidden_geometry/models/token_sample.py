@@ -14,8 +14,9 @@ key) and `tokens_keys.npy` (float64 [S]).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -90,9 +91,8 @@ class TokenSample:
 
 
 def _save(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, array)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)
 
 
 def load_token_sample(folder: str | Path, layer: int) -> np.ndarray | None:
