@@ -29,6 +29,7 @@ import torch
 
 from ..atomic import write_text_atomic
 from ..errors import InputError
+from ._hf import quiet_transformers
 from .random_init import _bert_tokenizer
 
 OBJECTIVES = ("causal", "masked")
@@ -128,7 +129,8 @@ def train_language_model(texts: Sequence[str], out_dir: str | Path, objective: s
                         return_special_tokens_mask=True, return_tensors="pt")
     ids, attention = encoded["input_ids"], encoded["attention_mask"].bool()
     real = attention & ~encoded["special_tokens_mask"].bool()
-    model = _build(objective, len(vocab), num_layers, hidden_size, attention_heads, max_length, seed)
+    with quiet_transformers():
+        model = _build(objective, len(vocab), num_layers, hidden_size, attention_heads, max_length, seed)
     architecture = {"num_layers": num_layers, "hidden_size": hidden_size, "attention_heads": attention_heads,
                     "max_length": max_length, "vocab_size": len(vocab)}
     generator = torch.Generator().manual_seed(seed)
@@ -138,8 +140,9 @@ def train_language_model(texts: Sequence[str], out_dir: str | Path, objective: s
 
     def save(step: int, loss: float | None) -> None:
         folder = checkpoint_folder(out, step)
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
+        with quiet_transformers():  # no progress bars in the job's log
+            model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
         info = {"step": step, "objective": objective, "seed": seed, "loss": loss, "architecture": architecture,
                 "batch_size": batch_size, "learning_rate": learning_rate, "n_texts": len(texts)}
         write_text_atomic(folder / TRAINING_FILE, json.dumps(info, indent=1) + "\n")  # written last
