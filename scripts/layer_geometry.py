@@ -14,6 +14,7 @@ from hidden_geometry.data.items import read_items
 from hidden_geometry.errors import InputError
 from hidden_geometry.geometry.graph_files import write_graph_file
 from hidden_geometry.io import write_json
+from hidden_geometry.models.token_sample import load_token_sample
 
 
 def main(snakemake: Any) -> None:
@@ -32,7 +33,8 @@ def main(snakemake: Any) -> None:
         measures = analysis.measure_layer(
             X, keep, labels, analysis.item_groups(items, params.exclude_groups), graph_k=params.graph_k, k=params.k,
             metric=params.metric, twonn_fraction=params.twonn_fraction, decimation_repeats=params.decimation_repeats,
-            seed=params.seed, ids=ids, layer=layer, label_reason=label_reason)
+            seed=params.seed, ids=ids, layer=layer, label_reason=label_reason,
+            tokens=load_token_sample(snakemake.input.embeddings, int(layer)))
         write_graph_file(snakemake.output.graph, measures.graph)
         write_json(snakemake.output.measures, {"layer": int(layer), "label_column": params.label_column,
                                                **measures.to_dict()})

@@ -5,9 +5,10 @@ linear fit) and one figure per measure (three panels: chosen, last, mean)."""
 from pathlib import Path
 from typing import Any
 
-from _wf import logged, read_json, write_tsv
+from _wf import logged
 
 from hidden_geometry import plots, plots_measures, studies
+from hidden_geometry.io import read_json, write_tsv
 
 
 def main(snakemake: Any) -> None:

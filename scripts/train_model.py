@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from _wf import input_column, logged
+from _wf import logged
 
 from hidden_geometry.data.items import read_items
 from hidden_geometry.errors import InputError
@@ -19,7 +19,7 @@ def main(snakemake: Any) -> None:
     with logged(snakemake) as log:
         train = dict(snakemake.params.train)
         items = read_items(snakemake.input.table)
-        column = input_column(items.columns)
+        column = items.input_column
         if column != "text":
             raise InputError(f"{snakemake.input.table}: training needs a 'text' column, the items have {column!r}")
         texts = list(items.columns["text"])

@@ -4,9 +4,10 @@ step, and the figure of ID, anisotropy and label overlap over step x layer and a
 from pathlib import Path
 from typing import Any
 
-from _wf import logged, read_json, write_tsv
+from _wf import logged
 
 from hidden_geometry import dynamics, plots, plots_measures
+from hidden_geometry.io import read_json, write_tsv
 
 FIGURE_MEASURES = ("id_gride", "anisotropy", "token_anisotropy", "label_overlap")
 

@@ -475,7 +475,7 @@ def model_load_spec(config: Mapping, model: str) -> dict:
     """
     origin = model_origin(config, model)
     spec = dict(expand_model_specs(config)[model])
-    for key in ("label", "token_budget", "checkpoint_of", "checkpoint", "random_init", "role", "train", "step"):
+    for key in ("label", "token_budget", "checkpoint_of", "checkpoint", "random_init", "role", "train"):
         spec.pop(key, None)
     if origin == "trained":
         base = expand_model_specs(config)[model].get("checkpoint_of", model)

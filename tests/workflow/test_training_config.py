@@ -34,7 +34,7 @@ def test_trained_model_expands_into_step_runs() -> None:
     assert hg_config.model_origin(config, "gpt@step10") == "trained"
     load = hg_config.model_load_spec(config, "gpt@step10")
     assert load["path"] == "resources/trained_models/gpt/step_000010"
-    assert "train" not in load and "step" not in load
+    assert "train" not in load and load["step"] == 10  # the loader records the step in the manifest
     assert hg_config.model_load_spec(config, "gpt")["path"] == "resources/trained_models/gpt/step_000100"
     assert hg_config.model_label(config, "gpt@step0") == "gpt @step0 (untrained)"
 

@@ -93,6 +93,7 @@ class LayerMeasures:
     anisotropy: Any = None
     label_overlap: float | None = None
     knn_probe: Any = None
+    measures: Any = None  # geometry.layer_measures: the five measures of docs/measures.md
 
     def to_dict(self) -> dict[str, Any]:
         """The measures JSON of the workflow (measures/layer_XXX.json, less `layer` and `label_column`)."""
@@ -100,7 +101,8 @@ class LayerMeasures:
                                "label_reason": self.label_reason, "undefined_reason": self.undefined_reason}
         if self.undefined_reason is None:
             out.update(n_duplicates=self.n_duplicates, graph_k=self.graph_k, k=self.k, twonn=self.twonn,
-                       twonn_decimation=self.twonn_decimation, gride=self.gride, anisotropy=self.anisotropy)
+                       twonn_decimation=self.twonn_decimation, gride=self.gride, anisotropy=self.anisotropy,
+                       measures=self.measures)
             if self.label_overlap is not None:
                 out.update(label_overlap=self.label_overlap, knn_probe=self.knn_probe)
         return out
@@ -118,11 +120,12 @@ def measure_layer(X: np.ndarray, keep: np.ndarray | None = None, labels: Sequenc
                   groups: Sequence[Any] | None = None, *, graph_k: int = GRAPH_K, k: int = K, metric: str = METRIC,
                   twonn_fraction: float = TWONN_FRACTION, decimation_repeats: int = DECIMATION_REPEATS,
                   seed: int = SEED, ids: Sequence[str] | None = None, layer: int | str = 0,
-                  label_reason: str | None = None) -> LayerMeasures:
+                  label_reason: str | None = None, tokens: np.ndarray | None = None) -> LayerMeasures:
     """Every measure of one layer from its rows X [N, D] (row order of the items; `keep` selects the rows used).
 
     `labels` (one per row, or None: no label measures, `label_reason` says why) and `groups` (exclusion groups of
-    the label overlap, or None) follow the rows of X. The graph is the only neighbour search.
+    the label overlap, or None) follow the rows of X. The graph is the only neighbour search. `tokens`: the layer's
+    token sample (models.token_sample) for token_anisotropy, or None (then NaN with the reason).
     """
     graph = layer_graph(X, keep, graph_k=graph_k, metric=metric, seed=seed, ids=ids, layer=layer)
     exclude = groups is not None
@@ -144,7 +147,8 @@ def measure_layer(X: np.ndarray, keep: np.ndarray | None = None, labels: Sequenc
         twonn=geometry.twonn(graph, fraction=twonn_fraction),
         twonn_decimation=decimation(graph, X, decimation_repeats=decimation_repeats, twonn_fraction=twonn_fraction,
                                     seed=seed),
-        gride=geometry.gride(graph), anisotropy=geometry.anisotropy(rows), **measures)
+        gride=geometry.gride(graph), anisotropy=geometry.anisotropy(rows),
+        measures=geometry.layer_measures(rows, tokens=tokens), **measures)
     log.info("layer %s: TwoNN %.3f, Gride %.3f", layer, result.twonn.id, result.gride.id)
     return result
 

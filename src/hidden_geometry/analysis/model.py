@@ -28,7 +28,8 @@ from ..io import FLOAT_DIGITS, json_ready
 from . import layer as layer_measures
 
 LAYER_COLUMNS = ("layer", "relative_depth", "id_twonn", "id_twonn_err", "id_gride", "id_gride_err", "gride_scale",
-                 "gride_n2", "overlap_next", "label_overlap", "anisotropy", "probe_acc", "probe_acc_std", "n_points")
+                 "gride_n2", "overlap_next", "label_overlap", "anisotropy", "probe_acc", "probe_acc_std", "n_points",
+                 *geometry.LAYER_MEASURES)
 NAN = float("nan")
 
 
@@ -61,6 +62,8 @@ def layer_row(measures: Mapping[str, Any], probe: Mapping[str, Any], n_layers: i
                    gride_scale=_number(gride["scale"]), anisotropy=_number(measures["anisotropy"]["pc1_share"]))
         if "label_overlap" in measures:
             row["label_overlap"] = _number(measures["label_overlap"])
+        for name in geometry.LAYER_MEASURES:
+            row[name] = _number((measures.get("measures") or {}).get(name))
     row.update(probe_acc=_number(probe["probe"]["mean"]), probe_acc_std=_number(probe["probe"]["std"]))
     return row
 
