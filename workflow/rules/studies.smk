@@ -21,15 +21,6 @@ rule train_model:
         "../../scripts/train_model.py"
 
 
-def study_spec(study):
-    return config["studies"][study]
-
-
-def study_tables(wildcards):
-    spec = study_spec(wildcards.study)
-    return [f"{RESULTS}/{spec['dataset']}/{model}/layers.tsv" for model in spec["models"]]
-
-
 rule study:
     """Every measure of layers.tsv (chosen layer, last layer, mean over layers) against the study's external scores."""
     input:
@@ -68,24 +59,6 @@ rule study:
         "../../envs/plots.yaml"
     script:
         "../../scripts/study.py"
-
-
-def run_step(run):
-    """The training step of a model run: its spec's `step`, else the training.json of its checkpoint folder."""
-    spec = MODEL_SPECS[run]
-    if spec.get("step") is not None:
-        return int(spec["step"])
-    path = spec.get("path")
-    return read_step(path) if path else None
-
-
-def training_runs(dataset, model):
-    """{step: run} over the model and its checkpoint runs on `dataset`, or {} unless every run has a step."""
-    runs = [model] + checkpoint_runs(dataset, model)
-    steps = {run: run_step(run) for run in runs}
-    if len(runs) < 2 or any(step is None for step in steps.values()):
-        return {}
-    return {steps[run]: run for run in runs}
 
 
 rule training_dynamics:
