@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# -c pins every package (torch to the CPU build on this disk); never let pip resolve torch by itself.
-	$(PY) -m pip install -q -c requirements.lock -e ".[workflow,demo,test,bench]"
+	$(PY) -m pip install -q -c requirements.lock -e ".[workflow,demo,test,bench,lint]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -23,7 +23,10 @@ demo: install
 test: install
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
 
+# ruff (settings in pyproject.toml [tool.ruff]), snakefmt --check (pyproject.toml [tool.snakefmt]), snakemake --lint.
 lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(SNAKEMAKE) --lint --configfile config/demo.yaml
 
 bench: install

@@ -1,4 +1,5 @@
-"""envs/*.yaml: they parse, pin conda-forge packages, and cover every import of the scripts that use them.
+"""envs/*.yaml: they parse, pin every package exactly as requirements.lock does, list exactly the rules that use
+them, and cover every import of the scripts that use them.
 
 Each rule's `conda:` env must provide every third-party module its `script:` imports, directly or through the
 hidden_geometry modules it imports (found by an AST scan; a hidden_geometry subpackage counts as a whole, since its
@@ -136,10 +137,67 @@ def test_env_file_parses_and_pins(path: Path) -> None:
     assert any(re.fullmatch(r"python=3\.\d+", d) for d in conda_specs), "python must be pinned"
     for dep in conda_specs:
         if dep.startswith("pytorch"):
-            assert re.match(r"pytorch=2\.\d+\.\*=cpu\*", dep), f"{path.name}: pin the pytorch CPU build, got {dep}"
+            assert re.fullmatch(r"pytorch=[\d.]+=cpu\*", dep), f"{path.name}: pin the pytorch CPU build, got {dep}"
     pip = [d for d in spec["dependencies"] if isinstance(d, dict)]
     for entry in (pip[0]["pip"] if pip else []):
         assert "==" in entry, f"{path.name}: pip package {entry} is not pinned exactly"
+
+
+# conda-forge name -> name in requirements.lock, where they differ
+LOCK_NAME = {"pytorch": "torch", "matplotlib-base": "matplotlib"}
+
+
+def lock_pins() -> dict[str, str]:
+    """requirements.lock as {normalised name: exact version}."""
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def env_pins(path: Path) -> dict[str, str]:
+    """{package: version} of an env file (python and pip itself excluded); a package without a version maps to ''."""
+    pins = {}
+    for dep in yaml.safe_load(path.read_text())["dependencies"]:
+        for entry in dep["pip"] if isinstance(dep, dict) else [dep]:
+            match = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*(?:==?([^=\s]+))?(?:=\S+)?", entry)
+            assert match, f"{path.name}: cannot read the spec {entry!r}"
+            if match.group(1) not in ("python", "pip"):
+                pins[match.group(1)] = match.group(2) or ""
+    return pins
+
+
+@pytest.mark.parametrize("path", ENVS, ids=lambda p: p.name)
+def test_env_pins_equal_the_lock(path: Path) -> None:
+    lock = lock_pins()
+    for name, version in env_pins(path).items():
+        key = re.sub(r"[-_.]+", "-", LOCK_NAME.get(name, name)).lower()
+        assert key in lock, f"{path.name}: {name} is not in requirements.lock"
+        assert version == lock[key], f"{path.name}: {name} pinned {version or '(no version)'}, the lock has {lock[key]}"
+
+
+def test_lock_reader_sees_a_drifted_pin(tmp_path: Path) -> None:
+    # the check above must fail on a loose or different pin
+    env = tmp_path / "drift.yaml"
+    env.write_text("channels: [conda-forge]\ndependencies: [python=3.11, numpy>=1.26, transformers=4.45.0]\n")
+    with pytest.raises(AssertionError):
+        env_pins(env)  # a range is not a pin: the spec reader refuses it
+    env.write_text("channels: [conda-forge]\ndependencies: [python=3.11, transformers=4.45.0]\n")
+    assert env_pins(env) == {"transformers": "4.45.0"} != {"transformers": lock_pins()["transformers"]}
+
+
+def test_env_headers_list_exactly_the_rules_that_use_them() -> None:
+    users: dict[Path, set[str]] = {}
+    for rule, (env, _) in rules_with_envs().items():
+        users.setdefault(env, set()).add(rule)
+    for path in ENVS:
+        line = next((text for text in path.read_text().splitlines() if text.startswith("# Rules:")), None)
+        assert line, f"{path.name}: no '# Rules:' line"
+        listed = {name.strip() for name in line.removeprefix("# Rules:").split(",")}
+        assert listed == users.get(path.resolve(), set()), f"{path.name}: header lists {sorted(listed)}"
 
 
 def test_every_script_rule_has_an_env_that_exists() -> None:
