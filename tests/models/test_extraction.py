@@ -359,3 +359,33 @@ def test_an_empty_shard_writes_empty_arrays_and_gathers(esm: Any, proteins: list
     extract_representations(esm, proteins, ids, tmp_path / "full", start=0, stop=8, progress=False)
     gather_shards([tmp_path / "full", tmp_path / "empty"], tmp_path / "all")
     assert read_ids(tmp_path / "all") == ids and load_layer(tmp_path / "all", 2).shape == (8, 32)
+
+
+def test_extract_in_memory_equals_the_files(esm: Any, proteins: list[str], tmp_path: Path) -> None:
+    from hidden_geometry.models import extract
+
+    reps = extract(esm, proteins, token_budget=120)
+    extract_representations(esm, proteins, ids_for(proteins), tmp_path / "o", token_budget=120, progress=False)
+    assert len(reps.layers) == esm.n_layers and reps.n_batches > 1
+    for layer, values in enumerate(reps.layers):
+        assert values.dtype == np.float32 and values.shape == (len(proteins), esm.hidden_size)
+        np.testing.assert_array_equal(values, load_layer(tmp_path / "o", layer))
+    np.testing.assert_allclose(reps.layers[-1], one_by_one(esm, proteins)[-1], rtol=1e-5, atol=1e-5)
+
+
+def test_extract_pieces_repair_and_retry_in_memory(esm: Any, proteins: list[str]) -> None:
+    from hidden_geometry.models.extraction import RunStats, extract, pooled_batches, repair_nonfinite
+
+    reps = extract(InjectNaN(esm, bad=proteins[3], always=False), proteins, token_budget=200)
+    assert reps.recomputed_fp32_rows == (3,) and reps.nonfinite_rows == ()
+    assert np.isfinite(reps.layers[0]).all()
+    still = extract(InjectNaN(esm, bad=proteins[1], always=True), proteins)
+    assert still.nonfinite_rows == (1,) and np.isnan(still.layers[0][1, 0])
+    # the repair alone: an adapter in full precision leaves the rows and reports them
+    vectors = esm.forward_pooled(proteins[:2])
+    vectors[0][1, 0] = np.nan
+    assert repair_nonfinite(esm, proteins[:2], vectors) == ([], [1])
+    # the out-of-memory retry alone: every row comes back once, under a halved budget
+    stats = RunStats(token_budget=400)
+    seen = sorted(i for batch, _ in pooled_batches(FakeOOM(esm, limit=100), proteins, stats) for i in batch)
+    assert seen == list(range(len(proteins))) and stats.oom_retries >= 1 and stats.token_budget <= 100

@@ -2,7 +2,8 @@
 
 Public entry points:
 - `load_model(spec, device="cpu", name=None) -> ModelAdapter` and `expand_checkpoints(name, spec)` (loading.py)
-- `extract_representations(adapter, inputs, ids, out_dir, ...)` and `gather_shards(shard_dirs, out_dir)`
+- `extract(adapter, inputs) -> Representations` (per-layer arrays in memory), `extract_representations(adapter,
+  inputs, ids, out_dir, ...)` (the same, written to disk with resume) and `gather_shards(shard_dirs, out_dir)`
   (extraction.py)
 - `build_random_esm2`, `build_random_esm2_hf`, `build_random_imagegpt`, `build_random_bert` (random_init.py)
 - `hf_esm2_to_fair_esm(folder, target)` (convert.py): a Hugging Face ESM-2 folder in fair-esm's checkpoint format
@@ -22,6 +23,8 @@ _EXPORTS = {
     "minilm_path": "loading",
     "ModelAdapter": "adapters",
     "pool_hidden": "adapters",
+    "extract": "extraction",
+    "Representations": "extraction",
     "extract_representations": "extraction",
     "gather_shards": "extraction",
     "plan_batches": "extraction",

@@ -27,9 +27,9 @@ import os
 import sys
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -238,6 +238,239 @@ def _progress(total: int, name: str, enabled: bool) -> Any:
     )
 
 
+# ---- the run's counters and the in-memory result -------------------------------------------------------------
+
+
+@dataclass
+class RunStats:
+    """Counters of one pass over the inputs, filled in by `pooled_batches` and `repair_nonfinite`'s caller."""
+
+    token_budget: int
+    n_batches: int = 0
+    oom_retries: int = 0
+    recomputed_rows: list[int] = field(default_factory=list)
+    nonfinite_rows: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Representations:
+    """What `extract` returns: one float32 [N, D] array per layer (layer 0 the embeddings), rows in input order.
+
+    Rows listed in `nonfinite_rows` stayed NaN/inf after the fp32 recomputation (their items overflow even in
+    fp32); `recomputed_fp32_rows` were non-finite in reduced precision and recomputed in fp32.
+    """
+
+    layers: tuple[np.ndarray, ...]
+    nonfinite_rows: tuple[int, ...]
+    recomputed_fp32_rows: tuple[int, ...]
+    n_truncated: int
+    n_batches: int
+    oom_retries: int
+    final_token_budget: int
+
+
+# ---- the pieces: batches with out-of-memory retry, non-finite repair, resume, manifest -------------------------
+
+
+def pooled_batches(
+    adapter: ModelAdapter,
+    inputs: Sequence[Any],
+    stats: RunStats,
+    names: Sequence[str] | None = None,
+) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """Yield (row indices, per-layer pooled vectors) for every input, in batches under `stats.token_budget`.
+
+    On CUDA out-of-memory the budget halves and the failed batch and all pending ones are replanned
+    (`stats.oom_retries`, `stats.token_budget` record it); a single input that does not fit is a RuntimeError.
+    An adapter's InputError is re-raised naming the batch's items (`names`, default the row numbers).
+    """
+    names = [str(i) for i in range(len(inputs))] if names is None else names
+    counts = [adapter.token_count(item) for item in inputs]
+    queue = deque(plan_batches(counts, stats.token_budget))
+    while queue:
+        batch = queue.popleft()
+        try:
+            vectors = adapter.forward_pooled([inputs[i] for i in batch])
+        except InputError as exc:
+            # Name the items: the adapter sees inputs, not ids.
+            named = ", ".join(names[i] for i in batch[:5]) + (", ..." if len(batch) > 5 else "")
+            raise InputError(f"{exc} (in the batch of items {named})") from exc
+        except Exception as exc:  # noqa: BLE001 - only OOM is handled, the rest re-raised
+            if not _is_oom(exc):
+                raise
+            width = max(counts[i] for i in batch)
+            if len(batch) == 1 and stats.token_budget <= width:
+                raise RuntimeError(
+                    f"{adapter.name}: out of GPU memory on the single item '{names[batch[0]]}' of {width} "
+                    "tokens; use a larger GPU, device_map: auto, or crop inputs shorter"
+                ) from exc
+            stats.token_budget = max(1, min(stats.token_budget, len(batch) * width) // 2)
+            stats.oom_retries += 1
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            queue = deque(_replan(batch + [i for pending in queue for i in pending], counts, stats.token_budget))
+            log.warning(
+                "%s: out of GPU memory on a batch of %d items x %d tokens: token budget halved to %d, retrying",
+                adapter.name,
+                len(batch),
+                width,
+                stats.token_budget,
+            )
+            continue
+        for layer, values in enumerate(vectors):
+            if values.shape != (len(batch), adapter.hidden_size):
+                raise RuntimeError(f"{adapter.name}: layer {layer} gave shape {values.shape} for {len(batch)} items")
+        stats.n_batches += 1
+        yield batch, vectors
+
+
+def repair_nonfinite(
+    adapter: ModelAdapter, batch_inputs: Sequence[Any], vectors: list[np.ndarray]
+) -> tuple[list[int], list[int]]:
+    """Recompute in fp32 (in place) the rows of `vectors` that are non-finite in any layer, when the adapter runs
+    in reduced precision. Returns (positions recomputed, positions still non-finite), positions in the batch."""
+    ok = _finite_rows(vectors)
+    if ok.all():
+        return [], []
+    bad = [int(j) for j in np.flatnonzero(~ok)]
+    recomputed: list[int] = []
+    if adapter.reduced_precision:
+        again = adapter.forward_pooled([batch_inputs[j] for j in bad], fp32=True)
+        for layer, values in enumerate(again):
+            vectors[layer][~ok] = values
+        recomputed = bad
+        ok = _finite_rows(vectors)
+    return recomputed, [int(j) for j in np.flatnonzero(~ok)]
+
+
+def _fill(
+    adapter: ModelAdapter,
+    inputs: Sequence[Any],
+    names: Sequence[str],
+    arrays: Sequence[np.ndarray],
+    token_budget: int,
+    bar: Any,
+) -> RunStats:
+    """Write every input's pooled vectors into `arrays` (one [N, D] array per layer, in memory or memory-mapped)
+    at the input's row; non-finite rows are repaired where possible and logged."""
+    stats = RunStats(token_budget=token_budget)
+    for batch, vectors in pooled_batches(adapter, inputs, stats, names):
+        recomputed, still = repair_nonfinite(adapter, [inputs[i] for i in batch], vectors)
+        if recomputed:
+            log.warning(
+                "%s: non-finite vectors for %s: recomputing in fp32",
+                adapter.name,
+                ", ".join(names[batch[j]] for j in recomputed),
+            )
+            stats.recomputed_rows.extend(batch[j] for j in recomputed)
+        if still:
+            log.warning(
+                "%s: non-finite vectors for %s in fp32 too: recorded in the manifest",
+                adapter.name,
+                ", ".join(names[batch[j]] for j in still),
+            )
+            stats.nonfinite_rows.extend(batch[j] for j in still)
+        rows = np.asarray(batch, dtype=np.int64)
+        for layer, values in enumerate(vectors):
+            arrays[layer][rows] = values
+        bar.update(len(batch))
+    stats.recomputed_rows.sort()
+    stats.nonfinite_rows.sort()
+    return stats
+
+
+def _count_truncated(adapter: ModelAdapter, inputs: Sequence[Any]) -> int:
+    n_truncated = sum(1 for item in inputs if adapter.truncated(item))
+    if n_truncated:
+        log.warning(
+            "%s: %d of %d inputs are longer than %d tokens and will be truncated",
+            adapter.name,
+            n_truncated,
+            len(inputs),
+            adapter.max_tokens,
+        )
+    return n_truncated
+
+
+def extract(
+    adapter: ModelAdapter, inputs: Sequence[Any], token_budget: int = 2048, progress: bool = False
+) -> Representations:
+    """Pooled vectors of every layer for `inputs`, in memory (no files): like fair-esm's `repr_layers`.
+
+    Same batching, out-of-memory retry and fp32 repair as `extract_representations`, which writes the same
+    numbers to disk; use that one when N x D x layers does not fit in memory.
+    """
+    n_truncated = _count_truncated(adapter, inputs)
+    layers = tuple(np.empty((len(inputs), adapter.hidden_size), dtype=np.float32) for _ in range(adapter.n_layers))
+    with _progress(len(inputs), adapter.name, progress) as bar:
+        stats = _fill(adapter, inputs, [str(i) for i in range(len(inputs))], layers, token_budget, bar)
+    return Representations(
+        layers=layers,
+        nonfinite_rows=tuple(stats.nonfinite_rows),
+        recomputed_fp32_rows=tuple(stats.recomputed_rows),
+        n_truncated=n_truncated,
+        n_batches=stats.n_batches,
+        oom_retries=stats.oom_retries,
+        final_token_budget=stats.token_budget,
+    )
+
+
+# Adapter settings that must equal a finished folder's manifest for the folder to be reused.
+RESUME_KEYS = (
+    "model", "source", "path", "n_layers", "hidden_size", "pooling", "tap", "role", "token_sample", "token_sample_seed"
+)
+
+
+def finished_manifest(out_dir: str | Path, settings: dict, ids_sha256: str, inputs_sha256: str) -> dict | None:
+    """The manifest of `out_dir` when it is a complete extraction of the same items (ids and inputs) with the same
+    model and settings (every layer file present), else None: the resume check."""
+    out = Path(out_dir)
+    old = read_manifest(out)
+    if old is None or old.get("ids_sha256") != ids_sha256 or old.get("inputs_sha256") != inputs_sha256:
+        return None
+    if any(old.get(key) != settings.get(key) for key in RESUME_KEYS):
+        return None
+    if not all((out / layer_file(layer)).is_file() for layer in range(int(settings["n_layers"]))):
+        return None
+    return old
+
+
+def extraction_manifest(
+    settings: dict, shard_ids: Sequence[str], start: int, stop: int, n_total: int, stats: RunStats, n_truncated: int,
+    token_budget: int, inputs_sha256: str, extra: dict | None = None,
+) -> dict:
+    """The manifest of one extraction folder (docs/architecture.md §2): the adapter's settings plus the run's;
+    `extra` adds keys (e.g. the unknown-token counts of `tokens.unknown_tokens`)."""
+    manifest = dict(settings)
+    manifest.update(
+        {
+            "format_version": FORMAT_VERSION,
+            "n_items": len(shard_ids),
+            "n_items_total": n_total,
+            "start": start,
+            "stop": stop,
+            "ids_sha256": ids_digest(shard_ids),
+            "inputs_sha256": inputs_sha256,
+            "layer_files": [layer_file(layer) for layer in range(int(settings["n_layers"]))],
+            "nonfinite_items": [shard_ids[row] for row in stats.nonfinite_rows],
+            "recomputed_fp32_items": [shard_ids[row] for row in stats.recomputed_rows],
+            "n_truncated": n_truncated,
+            "token_budget": token_budget,
+            **(extra or {}),
+        }
+    )
+    return manifest
+
+
+def _shard_window(n_total: int, n_ids: int, start: int, stop: int | None) -> tuple[int, int]:
+    if n_ids != n_total:
+        raise InputError(f"{n_ids} ids for {n_total} inputs: they must match one to one")
+    stop = n_total if stop is None else min(int(stop), n_total)
+    if not 0 <= start <= stop:
+        raise InputError(f"shard start {start} / stop {stop} out of range for {n_total} items")
+    return start, stop
+
+
 def extract_representations(
     adapter: ModelAdapter,
     inputs: Sequence[Any],
@@ -260,83 +493,54 @@ def extract_representations(
     `inputs` are what the adapter takes (sequences, texts, HxWx3 uint8 images), `ids` their unique ids, both in
     input order. `start`/`stop` select a shard; the folder then holds rows start..stop-1 and the manifest says
     so. With `resume`, a folder already complete for the same model, settings, ids and inputs (`inputs_sha256`)
-    is left as it is; a change of any input under the same ids recomputes it.
+    is left as it is; a change of any input under the same ids recomputes it. The composition of `finished_manifest` (resume), `pooled_batches` (out-of-memory retry), `repair_nonfinite`
+    and `extraction_manifest`, writing into memory-mapped arrays.
     """
     n_total = len(inputs)
-    if len(ids) != n_total:
-        raise InputError(f"{len(ids)} ids for {n_total} inputs: they must match one to one")
-    stop = n_total if stop is None else min(int(stop), n_total)
-    if not 0 <= start <= stop:
-        raise InputError(f"shard start {start} / stop {stop} out of range for {n_total} items")
+    start, stop = _shard_window(n_total, len(ids), start, stop)
     shard_ids = [str(i) for i in ids[start:stop]]
     _check_ids(shard_ids)
     out = Path(out_dir)
     settings = adapter.describe()
     settings["role"] = model_role(adapter.model, role)
-    digest = ids_digest(shard_ids)
+    settings["token_sample"], settings["token_sample_seed"] = int(token_sample), int(seed)
     inputs_sha256 = inputs_digest(inputs[start:stop])
     if resume:
-        old = read_manifest(out)
-        same = (
-            old is not None
-            and old.get("ids_sha256") == digest
-            and old.get("inputs_sha256") == inputs_sha256
-            and all(
-                old.get(k) == settings[k]
-                for k in ("model", "source", "path", "n_layers", "hidden_size", "pooling", "tap", "role")
-            )
-            and int(old.get("token_sample", 0)) == int(token_sample)
-            and int(old.get("token_sample_seed", 0)) == int(seed)
-        )
-        if same and all((out / layer_file(l)).is_file() for l in range(adapter.n_layers)):
+        old = finished_manifest(out, settings, ids_digest(shard_ids), inputs_sha256)
+        if old is not None:
             log.info("%s: complete extraction found (%d items), nothing to do", out, len(shard_ids))
             return ExtractionResult(
-                str(out),
-                len(shard_ids),
-                adapter.n_layers,
-                adapter.hidden_size,
-                0,
-                tuple(old.get("nonfinite_items", [])),
-                (),
-                0,
-                token_budget,
-                int(old.get("n_truncated", 0)),
-                0.0,
-                0.0,
-                True,
+                out_dir=str(out),
+                n_items=len(shard_ids),
+                n_layers=adapter.n_layers,
+                hidden_size=adapter.hidden_size,
+                n_batches=0,
+                nonfinite_items=tuple(old.get("nonfinite_items", [])),
+                recomputed_fp32_items=(),
+                oom_retries=0,
+                final_token_budget=token_budget,
+                n_truncated=int(old.get("n_truncated", 0)),
+                seconds=0.0,
+                items_per_second=0.0,
+                skipped=True,
             )
+    shard = inputs[start:stop]
     n = stop - start
     # Before anything is written: stop when the tokenizer cannot read the inputs (one line, with an example).
-    unknown = unknown_tokens(adapter, [inputs[start + i] for i in range(n)])
+    unknown = unknown_tokens(adapter, [shard[i] for i in range(n)])
     _prepare_folder(out)
-    counts = [adapter.token_count(inputs[start + i]) for i in range(n)]
-    queue = deque(plan_batches(counts, token_budget))
-    budget = token_budget
-    n_truncated = sum(1 for i in range(n) if adapter.truncated(inputs[start + i]))
-    if n_truncated:
-        log.warning(
-            "%s: %d of %d inputs are longer than %d tokens and will be truncated",
-            adapter.name,
-            n_truncated,
-            n,
-            adapter.max_tokens,
-        )
+    n_truncated = _count_truncated(adapter, shard)
     sampler = TokenSample(adapter.n_layers, token_sample, seed) if token_sample else None
     adapter.token_sample = sampler
-    nonfinite: list[str] = []
-    recomputed: list[str] = []
-    oom_retries = 0
-    n_batches = 0
     began = time.perf_counter()
     log.info(
-        "%s: extracting %d items (rows %d-%d of %d) in %d batches, token budget %d, %d layers x %d",
+        "%s: extracting %d items (rows %d-%d of %d), token budget %d, %d layers x %d",
         adapter.name,
         n,
         start,
         stop,
         n_total,
-        len(queue),
-        budget,
+        token_budget,
         adapter.n_layers,
         adapter.hidden_size,
     )
@@ -344,93 +548,15 @@ def extract_representations(
         _layer_arrays(out, adapter.n_layers, n, adapter.hidden_size) as arrays,
         _progress(n, adapter.name, progress) as bar,
     ):
-        while queue:
-            batch = queue.popleft()
-            batch_inputs = [inputs[start + i] for i in batch]
-            try:
-                vectors = adapter.forward_pooled(batch_inputs)
-            except InputError as exc:
-                # Name the items: the adapter sees inputs, not ids.
-                named = ", ".join(shard_ids[i] for i in batch[:5]) + (", ..." if len(batch) > 5 else "")
-                raise InputError(f"{exc} (in the batch of items {named})") from exc
-            except Exception as exc:  # noqa: BLE001 - only OOM is handled, the rest re-raised
-                if not _is_oom(exc):
-                    raise
-                width = max(counts[i] for i in batch)
-                if len(batch) == 1 and budget <= width:
-                    raise RuntimeError(
-                        f"{adapter.name}: out of GPU memory on the single item '{shard_ids[batch[0]]}' of {width} "
-                        "tokens; use a larger GPU, device_map: auto, or crop inputs shorter"
-                    ) from exc
-                budget = max(1, min(budget, len(batch) * width) // 2)
-                oom_retries += 1
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                remaining = batch + [i for pending in queue for i in pending]
-                queue = deque(_replan(remaining, counts, budget))
-                log.warning(
-                    "%s: out of GPU memory on a batch of %d items x %d tokens: token budget halved to %d, retrying",
-                    adapter.name,
-                    len(batch),
-                    width,
-                    budget,
-                )
-                continue
-            ok = _finite_rows(vectors)
-            if not ok.all():
-                bad = [batch[j] for j in np.flatnonzero(~ok)]
-                bad_ids = [shard_ids[i] for i in bad]
-                if adapter.reduced_precision:
-                    log.warning("%s: non-finite vectors for %s: recomputing in fp32", adapter.name, ", ".join(bad_ids))
-                    again = adapter.forward_pooled([inputs[start + i] for i in bad], fp32=True)
-                    for layer, values in enumerate(again):
-                        vectors[layer][~ok] = values
-                    recomputed.extend(bad_ids)
-                    ok = _finite_rows(vectors)
-                still = [shard_ids[batch[j]] for j in np.flatnonzero(~ok)]
-                if still:
-                    log.warning(
-                        "%s: non-finite vectors for %s in fp32 too: recorded in the manifest",
-                        adapter.name,
-                        ", ".join(still),
-                    )
-                    nonfinite.extend(still)
-            rows = np.asarray(batch, dtype=np.int64)
-            for layer, values in enumerate(vectors):
-                if values.shape != (len(batch), adapter.hidden_size):
-                    raise RuntimeError(
-                        f"{adapter.name}: layer {layer} gave shape {values.shape} for {len(batch)} items"
-                    )
-                arrays[layer][rows] = values
-            n_batches += 1
-            bar.update(len(batch))
+        stats = _fill(adapter, shard, shard_ids, arrays, token_budget, bar)
         with atomic_path(out / IDS_FILE) as tmp:
             tmp.write_text("".join(f"{i}\n" for i in shard_ids), encoding="utf-8")
     adapter.token_sample = None
     if sampler is not None:
         sampler.save(out)
     seconds = time.perf_counter() - began
-    position = {item_id: row for row, item_id in enumerate(shard_ids)}
-    nonfinite_sorted = sorted(nonfinite, key=position.__getitem__)
-    manifest = dict(settings)
-    manifest.update(
-        {
-            "format_version": FORMAT_VERSION,
-            "n_items": n,
-            "n_items_total": n_total,
-            "start": start,
-            "stop": stop,
-            "ids_sha256": digest,
-            "inputs_sha256": inputs_sha256,
-            "layer_files": [layer_file(l) for l in range(adapter.n_layers)],
-            "nonfinite_items": nonfinite_sorted,
-            "recomputed_fp32_items": sorted(recomputed, key=position.__getitem__),
-            "n_truncated": n_truncated,
-            "token_budget": token_budget,
-            **unknown,
-            "token_sample": int(token_sample),
-            "token_sample_seed": int(seed),
-        }
+    manifest = extraction_manifest(
+        settings, shard_ids, start, stop, n_total, stats, n_truncated, token_budget, inputs_sha256, extra=unknown
     )
     _write_json(out / MANIFEST, manifest)
     rate = n / seconds if seconds > 0 else 0.0
@@ -440,24 +566,24 @@ def extract_representations(
         n,
         seconds,
         rate,
-        n_batches,
-        oom_retries,
-        len(nonfinite_sorted),
+        stats.n_batches,
+        stats.oom_retries,
+        len(stats.nonfinite_rows),
         n_truncated,
     )
     return ExtractionResult(
-        str(out),
-        n,
-        adapter.n_layers,
-        adapter.hidden_size,
-        n_batches,
-        tuple(nonfinite_sorted),
-        tuple(recomputed),
-        oom_retries,
-        budget,
-        n_truncated,
-        seconds,
-        rate,
+        out_dir=str(out),
+        n_items=n,
+        n_layers=adapter.n_layers,
+        hidden_size=adapter.hidden_size,
+        n_batches=stats.n_batches,
+        nonfinite_items=tuple(manifest["nonfinite_items"]),
+        recomputed_fp32_items=tuple(manifest["recomputed_fp32_items"]),
+        oom_retries=stats.oom_retries,
+        final_token_budget=stats.token_budget,
+        n_truncated=n_truncated,
+        seconds=seconds,
+        items_per_second=rate,
     )
 
 
@@ -541,16 +667,16 @@ def gather_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> Extr
     seconds = time.perf_counter() - began
     log.info("gathered %d shards into %s: %d items x %d layers", len(shards), out, total, n_layers)
     return ExtractionResult(
-        str(out),
-        total,
-        n_layers,
-        width,
-        0,
-        tuple(nonfinite),
-        tuple(recomputed),
-        0,
-        int(first.get("token_budget", 0)),
-        manifest["n_truncated"],
-        seconds,
-        0.0,
+        out_dir=str(out),
+        n_items=total,
+        n_layers=n_layers,
+        hidden_size=width,
+        n_batches=0,
+        nonfinite_items=tuple(nonfinite),
+        recomputed_fp32_items=tuple(recomputed),
+        oom_retries=0,
+        final_token_budget=int(first.get("token_budget", 0)),
+        n_truncated=manifest["n_truncated"],
+        seconds=seconds,
+        items_per_second=0.0,
     )
