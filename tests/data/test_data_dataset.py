@@ -212,3 +212,23 @@ def test_real_proteinnet_cifar_sst2(shared_data, tmp_path):
     table, _, summary = load_dataset({"kind": "text_tsv", "path": str(shared_data / "text" / "sst2-dev.tsv"), "n": 100}, tmp_path)
     assert len(table) == 100 and summary["details"]["n_subsampled_out"] == 772 and table.input_column == "text"
     assert_counts_add_up(summary)
+
+
+def test_schema_file_is_the_workflows_and_its_enums_are_the_readers():
+    from pathlib import Path
+
+    from hidden_geometry.data import fasta, images, labels, scope
+
+    workflow_file = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "datasets.schema.yaml"
+    assert dataset_module.SCHEMA_FILE.resolve() == workflow_file.resolve()  # one file, not a copy
+    enums = {(kind, key): prop.get("enum") for kind, s in DATASET_SCHEMAS.items() for key, prop in s["properties"].items()}
+    assert set(enums["fasta", "alphabet"]) == set(fasta.ALPHABETS)
+    assert enums["fasta", "unknown_residues"] == list(fasta.RESIDUE_POLICIES)
+    assert enums["scope", "too_long"] == list(fasta.LENGTH_POLICIES)
+    assert set(enums["fasta", "empty_sequences"]) == set(fasta.EMPTY_POLICIES)
+    assert set(enums["fasta", "duplicate_ids"]) == set(fasta.DUPLICATE_POLICIES)
+    assert set(enums["fasta", "missing_labels"]) == set(labels.MISSING_POLICIES)
+    assert set(enums["imagenet", "corrupt_images"]) == set(images.CORRUPT_POLICIES)
+    assert enums["scope", "label"] == enums["synthetic_proteins", "label"] == list(scope.LABEL_LEVELS)
+    assert DATASET_SCHEMAS["scope"]["properties"]["classes"]["default"] == scope.TRUE_CLASSES
+    assert dataset_module.IMAGE_KINDS <= set(KINDS)

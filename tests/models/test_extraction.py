@@ -132,11 +132,11 @@ def test_extraction_rows_follow_input_order_and_match_one_by_one(esm: Any, prote
 
 
 def test_text_extraction_with_padding_matches_one_by_one(tiny_bert: Path, tmp_path: Path) -> None:
-    adapter = load_model({"path": str(tiny_bert), "max_length": 10}, name="bert")
+    adapter = load_model({"path": str(tiny_bert), "max_tokens": 10}, name="bert")
     texts = ["a good film", "bad", "the story was long and dull and the actors were bad too", "fine music"]
     result = extract_representations(adapter, texts, ids_for(texts), tmp_path / "t", token_budget=64, progress=False)
     assert result.n_truncated == 1 and read_manifest(tmp_path / "t")["n_truncated"] == 1
-    fresh = load_model({"path": str(tiny_bert), "max_length": 10}, name="bert")
+    fresh = load_model({"path": str(tiny_bert), "max_tokens": 10}, name="bert")
     assert_layers(tmp_path / "t", one_by_one(fresh, texts))
 
 

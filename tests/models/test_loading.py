@@ -63,8 +63,8 @@ def test_adapter_refuses_sequences_over_the_limit(tiny_esm_pt: Path, tiny_esm_hf
             adapter.forward_pooled(["M" * 1023])
 
 
-def test_max_length_lowers_the_limit(tiny_esm_pt: Path) -> None:
-    adapter = load_model({"path": str(tiny_esm_pt), "max_length": 12})
+def test_max_tokens_lowers_the_limit(tiny_esm_pt: Path) -> None:
+    adapter = load_model({"path": str(tiny_esm_pt), "max_tokens": 12})
     assert adapter.max_tokens == 12
     assert len(adapter.forward_pooled(["M" * 10])) == 3
     with pytest.raises(InputError, match="limit of 10"):
@@ -86,7 +86,7 @@ def test_hf_esm2_pooling_matches_manual_mean(tiny_esm_hf: Path, proteins: list[s
 
 
 def test_bert_text_pooling_and_truncation_count(tiny_bert: Path) -> None:
-    adapter = load_model({"path": str(tiny_bert), "max_length": 8})
+    adapter = load_model({"path": str(tiny_bert), "max_tokens": 8})
     assert adapter.kind == "text" and adapter.max_tokens == 8
     texts = ["a good film", "the movie was long and dull and boring and bad"]
     assert adapter.token_count(texts[1]) == 8

@@ -144,7 +144,7 @@ def test_checkpoints_by_step_from_paths_and_hub_revisions(demo: dict, tmp_path: 
     assert specs["pythia@s3000"]["revision"] == "step3000" and "path" not in specs["pythia@s3000"]
     assert hg_config.model_origin(config, "pythia@s3000") == "download"
     assert hg_config.model_origin(config, "pythia@s1000") == "path"
-    load = hg_config.model_load_spec(config, "pythia@s3000")
+    load = hg_config.model_load_spec(config, "pythia@s3000", "resources/models/pythia@s3000")
     assert load["revision"] == "step3000" and load["step"] == 3000 and load["path"].endswith("models/pythia@s3000")
     bad = copy.deepcopy(demo)
     bad["models"]["pythia"]["checkpoints"]["s0"]["step"] = "zero"
@@ -159,22 +159,25 @@ def test_every_load_spec_with_schema_defaults_passes_the_loader_checks(demo: dic
 
     config = prepared(demo)
     for model in hg_config.expand_model_specs(config):
-        spec = hg_config.model_load_spec(config, model)
+        spec = hg_config.model_load_spec(config, model, "weights")
         spec.pop("path", None)  # the cache folder does not exist here
         checked = validate_spec(dict(spec, source=spec.get("source", "x")), model)
         assert checked["rare_residues"] == "auto" and checked["max_unknown_share"] == 0.01
 
 
-def test_model_load_spec_points_into_the_cache(demo: dict) -> None:
+def test_model_load_spec_points_into_the_weights_folder(demo: dict) -> None:
+    # the rules give the folder (workflow/rules/common.smk, model_weights_dir); the library knows no cache layout
     config = prepared(demo)
-    esm = hg_config.model_load_spec(config, "esm2_t6_random")
-    assert esm["path"] == "resources/random_models/esm2_t6_random/esm2_t6_8M_UR50D.pt"
+    esm = hg_config.model_load_spec(config, "esm2_t6_random", "cache/built/esm2_t6_random")
+    assert esm["path"] == "cache/built/esm2_t6_random/esm2_t6_8M_UR50D.pt"
     assert esm["untrained"] is True and "random_init" not in esm and "label" not in esm
+    with pytest.raises(InputError, match="folder of its weights"):
+        hg_config.model_load_spec(config, "esm2_t6_random")
     assert hg_config.model_origin(config, "minilm") == "package"
     assert "path" not in hg_config.model_load_spec(config, "minilm")
     config["models"]["esm2_big"] = {"kind": "esm2", "backend": "fair-esm", "source": "esm2_t33_650M_UR50D"}
     assert hg_config.model_origin(config, "esm2_big") == "download"
-    assert hg_config.model_load_spec(config, "esm2_big")["path"] == "resources/models/esm2_big/esm2_t33_650M_UR50D.pt"
+    assert hg_config.model_load_spec(config, "esm2_big", "dl/esm2_big")["path"] == "dl/esm2_big/esm2_t33_650M_UR50D.pt"
 
 
 def test_shards_cover_the_items_exactly() -> None:
@@ -219,3 +222,21 @@ def test_paper_config_has_the_papers_settings() -> None:
     assert "2.08" in scope["url"] and (scope["min_per_superfamily"], scope["min_families"]) == (10, 2)
     assert paper["geometry"]["k_by_dataset"] == {"scope": 10, "proteinnet": 10, "imagenet": 30}
     assert paper["geometry"]["exclude_groups"] is True
+
+
+def test_snakemakes_validate_sees_every_dataset_key(demo: dict) -> None:
+    # the dataset keys live in the YAML schema (datasets.schema.yaml), so Snakemake's own validation checks them
+    from snakemake.utils import validate
+
+    validate(copy.deepcopy(demo), str(SCHEMA))
+    demo["datasets"]["demo_text"]["n_per_klass"] = 5
+    with pytest.raises(Exception, match="validating config"):
+        validate(demo, str(SCHEMA))
+
+
+def test_model_settings_are_checked_by_the_librarys_own_check(demo: dict) -> None:
+    demo["models"]["minilm"]["tap"] = "ln_1"  # valid for the schema, wrong for a text model
+    assert error_of(copy.deepcopy(demo)) == "config key 'models.minilm.tap': the ln_1 tap exists only for kind igpt"
+    demo["models"]["minilm"].pop("tap")
+    demo["models"]["minilm"].update(backend="fair-esm", source="esm2_t6_8M_UR50D")
+    assert "'models.minilm.backend': fair-esm serves only kind esm2" in error_of(demo)

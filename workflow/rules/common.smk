@@ -128,16 +128,25 @@ def n_items(dataset):
 # ---- models and extraction -----------------------------------------------------------------------------------
 
 
+def model_weights_dir(model):
+    """The cache folder that rule train_model, build_random_model or fetch_model fills for `model` (None for other
+    origins)."""
+    origin = hg_config.model_origin(config, model)
+    if origin == "trained":  # rule train_model writes every checkpoint (step_XXXXXX/) of the trained model here
+        return f"{CACHE}/trained_models/{MODEL_SPECS[model].get('checkpoint_of', model)}"
+    if origin == "random":
+        return f"{CACHE}/random_models/{model}"
+    if origin == "download":
+        return f"{CACHE}/models/{model}"
+    return None
+
+
 def model_files(wildcards):
     """What extraction needs on disk for the model: built, downloaded or given checkpoint."""
-    origin = hg_config.model_origin(config, wildcards.model)
-    if origin == "trained":
-        return [hg_config.trained_model_dir(config, MODEL_SPECS[wildcards.model].get("checkpoint_of", wildcards.model))]
-    if origin == "random":
-        return [hg_config.random_model_dir(config, wildcards.model)]
-    if origin == "download":
-        return [hg_config.downloaded_model_dir(config, wildcards.model)]
-    if origin == "path":
+    folder = model_weights_dir(wildcards.model)
+    if folder is not None:
+        return [folder]
+    if hg_config.model_origin(config, wildcards.model) == "path":
         return [MODEL_SPECS[wildcards.model]["path"]]
     return []
 
@@ -148,6 +157,11 @@ def model_listing(wildcards):
     if hg_config.model_origin(config, wildcards.model) != "path":
         return None
     return hg_config.folder_listing_digest(MODEL_SPECS[wildcards.model]["path"])
+
+
+def model_load_spec(wildcards):
+    """The spec the extraction job hands to hidden_geometry.models.load_model."""
+    return hg_config.model_load_spec(config, wildcards.model, model_weights_dir(wildcards.model))
 
 
 def token_budget(wildcards):

@@ -11,7 +11,7 @@ rule extract_shard:
     output:
         shard=directory(f"{RESULTS}/{{dataset}}/{{model}}/shards/{{shard}}"),
     params:
-        spec=lambda wildcards: hg_config.model_load_spec(config, wildcards.model),
+        spec=model_load_spec,
         shard_size=config["extraction"]["shard_size"],
         token_budget=token_budget,
         device=config["extraction"]["device"],

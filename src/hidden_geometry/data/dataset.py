@@ -3,7 +3,8 @@
 `spec` is one entry of the config's `datasets:` section. Its `kind` picks the reader; the other keys are below
 (`DATASET_SCHEMAS` holds the same as JSON-schema fragments, one per kind, with `additionalProperties: false`).
 Every kind accepts `kind`, `seed` (integer >= 0; the workflow fills in the config's `seed`, else 0) and
-`description` (free text).
+`description` (free text). The keys are defined once, in `workflow/schemas/datasets.schema.yaml` (read through
+this package's link to it); the table below documents them.
 
 | kind | keys (default) |
 | --- | --- |
@@ -36,179 +37,79 @@ from typing import Any, Callable
 
 import jsonschema
 import numpy as np
+import yaml
 
 from ..errors import InputError
 from .fasta import (
-    ALPHABETS,
-    DUPLICATE_POLICIES,
-    EMPTY_POLICIES,
-    LENGTH_POLICIES,
-    RESIDUE_POLICIES,
     FastaStats,
     SequenceStats,
     prepare_records,
     prepare_sequence,
     read_fasta,
 )
-from .images import CORRUPT_POLICIES, digits_images, imagenet_train_folder, read_cifar10, read_image_folder
+from .images import digits_images, imagenet_train_folder, read_cifar10, read_image_folder
 from .items import ItemTable
-from .labels import MISSING_POLICIES, align_labels, label_summary
+from .labels import align_labels, label_summary
 from .proteinnet import read_proteinnet, subsample_indices
-from .scope import LABEL_LEVELS, TRUE_CLASSES, download_with_retries, read_scope, remote_homology_subset, scope_items
+from .scope import download_with_retries, read_scope, remote_homology_subset, scope_items
 from .synthetic import describe_synthetic, synthetic_protein_families, synthetic_sentences
 from .text import read_text_tsv
 
-KINDS = (
-    "scope",
-    "proteinnet",
-    "fasta",
-    "imagenet",
-    "image_folder",
-    "cifar10",
-    "digits",
-    "text_tsv",
-    "synthetic_proteins",
-    "synthetic_text",
-)
+# The dataset keys are defined once, in workflow/schemas/datasets.schema.yaml; this package's
+# datasets.schema.yaml is a link to it (copied into built wheels).
+SCHEMA_FILE = Path(__file__).with_name("datasets.schema.yaml")
 IMAGE_KINDS = frozenset({"imagenet", "image_folder", "cifar10", "digits"})
 
-_PATH = {"type": "string", "minLength": 1, "description": "local file or folder (replaces a download of url)"}
-_URL = {"type": "string", "minLength": 1, "description": "where to download the file when no path is given"}
-_SHA256 = {"type": ["string", "null"], "pattern": "^[0-9a-fA-F]{64}$", "default": None,
-           "description": "expected SHA-256 of the download"}
-_N = {"type": ["integer", "null"], "minimum": 1, "default": None, "description": "seeded subsample of this many items"}
-# No schema default for `seed`: the workflow fills the config's global seed into a spec without one;
-# `validate_dataset_spec` falls back to 0.
-_SEED = {"type": "integer", "minimum": 0, "description": "seed of every random choice (default: the config's seed, else 0)"}
-_DESCRIPTION = {"type": "string", "description": "free text, not used"}
-_PROTEIN = {
-    "alphabet": {"type": "string", "enum": sorted(ALPHABETS), "default": "esm2",
-                 "description": "letters the model takes (esm2: 20 standard + X B U Z O)"},
-    "unknown_residues": {"type": "string", "enum": list(RESIDUE_POLICIES), "default": "map",
-                         "description": "letters outside the alphabet: map to X (gaps, stops, digits removed), reject, or drop the sequence"},
-    "max_residues": {"type": ["integer", "null"], "minimum": 1, "default": 1022,
-                     "description": "the model's residue limit (ESM-2: 1022)"},
-    "too_long": {"type": "string", "enum": list(LENGTH_POLICIES), "default": "crop_centre",
-                 "description": "sequences beyond max_residues: centre window, seeded random window, or drop"},
-}
-_IMAGE_SELECTION = {
-    "classes": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}, "minItems": 1, "default": None,
-                "description": "class folder names to use (default: all)"},
-    "n_classes": {"type": ["integer", "null"], "minimum": 1, "default": None,
-                  "description": "seeded choice of this many classes"},
-    "per_class": {"type": ["integer", "null"], "minimum": 1, "default": None,
-                  "description": "seeded choice of this many images per class"},
-    "size": {"type": "integer", "minimum": 1, "default": 32, "description": "output side in pixels (resize shorter side, centre crop)"},
-    "corrupt_images": {"type": "string", "enum": list(CORRUPT_POLICIES), "default": "skip",
-                       "description": "an unreadable file: skip it (listed in dataset.json) or stop"},
-}
+
+def _resolve(node: Any, root: dict) -> Any:
+    """`node` with every local `$ref` ("#/$defs/...") replaced by a copy of its target."""
+    if isinstance(node, list):
+        return [_resolve(item, root) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target: Any = root
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        return _resolve(target, root)
+    return {key: _resolve(value, root) for key, value in node.items()}
 
 
-def _kind_schema(kind: str, properties: dict[str, dict], required: list[str] | None = None, any_of: list | None = None) -> dict:
+def _flatten_kind(kind: str, root: dict) -> dict:
+    """One kind's schema as a single object: the shared key groups (allOf) merged into its own properties,
+    `additionalProperties: false`, `kind` fixed to the kind."""
+    definition = _resolve(root["$defs"][kind], root)
+    properties: dict[str, Any] = {}
+    required = ["kind"]
+    any_of: list = []
+    for part in [*definition.get("allOf", []), definition]:
+        properties.update(part.get("properties", {}))
+        required += [key for key in part.get("required", []) if key not in required]
+        any_of += part.get("anyOf", [])
+    properties["kind"] = {"type": "string", "const": kind}
     schema: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
-        "required": ["kind"] + (required or []),
-        "properties": {
-            "kind": {"type": "string", "const": kind},
-            "seed": dict(_SEED),
-            "description": dict(_DESCRIPTION),
-            **copy.deepcopy(properties),
-        },
+        "required": required,
+        "properties": properties,
     }
     if any_of:
         schema["anyOf"] = any_of
     return schema
 
 
-_PATH_OR_URL = [{"required": ["path"]}, {"required": ["url"]}]
+def _load_schemas() -> tuple[dict, dict[str, dict]]:
+    try:
+        root = yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))
+    except OSError as exc:  # a broken link or an install without the file
+        raise RuntimeError(f"{SCHEMA_FILE}: the dataset schema is missing ({exc}); reinstall the package") from exc
+    kinds = root["properties"]["kind"]["enum"]
+    return root, {kind: _flatten_kind(kind, root) for kind in kinds}
 
-DATASET_SCHEMAS: dict[str, dict] = {
-    "scope": _kind_schema(
-        "scope",
-        {
-            "path": _PATH, "url": _URL, "sha256": _SHA256,
-            "label": {"type": "string", "enum": list(LABEL_LEVELS), "default": "superfamily",
-                      "description": "primary label level (the family is always the exclusion group)"},
-            "classes": {"type": "string", "pattern": "^[a-l]+$", "default": TRUE_CLASSES,
-                        "description": "SCOPe classes kept (a-g are the true classes)"},
-            "min_length": {"type": "integer", "minimum": 0, "default": 0, "description": "shortest sequence kept"},
-            "max_length": {"type": ["integer", "null"], "minimum": 1, "default": None,
-                           "description": "longest sequence kept (before the residue limit)"},
-            "min_per_superfamily": {"type": "integer", "minimum": 1, "default": 10,
-                                    "description": "superfamilies with fewer members are dropped"},
-            "min_families": {"type": "integer", "minimum": 1, "default": 2,
-                             "description": "superfamilies spread over fewer families are dropped"},
-            "max_per_superfamily": {"type": ["integer", "null"], "minimum": 1, "default": None,
-                                    "description": "seeded cap on members per superfamily"},
-            "n": _N,
-            **_PROTEIN,
-        },
-        any_of=_PATH_OR_URL,
-    ),
-    "proteinnet": _kind_schema("proteinnet", {"path": _PATH, "url": _URL, "sha256": _SHA256, "n": _N, **_PROTEIN}, any_of=_PATH_OR_URL),
-    "fasta": _kind_schema(
-        "fasta",
-        {
-            "path": _PATH,
-            "labels": {"type": ["string", "null"], "minLength": 1, "default": None,
-                       "description": "TSV with a header holding id_column and label_column"},
-            "id_column": {"type": "string", "minLength": 1, "default": "id"},
-            "label_column": {"type": "string", "minLength": 1, "default": "label"},
-            "group_column": {"type": ["string", "null"], "minLength": 1, "default": None},
-            "missing_labels": {"type": "string", "enum": list(MISSING_POLICIES), "default": "error",
-                               "description": "sequences without a label: stop, or drop them (counted)"},
-            "empty_sequences": {"type": "string", "enum": list(EMPTY_POLICIES), "default": "drop",
-                                "description": "headers without sequence: drop (counted, ids listed) or stop"},
-            "duplicate_ids": {"type": "string", "enum": list(DUPLICATE_POLICIES), "default": "error",
-                              "description": "an id seen twice: stop (both lines named) or keep the first"},
-            "n": _N,
-            **_PROTEIN,
-        },
-        required=["path"],
-    ),
-    "imagenet": _kind_schema("imagenet", {"path": _PATH, **_IMAGE_SELECTION}, required=["path"]),
-    "image_folder": _kind_schema("image_folder", {"path": _PATH, **_IMAGE_SELECTION}, required=["path"]),
-    "cifar10": _kind_schema(
-        "cifar10",
-        {
-            "path": _PATH,
-            "split": {"type": "string", "enum": ["test", "train", "all"], "default": "test",
-                      "description": "batches of the python folder (an .npz is read whole)"},
-            "per_class": _IMAGE_SELECTION["per_class"],
-            "size": {"type": ["integer", "null"], "minimum": 1, "default": None, "description": "resize from 32 (null: keep)"},
-        },
-        required=["path"],
-    ),
-    "digits": _kind_schema("digits", {"size": _IMAGE_SELECTION["size"], "per_class": _IMAGE_SELECTION["per_class"]}),
-    "text_tsv": _kind_schema(
-        "text_tsv",
-        {
-            "path": _PATH,
-            "text_column": {"type": "string", "minLength": 1, "default": "sentence"},
-            "label_column": {"type": ["string", "null"], "minLength": 1, "default": "label"},
-            "group_column": {"type": ["string", "null"], "minLength": 1, "default": None},
-            "id_column": {"type": ["string", "null"], "minLength": 1, "default": None},
-            "bad_bytes": {"type": "string", "enum": ["replace", "error"], "default": "replace",
-                          "description": "bytes that are not UTF-8: replace with U+FFFD (counted) or stop"},
-            "n": _N,
-        },
-        required=["path"],
-    ),
-    "synthetic_proteins": _kind_schema(
-        "synthetic_proteins",
-        {
-            "n_superfamilies": {"type": "integer", "minimum": 1, "default": 4},
-            "families_per_superfamily": {"type": "integer", "minimum": 1, "default": 3},
-            "members_per_family": {"type": "integer", "minimum": 1, "default": 5},
-            "length": {"type": "integer", "minimum": 1, "default": 64},
-            "mutation_rate": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.1},
-            "family_mutation_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1, "default": None},
-            "label": {"type": "string", "enum": list(LABEL_LEVELS), "default": "superfamily"},
-        },
-    ),
-    "synthetic_text": _kind_schema("synthetic_text", {"n_per_class": {"type": "integer", "minimum": 1, "default": 50}}),
-}
+
+# DATASETS_SCHEMA: the file as read (for the config's validation); DATASET_SCHEMAS: one flat schema per kind.
+DATASETS_SCHEMA, DATASET_SCHEMAS = _load_schemas()
+KINDS = tuple(DATASET_SCHEMAS)
 
 
 def validate_dataset_spec(spec: dict, name: str = "") -> dict:

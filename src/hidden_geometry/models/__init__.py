@@ -19,7 +19,7 @@ from .._lazy import lazy_getattr
 _EXPORTS = {
     "load_model": "loading",
     "expand_checkpoints": "loading",
-    "validate_spec": "loading",
+    "validate_spec": "spec",
     "minilm_path": "loading",
     "ModelAdapter": "adapters",
     "pool_hidden": "adapters",

