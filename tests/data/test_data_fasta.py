@@ -55,7 +55,7 @@ def test_header_without_sequence_is_dropped_and_counted(tmp_path):
 
 def test_header_without_sequence_is_an_error_by_policy(tmp_path):
     with pytest.raises(InputError, match=r"in.fa:1: header 'a' has no sequence"):
-        list(read_fasta(write(tmp_path, ">a\n>b\nMK\n"), empty_policy="error"))
+        list(read_fasta(write(tmp_path, ">a\n>b\nMK\n"), empty_sequences="error"))
 
 
 def test_only_empty_records_is_an_error(tmp_path):
@@ -75,7 +75,7 @@ def test_duplicate_ids_name_both_lines(tmp_path):
 
 def test_duplicate_ids_keep_first_by_policy(tmp_path):
     stats = FastaStats()
-    records = list(read_fasta(write(tmp_path, ">a\nMK\n>b\nLL\n>a x\nGG\n"), duplicate_policy="first", stats=stats))
+    records = list(read_fasta(write(tmp_path, ">a\nMK\n>b\nLL\n>a x\nGG\n"), duplicate_ids="first", stats=stats))
     assert [(r.id, r.sequence) for r in records] == [("a", "MK"), ("b", "LL")]
     assert stats.duplicate_ids == ["a"]
 
@@ -127,30 +127,30 @@ def test_esm2_alphabet_matches_fair_esm_vocabulary():
 
 
 def test_map_policy_maps_letters_to_x_and_removes_gaps_stops_digits():
-    result = clean_sequence("MKJ-V*1B", alphabet="esm2", policy="map")
+    result = clean_sequence("MKJ-V*1B", alphabet="esm2", unknown_residues="map")
     assert result.sequence == "MKXVB"
     assert result.mapped == {"J": 1}
     assert result.removed == {"*": 1, "-": 1, "1": 1}
-    standard = clean_sequence("BZOUXM", alphabet="standard", policy="map")
+    standard = clean_sequence("BZOUXM", alphabet="standard", unknown_residues="map")
     assert standard.sequence == "XXXXXM"
     assert standard.mapped == {"B": 1, "O": 1, "U": 1, "Z": 1}
 
 
 def test_reject_policy_names_where_and_residue():
     with pytest.raises(InputError, match=r"f.fa:7 \(p1\): residue '\*' at position 3"):
-        clean_sequence("MK*", policy="reject", where="f.fa:7 (p1)")
-    assert clean_sequence("MKB", policy="reject").sequence == "MKB"
+        clean_sequence("MK*", unknown_residues="reject", where="f.fa:7 (p1)")
+    assert clean_sequence("MKB", unknown_residues="reject").sequence == "MKB"
 
 
 def test_drop_policy_drops_with_reason():
-    result = clean_sequence("MK-J", policy="drop")
+    result = clean_sequence("MK-J", unknown_residues="drop")
     assert result.sequence is None and result.dropped_reason == "residue outside alphabet: -J"
 
 
 def test_length_zero_after_cleaning_is_dropped():
-    assert clean_sequence("--**", policy="map").sequence is None
-    assert clean_sequence("--**", policy="map").dropped_reason == "empty"
-    assert clean_sequence("", policy="map").dropped_reason == "empty"
+    assert clean_sequence("--**", unknown_residues="map").sequence is None
+    assert clean_sequence("--**", unknown_residues="map").dropped_reason == "empty"
+    assert clean_sequence("", unknown_residues="map").dropped_reason == "empty"
 
 
 def test_fit_length_centre_random_drop():
@@ -166,7 +166,7 @@ def test_fit_length_centre_random_drop():
 
 def test_prepare_records_counts_every_change(tmp_path):
     path = write(tmp_path, ">ok\nMKV\n>odd\nMKBJ*\n>gaps\n---\n>long\n" + "A" * 12 + "\n")
-    kept, stats = prepare_records(read_fasta(path), path, max_length=10, length_policy="crop_centre")
+    kept, stats = prepare_records(read_fasta(path), path, max_residues=10, too_long="crop_centre")
     assert [(r.id, r.sequence) for r in kept] == [("ok", "MKV"), ("odd", "MKBX"), ("long", "A" * 10)]
     summary = stats.to_dict()
     assert summary["residues_mapped_to_X"] == {"J": 1}
@@ -178,20 +178,20 @@ def test_prepare_records_counts_every_change(tmp_path):
 
 def test_prepare_records_too_long_dropped_and_reject_names_file_line(tmp_path):
     path = write(tmp_path, ">a\nMKV\n>b\nMKVLL\n>c\nMK1\n")
-    kept, stats = prepare_records(list(read_fasta(path))[:2], path, max_length=4, length_policy="drop")
+    kept, stats = prepare_records(list(read_fasta(path))[:2], path, max_residues=4, too_long="drop")
     assert [r.id for r in kept] == ["a"] and stats.dropped == {"too_long": ["b"]}
     with pytest.raises(InputError, match=r"in.fa:5 \(c\): residue '1'"):
-        prepare_records(read_fasta(path), path, residue_policy="reject")
+        prepare_records(read_fasta(path), path, unknown_residues="reject")
 
 
 def test_random_crop_depends_on_id_not_order(tmp_path):
     records = list(read_fasta(write(tmp_path, ">a\n" + "ACDEFGHIKL" * 5 + "\n>b\n" + "MNPQRSTVWY" * 5 + "\n")))
-    forward, _ = prepare_records(records, max_length=7, length_policy="crop_random", seed=5)
-    backward, _ = prepare_records(records[::-1], max_length=7, length_policy="crop_random", seed=5)
+    forward, _ = prepare_records(records, max_residues=7, too_long="crop_random", seed=5)
+    backward, _ = prepare_records(records[::-1], max_residues=7, too_long="crop_random", seed=5)
     assert {r.id: r.sequence for r in forward} == {r.id: r.sequence for r in backward}
 
 
-@pytest.mark.parametrize("bad", [{"policy": "keep"}, {"alphabet": "dna!"}])
+@pytest.mark.parametrize("bad", [{"unknown_residues": "keep"}, {"alphabet": "dna!"}])
 def test_bad_policy_or_alphabet(bad):
     with pytest.raises(InputError):
         clean_sequence("MK", **bad)

@@ -82,7 +82,7 @@ def test_corrupt_files_are_skipped_and_named(folder):
 
 def test_corrupt_file_is_an_error_by_policy(folder):
     with pytest.raises(InputError, match=r"corrupt.jpg: cannot read image"):
-        read_image_folder(folder, size=SIZE, corrupt_policy="error")
+        read_image_folder(folder, size=SIZE, corrupt_images="error")
 
 
 def test_small_images_are_upscaled_and_counted(folder):

@@ -30,11 +30,11 @@ def test_missing_ids_error_names_the_first_few(tmp_path):
 
 def test_missing_ids_dropped_by_policy(tmp_path):
     path = labels_file(tmp_path, [("a", "x"), ("c", "y")])
-    aligned = align_labels(["a", "b", "c", "d"], path, missing_policy="drop")
+    aligned = align_labels(["a", "b", "c", "d"], path, missing_labels="drop")
     assert aligned.keep == [0, 2] and aligned.ids == ["a", "c"] and aligned.missing_ids == ["b", "d"]
     assert aligned.to_dict()["n_missing"] == 2
     with pytest.raises(InputError, match="none of the 2 ids"):
-        align_labels(["q", "r"], path, missing_policy="drop")
+        align_labels(["q", "r"], path, missing_labels="drop")
 
 
 def test_one_member_class_is_kept_and_flagged(tmp_path):
@@ -57,8 +57,8 @@ def test_labels_table_errors(tmp_path):
         align_labels(["a"], labels_file(tmp_path, [("a", "x")]), label_column="superfamily")
     with pytest.raises(InputError, match="file not found"):
         align_labels(["a"], tmp_path / "none.tsv")
-    with pytest.raises(InputError, match="missing labels policy"):
-        align_labels(["a"], labels_file(tmp_path, [("a", "x")]), missing_policy="ignore")
+    with pytest.raises(InputError, match="missing_labels must be one of"):
+        align_labels(["a"], labels_file(tmp_path, [("a", "x")]), missing_labels="ignore")
 
 
 def test_group_column(tmp_path):

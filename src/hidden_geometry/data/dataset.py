@@ -156,9 +156,9 @@ def _source_path(spec: dict, cache_dir: str | os.PathLike, name: str) -> Path:
 def _protein_options(spec: dict) -> dict[str, Any]:
     return {
         "alphabet": spec["alphabet"],
-        "residue_policy": spec["unknown_residues"],
-        "max_length": spec["max_residues"],
-        "length_policy": spec["too_long"],
+        "unknown_residues": spec["unknown_residues"],
+        "max_residues": spec["max_residues"],
+        "too_long": spec["too_long"],
         "seed": spec["seed"],
     }
 
@@ -223,7 +223,7 @@ def _load_proteinnet(spec: dict, source: Path) -> tuple[ItemTable, None, dict]:
 def _load_fasta(spec: dict, source: Path) -> tuple[ItemTable, None, dict]:
     read_stats = FastaStats()
     records = list(
-        read_fasta(source, empty_policy=spec["empty_sequences"], duplicate_policy=spec["duplicate_ids"], stats=read_stats)
+        read_fasta(source, empty_sequences=spec["empty_sequences"], duplicate_ids=spec["duplicate_ids"], stats=read_stats)
     )
     summary: dict[str, Any] = {"reading": read_stats.to_dict()}
     labels = groups = None
@@ -234,7 +234,7 @@ def _load_fasta(spec: dict, source: Path) -> tuple[ItemTable, None, dict]:
             id_column=spec["id_column"],
             label_column=spec["label_column"],
             group_column=spec["group_column"],
-            missing_policy=spec["missing_labels"],
+            missing_labels=spec["missing_labels"],
         )
         records = [records[i] for i in alignment.keep]
         labels, groups = alignment.labels, alignment.groups
@@ -269,7 +269,7 @@ def _load_images(spec: dict, source: Path) -> tuple[ItemTable, np.ndarray, dict]
         per_class=spec["per_class"],
         seed=spec["seed"],
         size=spec["size"],
-        corrupt_policy=spec["corrupt_images"],
+        corrupt_images=spec["corrupt_images"],
         n_classes=spec["n_classes"],
     )
 

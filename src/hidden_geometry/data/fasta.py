@@ -86,20 +86,20 @@ class FastaStats:
 
 def read_fasta(
     path: str | os.PathLike,
-    empty_policy: str = "drop",
-    duplicate_policy: str = "error",
+    empty_sequences: str = "drop",
+    duplicate_ids: str = "error",
     stats: FastaStats | None = None,
 ) -> Iterator[FastaRecord]:
     """Stream the records of a FASTA file (plain or gzip), upper-cased, whitespace removed from sequences.
 
-    `empty_policy`: 'drop' (a header without sequence is skipped, its id listed in `stats.empty_ids`) or
-    'error'. `duplicate_policy`: 'error' (names both lines) or 'first' (later copies skipped, listed in
+    `empty_sequences`: 'drop' (a header without sequence is skipped, its id listed in `stats.empty_ids`) or
+    'error'. `duplicate_ids`: 'error' (names both lines) or 'first' (later copies skipped, listed in
     `stats.duplicate_ids`). Raises InputError when the file holds no record at all.
     """
-    if empty_policy not in EMPTY_POLICIES:
-        raise InputError(f"empty_policy must be one of {EMPTY_POLICIES}, got {empty_policy!r}")
-    if duplicate_policy not in DUPLICATE_POLICIES:
-        raise InputError(f"duplicate_policy must be one of {DUPLICATE_POLICIES}, got {duplicate_policy!r}")
+    if empty_sequences not in EMPTY_POLICIES:
+        raise InputError(f"empty_sequences must be one of {EMPTY_POLICIES}, got {empty_sequences!r}")
+    if duplicate_ids not in DUPLICATE_POLICIES:
+        raise InputError(f"duplicate_ids must be one of {DUPLICATE_POLICIES}, got {duplicate_ids!r}")
     source = Path(path)
     counts = stats if stats is not None else FastaStats()
     seen: dict[str, int] = {}
@@ -112,12 +112,12 @@ def read_fasta(
             raise InputError(f"{source}:{line}: header without an id")
         record_id, description = words[0], words[1] if len(words) > 1 else ""
         if raw == "":
-            if empty_policy == "error":
+            if empty_sequences == "error":
                 raise InputError(f"{source}:{line}: header '{record_id}' has no sequence")
             counts.empty_ids.append(record_id)
             continue
         if record_id in seen:
-            if duplicate_policy == "error":
+            if duplicate_ids == "error":
                 raise InputError(f"{source}:{line}: duplicate id '{record_id}' (first at line {seen[record_id]})")
             counts.duplicate_ids.append(record_id)
             continue
@@ -196,13 +196,13 @@ def resolve_alphabet(alphabet: str) -> str:
     return letters
 
 
-def clean_sequence(seq: str, alphabet: str = "esm2", policy: str = "map", where: str = "") -> CleanedSequence:
-    """Fit `seq` (upper case) to `alphabet` per `policy` ('map', 'reject', 'drop'; see the module table).
+def clean_sequence(seq: str, alphabet: str = "esm2", unknown_residues: str = "map", where: str = "") -> CleanedSequence:
+    """Fit `seq` (upper case) to `alphabet` per `unknown_residues` ('map', 'reject', 'drop'; see the module table).
 
     `where` ("file:line (id)") prefixes the InputError raised by 'reject'.
     """
-    if policy not in RESIDUE_POLICIES:
-        raise InputError(f"residue policy must be one of {RESIDUE_POLICIES}, got {policy!r}")
+    if unknown_residues not in RESIDUE_POLICIES:
+        raise InputError(f"unknown_residues must be one of {RESIDUE_POLICIES}, got {unknown_residues!r}")
     letters = set(resolve_alphabet(alphabet))
     seq = seq.upper()
     outside = [c for c in seq if c not in letters]
@@ -210,13 +210,13 @@ def clean_sequence(seq: str, alphabet: str = "esm2", policy: str = "map", where:
         if not seq:
             return CleanedSequence(None, {}, {}, "empty")
         return CleanedSequence(seq, {}, {}, None)
-    if policy == "reject":
+    if unknown_residues == "reject":
         first = next(i for i, c in enumerate(seq) if c not in letters)
         prefix = f"{where}: " if where else ""
         raise InputError(
             f"{prefix}residue {seq[first]!r} at position {first + 1} is not in the alphabet {''.join(sorted(letters))}"
         )
-    if policy == "drop":
+    if unknown_residues == "drop":
         counted = dict(sorted(Counter(outside).items()))
         return CleanedSequence(None, {}, {}, "residue outside alphabet: " + "".join(sorted(counted)))
     if UNKNOWN_RESIDUE not in letters:
@@ -246,24 +246,24 @@ def item_rng(seed: int, item_id: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(item_id.encode("utf-8"))])
 
 
-def fit_length(seq: str, max_length: int | None, policy: str = "crop_centre", rng: np.random.Generator | None = None) -> str | None:
-    """Crop `seq` to `max_length` residues (centre window, or a random window drawn from `rng`), or None for 'drop'."""
-    if policy not in LENGTH_POLICIES:
-        raise InputError(f"length policy must be one of {LENGTH_POLICIES}, got {policy!r}")
-    if max_length is None or len(seq) <= max_length:
+def fit_length(seq: str, max_residues: int | None, too_long: str = "crop_centre", rng: np.random.Generator | None = None) -> str | None:
+    """Crop `seq` to `max_residues` residues (centre window, or a random window drawn from `rng`), or None for 'drop'."""
+    if too_long not in LENGTH_POLICIES:
+        raise InputError(f"too_long must be one of {LENGTH_POLICIES}, got {too_long!r}")
+    if max_residues is None or len(seq) <= max_residues:
         return seq
-    if max_length < 1:
-        raise InputError(f"max_length must be at least 1, got {max_length}")
-    if policy == "drop":
+    if max_residues < 1:
+        raise InputError(f"max_residues must be at least 1, got {max_residues}")
+    if too_long == "drop":
         return None
-    excess = len(seq) - max_length
-    if policy == "crop_centre":
+    excess = len(seq) - max_residues
+    if too_long == "crop_centre":
         start = excess // 2
     else:
         if rng is None:
             raise InputError("a random crop needs a seeded generator")
         start = int(rng.integers(0, excess + 1))
-    return seq[start : start + max_length]
+    return seq[start : start + max_residues]
 
 
 @dataclass
@@ -302,15 +302,15 @@ def prepare_sequence(
     seq: str,
     stats: SequenceStats,
     alphabet: str = "esm2",
-    residue_policy: str = "map",
-    max_length: int | None = ESM2_MAX_RESIDUES,
-    length_policy: str = "crop_centre",
+    unknown_residues: str = "map",
+    max_residues: int | None = ESM2_MAX_RESIDUES,
+    too_long: str = "crop_centre",
     seed: int = 0,
     where: str = "",
 ) -> str | None:
-    """Clean one sequence and fit it to `max_length`, counting into `stats`; None when it is dropped."""
+    """Clean one sequence and fit it to `max_residues`, counting into `stats`; None when it is dropped."""
     stats.n_in += 1
-    cleaned = clean_sequence(seq, alphabet, residue_policy, where=where or item_id)
+    cleaned = clean_sequence(seq, alphabet, unknown_residues, where=where or item_id)
     stats.mapped.update(cleaned.mapped)
     stats.removed.update(cleaned.removed)
     stats.n_sequences_mapped += bool(cleaned.mapped)
@@ -319,7 +319,7 @@ def prepare_sequence(
         reason = "empty_after_cleaning" if cleaned.dropped_reason == "empty" else "residue_outside_alphabet"
         stats.drop(reason, item_id)
         return None
-    fitted = fit_length(cleaned.sequence, max_length, length_policy, item_rng(seed, item_id))
+    fitted = fit_length(cleaned.sequence, max_residues, too_long, item_rng(seed, item_id))
     if fitted is None:
         stats.drop("too_long", item_id)
         return None
@@ -333,9 +333,9 @@ def prepare_records(
     records: Iterable[FastaRecord],
     source: str | os.PathLike = "",
     alphabet: str = "esm2",
-    residue_policy: str = "map",
-    max_length: int | None = ESM2_MAX_RESIDUES,
-    length_policy: str = "crop_centre",
+    unknown_residues: str = "map",
+    max_residues: int | None = ESM2_MAX_RESIDUES,
+    too_long: str = "crop_centre",
     seed: int = 0,
 ) -> tuple[list[FastaRecord], SequenceStats]:
     """Clean and length-fit FASTA records; returns the kept records (sequence replaced) and the counts."""
@@ -344,7 +344,7 @@ def prepare_records(
     for record in records:
         where = f"{source}:{record.line} ({record.id})" if source else f"line {record.line} ({record.id})"
         fitted = prepare_sequence(
-            record.id, record.sequence, stats, alphabet, residue_policy, max_length, length_policy, seed, where
+            record.id, record.sequence, stats, alphabet, unknown_residues, max_residues, too_long, seed, where
         )
         if fitted is not None:
             kept.append(FastaRecord(record.id, record.description, fitted, record.line))

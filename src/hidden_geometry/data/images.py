@@ -142,7 +142,7 @@ def read_image_folder(
     per_class: int | None = None,
     seed: int = 0,
     size: int = 224,
-    corrupt_policy: str = "skip",
+    corrupt_images: str = "skip",
     n_classes: int | None = None,
 ) -> tuple[ItemTable, np.ndarray, dict[str, Any]]:
     """Images from `root/<class>/<file>`: `classes` (default all, sorted) or `n_classes` drawn with `seed`;
@@ -151,8 +151,8 @@ def read_image_folder(
     Returns (items, images uint8 [N, size, size, 3], summary). Ids are `<class>/<file name>`.
     A corrupt file is skipped and not replaced by another (the summary names it), or InputError per policy.
     """
-    if corrupt_policy not in CORRUPT_POLICIES:
-        raise InputError(f"corrupt image policy must be one of {CORRUPT_POLICIES}, got {corrupt_policy!r}")
+    if corrupt_images not in CORRUPT_POLICIES:
+        raise InputError(f"corrupt_images must be one of {CORRUPT_POLICIES}, got {corrupt_images!r}")
     folder = Path(root)
     if not folder.is_dir():
         raise InputError(f"{folder}: image folder not found")
@@ -198,7 +198,7 @@ def read_image_folder(
             except MemoryError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
-                if corrupt_policy == "error":
+                if corrupt_images == "error":
                     raise InputError(f"{file}: cannot read image ({type(exc).__name__}: {exc})") from exc
                 corrupt.append(str(file))
                 continue

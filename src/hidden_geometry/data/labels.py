@@ -122,11 +122,11 @@ def align_labels(
     id_column: str = "id",
     label_column: str = "label",
     group_column: str | None = None,
-    missing_policy: str = "error",
+    missing_labels: str = "error",
 ) -> LabelAlignment:
     """Look up each id's label in the labels table (see the module docstring for the cases)."""
-    if missing_policy not in MISSING_POLICIES:
-        raise InputError(f"missing labels policy must be one of {MISSING_POLICIES}, got {missing_policy!r}")
+    if missing_labels not in MISSING_POLICIES:
+        raise InputError(f"missing_labels must be one of {MISSING_POLICIES}, got {missing_labels!r}")
     source = Path(labels_table_path)
     table = read_labels_table(source, id_column, label_column, group_column)
     keep: list[int] = []
@@ -136,7 +136,7 @@ def align_labels(
             keep.append(index)
         else:
             missing.append(item_id)
-    if missing and missing_policy == "error":
+    if missing and missing_labels == "error":
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise InputError(f"{source}: {len(missing)} id(s) have no label in column '{label_column}': {shown}")
     if not keep:
