@@ -32,6 +32,7 @@ PACKAGE_OF = {
     "PIL": "pillow",
     "matplotlib": "matplotlib-base",
     "jsonschema": "jsonschema",
+    "referencing": "jsonschema",  # a dependency of jsonschema (its $ref registry)
     "transformers": "transformers",
     "tokenizers": "tokenizers",
     "safetensors": "safetensors",
