@@ -224,3 +224,17 @@ def test_the_scan_follows_library_imports() -> None:
     # extraction reaches torch/transformers/fair-esm only through hidden_geometry.models: the scan must see them
     needed = third_party_imports(ROOT / "scripts" / "extract_shard.py")
     assert {"torch", "transformers", "esm", "numpy", "yaml", "jsonschema"} <= needed
+
+
+def test_pyproject_has_ranges_and_the_lock_pins_every_dependency() -> None:
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        requirements += extra
+    lock = lock_pins()
+    for requirement in requirements:
+        assert "==" not in requirement, f"pyproject.toml: {requirement} is an exact pin (pins belong in the lock)"
+        name = re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[;\s]", requirement, maxsplit=1)[0]).lower()
+        if name != "accelerate":  # the optional `large` extra is not installed by `make install`
+            assert name in lock, f"{requirement}: not pinned in requirements.lock"
