@@ -246,8 +246,10 @@ def item_rng(seed: int, item_id: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(item_id.encode("utf-8"))])
 
 
-def fit_length(seq: str, max_residues: int | None, too_long: str = "crop_centre", rng: np.random.Generator | None = None) -> str | None:
-    """Crop `seq` to `max_residues` residues (centre window, or a random window drawn from `rng`), or None for 'drop'."""
+def fit_length(
+    seq: str, max_residues: int | None, too_long: str = "crop_centre", rng: np.random.Generator | None = None
+) -> str | None:
+    """Crop `seq` to `max_residues` (centre window, or a random window drawn from `rng`), or None for 'drop'."""
     if too_long not in LENGTH_POLICIES:
         raise InputError(f"too_long must be one of {LENGTH_POLICIES}, got {too_long!r}")
     if max_residues is None or len(seq) <= max_residues:
