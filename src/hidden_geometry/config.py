@@ -170,7 +170,7 @@ def _check_path(key: str, value: str, base_dir: Path) -> None:
 
 
 # Keys of a config model that only the workflow reads (the library's spec check does not know them).
-WORKFLOW_MODEL_KEYS = ("label", "token_budget", "random_init", "checkpoints")
+WORKFLOW_MODEL_KEYS = ("label", "token_budget", "random_init", "checkpoints", "train", "role")
 
 
 def _check_model_settings(name: str, spec: Mapping) -> None:

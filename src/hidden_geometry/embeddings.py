@@ -102,3 +102,17 @@ def load_row_values(
     if not allow_empty and "" in values:
         raise InputError(f"{source}:{values.index('') + 1}: empty line (every row needs one of the {what})")
     return values
+
+
+# An extraction folder's seeded sample of token states (models.token_sample writes it): one file per layer.
+KEYS_FILE = "tokens_keys.npy"
+
+
+def token_file(layer: int) -> str:
+    return f"tokens_{layer:03d}.npy"
+
+
+def load_token_sample(folder: str | os.PathLike, layer: int) -> np.ndarray | None:
+    """The layer's token sample in an extraction folder, or None when the folder has none."""
+    path = Path(folder) / token_file(layer)
+    return np.load(path) if path.is_file() else None

@@ -32,10 +32,13 @@ def test_trained_model_expands_into_step_runs() -> None:
     pairs = [(a.dataset, a.model) for a in hg_config.analyses(config)]
     assert ("demo_text", "gpt@step50") in pairs and ("demo_text", "gpt") in pairs
     assert hg_config.model_origin(config, "gpt@step10") == "trained"
-    load = hg_config.model_load_spec(config, "gpt@step10")
+    load = hg_config.model_load_spec(config, "gpt@step10", "resources/trained_models/gpt")
     assert load["path"] == "resources/trained_models/gpt/step_000010"
     assert "train" not in load and load["step"] == 10  # the loader records the step in the manifest
-    assert hg_config.model_load_spec(config, "gpt")["path"] == "resources/trained_models/gpt/step_000100"
+    assert hg_config.model_load_spec(config, "gpt", "resources/trained_models/gpt")["path"] == (
+        "resources/trained_models/gpt/step_000100")
+    with pytest.raises(InputError, match="folder of its weights"):  # the rules own the cache layout
+        hg_config.model_load_spec(config, "gpt@step10")
     assert hg_config.model_label(config, "gpt@step0") == "gpt @step0 (untrained)"
 
 

@@ -24,11 +24,8 @@ import torch
 from ..atomic import atomic_path
 from ..errors import InputError
 
-KEYS_FILE = "tokens_keys.npy"
-
-
-def token_file(layer: int) -> str:
-    return f"tokens_{layer:03d}.npy"
+# The file names and the reader live in the torch-free `hidden_geometry.embeddings` (the geometry jobs read them).
+from ..embeddings import KEYS_FILE, load_token_sample, token_file  # noqa: E402,F401
 
 
 def item_keys(item: Any, n_tokens: int, seed: int) -> np.ndarray:
@@ -93,12 +90,6 @@ class TokenSample:
 def _save(path: Path, array: np.ndarray) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array)
-
-
-def load_token_sample(folder: str | Path, layer: int) -> np.ndarray | None:
-    """The layer's token sample, or None when the folder has none."""
-    path = Path(folder) / token_file(layer)
-    return np.load(path) if path.is_file() else None
 
 
 def merge_token_samples(folders: Sequence[str | Path], out_dir: str | Path, n_layers: int, size: int) -> bool:
