@@ -70,8 +70,9 @@ def fit_softmax_folds(Z: Any, codes: Any, weights: Any, n_classes: int, C: float
     minimises the objective of scikit-learn's LogisticRegression(C=C): mean cross-entropy over its training rows +
     ||W||^2 / (2 C n_train), intercept not penalised. The folds' objectives are summed (they share no parameter, so
     the sum's minimum is each fold's minimum), which turns the folds' matrix products into one batched product; the
-    gradient is written out (softmax minus one-hot), not taken by autograd. Stops when the largest gradient entry is
-    below `tol` (scikit-learn's own rule and default, on its float64 fit) or after `max_iter` iterations.
+    gradient is written out (softmax minus one-hot). Objective and gradient are float32; the steps are scipy's
+    L-BFGS-B in float64 with scikit-learn's lbfgs options: it stops when the largest gradient entry is below `tol`
+    (scikit-learn's rule and default), when the objective stops decreasing (ftol 64 eps), or after `max_iter`.
     Returns (W [folds, d, n_classes], b [folds, 1, n_classes], iterations) as torch tensors.
     """
     import torch
