@@ -9,7 +9,13 @@ import pytest
 
 from hidden_geometry.errors import InputError
 from hidden_geometry.geometry import knn_graph
-from hidden_geometry.probes import knn_probe, knn_votes, linear_probe
+from hidden_geometry.probes import (
+    fold_splits,
+    knn_probe,
+    knn_votes,
+    linear_probe,
+    standardise,
+)
 
 
 def blobs(n_per_class=60, n_classes=3, dim=5, spread=0.3, seed=0):
@@ -43,6 +49,41 @@ def test_linear_probe_undefined_and_reduced_cases():
     assert math.isnan(singleton.mean) and "one member" in singleton.reason
     with pytest.raises(InputError, match="values for 180 rows"):
         linear_probe(X, y[:-1])
+
+
+def test_linear_probe_default_solver_equals_converged_sklearn_fit():
+    """The default solver (all folds in one float32 fit) against scikit-learn's LogisticRegression fitted to
+    convergence on the same folds: overlapping classes of unequal sizes, so that accuracy is far from 0 and 1."""
+    rng = np.random.default_rng(7)
+    sizes = rng.integers(6, 40, 25)
+    y = np.repeat(np.arange(25), sizes)
+    centres = rng.standard_normal((25, 12)) * 1.2
+    X = (centres[y] + rng.standard_normal((y.size, 12))) @ rng.standard_normal((12, 40)) + 5.0
+    ours = linear_probe(X, y, folds=5, seed=2)
+    converged = linear_probe(X, y, folds=5, seed=2, solver="sklearn", tol=1e-10, max_iter=20_000)
+    default_sklearn = linear_probe(X, y, folds=5, seed=2, solver="sklearn")
+    assert 0.3 < converged.mean < 0.9
+    assert abs(ours.mean - converged.mean) <= 0.005, (ours, converged)
+    assert abs(ours.mean - default_sklearn.mean) <= 0.005, (ours, default_sklearn)
+    assert ours.n_folds == converged.n_folds == 5
+    with pytest.raises(InputError, match="solver"):
+        linear_probe(X, y, solver="newton")
+
+
+def test_fold_splits_are_stratified_kfold_and_standardise_is_standard_scaler():
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    y = np.repeat(np.arange(4), [10, 7, 12, 5])
+    expected = StratifiedKFold(n_splits=5, shuffle=True, random_state=3).split(np.zeros((y.size, 1)), y)
+    for (train, test), (train_ref, test_ref) in zip(fold_splits(y, 5, 3), expected):
+        assert np.array_equal(train, train_ref) and np.array_equal(test, test_ref)
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((30, 4)) * 3 + 1, rng.standard_normal((9, 4))
+    A[:, 2] = 4.0  # a constant feature keeps scale 1
+    scaler = StandardScaler().fit(A)
+    got_a, got_b = standardise(A, B)
+    assert np.allclose(got_a, scaler.transform(A)) and np.allclose(got_b, scaler.transform(B))
 
 
 def test_knn_probe_matches_direct_vote():
