@@ -3,8 +3,7 @@
 
 
 rule train_model:
-    """Train a small causal or masked LM on a text dataset (models.training), saving its checkpoints by step, and
-    score every checkpoint on the held-out texts (heldout_loss.tsv: a scores table a study can use)."""
+    """Train a small LM on a text dataset (models.training): checkpoints by step, their held-out loss (scores TSV)."""
     input:
         table=lambda wildcards: f"{RESULTS}/{config['models'][wildcards.model]['train']['dataset']}/items.tsv",
     output:
