@@ -184,9 +184,16 @@ STUDY_COLUMNS = ("measure", "summary", "n_models", "pearson_r", "spearman_rho", 
                  "loo_rmse", "slope", "intercept", "reason")
 
 
-def check_studies(config: Mapping[str, Any]) -> None:
-    """Each study names an analysed dataset, at least MIN_MODELS models analysed on it, and a scores file."""
-    pairs = {(a["dataset"], m) for a in config.get("analyses", []) for m in a["models"]}
+def check_studies(config: Mapping[str, Any], produced: Sequence[str | Path] = ()) -> None:
+    """Each study names an analysed dataset, at least MIN_MODELS models analysed on it, and a scores file.
+
+    produced: files the workflow itself writes (e.g. a trained model's heldout_loss.tsv); a study's scores may name
+    one before it exists.
+    """
+    made = {Path(p) for p in produced}
+    from .config import analyses  # checkpoint runs (`<name>@<label>`) count as analysed
+
+    pairs = {(a.dataset, a.model) for a in analyses(config)}
     for name, study in (config.get("studies") or {}).items():
         key = f"config key 'studies.{name}"
         models = list(study["models"])
@@ -196,5 +203,5 @@ def check_studies(config: Mapping[str, Any]) -> None:
         if missing:
             raise InputError(f"{key}.models': {', '.join(missing)} not analysed on dataset {study['dataset']!r} "
                              "(add them to `analyses`)")
-        if not Path(study["scores"]).is_file():
+        if Path(study["scores"]) not in made and not Path(study["scores"]).is_file():
             raise InputError(f"{key}.scores': file {study['scores']!r} not found")

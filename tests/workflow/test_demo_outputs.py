@@ -222,3 +222,34 @@ def test_training_run_and_its_dynamics(demo_run: Path) -> None:
     assert len(losses) >= 5 and losses[-1] < 0.7 * losses[0]
     for ext in ("png", "pdf"):
         assert (demo_run / "figures" / "demo_text" / "tiny_gpt" / f"training_dynamics.{ext}").stat().st_size > 1000
+
+
+def test_study_over_the_causal_lm_checkpoints_and_their_heldout_loss(demo_run: Path) -> None:
+    """The demo's study: the four tiny_gpt runs against their held-out loss (rule train_model's heldout_loss.tsv)."""
+    from hidden_geometry.studies import STUDY_COLUMNS, STUDY_MEASURES, read_scores
+
+    scores = read_scores(demo_run / "training" / "tiny_gpt" / "heldout_loss.tsv")
+    assert sorted(scores) == sorted(TRAINED_STEPS)
+    by_step = [scores[run] for run, _ in sorted(TRAINED_STEPS.items(), key=lambda item: item[1])]
+    assert by_step[-1] < by_step[0] and all(math.isfinite(s) and s > 0 for s in by_step)  # it generalises
+    lines = (demo_run / "studies" / "heldout" / "measures_vs_score.tsv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    assert tuple(header) == STUDY_COLUMNS
+    rows = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+    assert sorted((r["measure"], r["summary"]) for r in rows) == sorted(
+        (m, s) for m in STUDY_MEASURES for s in ("chosen", "last", "mean"))  # one row per measure and summary
+    defined = 0
+    for row in rows:
+        assert int(row["n_models"]) == len(TRAINED_STEPS)
+        if row["pearson_r"] == "NA":
+            assert row["reason"] not in ("", "NA"), row
+            continue
+        defined += 1
+        r, low, high = float(row["pearson_r"]), float(row["pearson_ci_low"]), float(row["pearson_ci_high"])
+        assert -1 <= r <= 1 and -1 <= float(row["spearman_rho"]) <= 1
+        assert -1 <= low <= r + 1e-9 <= high + 2e-9 <= 1 + 2e-9, row  # the interval holds the estimate
+        assert float(row["loo_rmse"]) >= 0
+    assert defined >= len(STUDY_MEASURES)
+    for measure in STUDY_MEASURES:
+        for ext in ("png", "pdf"):
+            assert (demo_run / "figures" / "studies" / "heldout" / f"{measure}.{ext}").stat().st_size > 1000

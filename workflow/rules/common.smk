@@ -21,7 +21,14 @@ if not config:
 try:
     # One line naming the key, before any job: unknown keys, wrong types, missing paths, unknown names.
     hg_config.prepare_config(config, workflow.source_path(SCHEMA), base_dir=".")
-    check_studies(config)
+    check_studies(
+        config,
+        produced=[
+            f"{config['results_dir']}/training/{name}/heldout_loss.tsv"
+            for name, spec in config["models"].items()
+            if "train" in spec
+        ],
+    )
 except InputError as error:
     raise WorkflowError(f"Invalid config: {error}") from None
 # Snakemake's own validation as well (it records the schema in the run's metadata); already known to pass.

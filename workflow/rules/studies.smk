@@ -3,11 +3,12 @@
 
 
 rule train_model:
-    """Train a small causal or masked LM on a text dataset (models.training), saving its checkpoints by step."""
+    """Train a small LM on a text dataset (models.training): checkpoints by step, their held-out loss (scores TSV)."""
     input:
         table=lambda wildcards: f"{RESULTS}/{config['models'][wildcards.model]['train']['dataset']}/items.tsv",
     output:
-        directory(f"{CACHE}/trained_models/{{model}}"),
+        folder=directory(f"{CACHE}/trained_models/{{model}}"),
+        heldout=f"{RESULTS}/training/{{model}}/heldout_loss.tsv",
     params:
         train=lambda wildcards: config["models"][wildcards.model]["train"],
     threads: 2

@@ -13,6 +13,11 @@ every step goes to `loss.tsv`; each checkpoint is a transformers folder `step_{s
 tokenizer) with `training.json` (`step`, `objective`, `seed`, `loss` of that step, architecture), loadable by
 `load_model({"path": ...})`. A model trained here is marked trained (`untrained: false`), and step 0 is its
 initialisation.
+
+Held-out loss: `heldout_split` sets aside a seeded fraction of the texts that training never sees (nor its
+vocabulary); every saved checkpoint is scored on them with its own objective (`heldout_loss`: mean cross-entropy per
+predicted token; for the masked objective the same seeded masks at every checkpoint). It is a within-run score,
+recorded in `training.json` and returned by `train_language_model`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +40,7 @@ from .random_init import _bert_tokenizer
 OBJECTIVES = ("causal", "masked")
 TRAINING_FILE = "training.json"
 LOSS_FILE = "loss.tsv"
+HELDOUT_MASK_SEED_OFFSET = 7919  # the held-out masks' generator: seed + this, apart from the training masks
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -51,17 +57,34 @@ def text_vocabulary(texts: Sequence[str]) -> list[str]:
     return vocab + [w for w in words if w not in seen]
 
 
+def heldout_split(n_texts: int, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, held-out) indices of `n_texts` texts: a seeded random `fraction` (rounded, at least one) held out.
+
+    fraction 0 holds nothing out. Both parts must keep at least one text.
+    """
+    if not 0 <= fraction < 1:
+        raise InputError(f"held-out fraction must lie in [0, 1), got {fraction!r}")
+    n_heldout = 0 if fraction == 0 else max(1, round(fraction * n_texts))
+    if n_texts - n_heldout < 1:
+        raise InputError(f"held-out fraction {fraction} of {n_texts} texts leaves no text to train on")
+    order = np.random.default_rng(seed).permutation(n_texts)
+    return np.sort(order[n_heldout:]), np.sort(order[:n_heldout])
+
+
 @dataclass(frozen=True)
 class TrainingRun:
-    """What a training run did: losses per step (index = step - 1) and the checkpoint folders by step."""
+    """What a training run did: losses per step (index = step - 1), the checkpoint folders by step, and the held-out
+    loss of each checkpoint by step (empty without held-out texts)."""
 
     objective: str
     losses: tuple[float, ...]
     checkpoints: dict[int, str]
+    heldout_losses: dict[int, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"objective": self.objective, "losses": list(self.losses),
-                "checkpoints": {str(k): v for k, v in self.checkpoints.items()}}
+                "checkpoints": {str(k): v for k, v in self.checkpoints.items()},
+                "heldout_losses": {str(k): v for k, v in self.heldout_losses.items()}}
 
 
 def _build(objective: str, vocab_size: int, num_layers: int, hidden_size: int, heads: int, max_length: int,
@@ -97,13 +120,50 @@ def _mask_tokens(ids: torch.Tensor, real: torch.Tensor, mask_id: int, generator:
     return torch.where(chosen, torch.full_like(ids, mask_id), ids), labels
 
 
+def _labelled(objective: str, ids: torch.Tensor, attention: torch.Tensor, real: torch.Tensor, mask_id: int,
+              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model inputs and labels (-100 where not predicted) of a batch under the objective."""
+    if objective == "causal":
+        return ids, torch.where(attention, ids, torch.full_like(ids, -100))
+    return _mask_tokens(ids, real, mask_id, generator)
+
+
+def heldout_loss(model: torch.nn.Module, objective: str, inputs: torch.Tensor, labels: torch.Tensor,
+                 attention: torch.Tensor, batch_size: int = 64) -> float:
+    """Mean cross-entropy per predicted token of `model` on fixed (inputs, labels), in eval mode, no gradients.
+
+    Causal: labels are shifted one position (token t predicts t+1), as the model's own loss does.
+    """
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, inputs.shape[0], batch_size):
+            part = slice(start, start + batch_size)
+            logits = model(input_ids=inputs[part], attention_mask=attention[part].long()).logits
+            target = labels[part]
+            if objective == "causal":
+                logits, target = logits[:, :-1], target[:, 1:]
+            losses = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                                                       target.reshape(-1), ignore_index=-100, reduction="sum")
+            total += float(losses)
+            count += int((target != -100).sum())
+    model.train(was_training)
+    if count == 0:
+        raise InputError("held-out texts have no token to predict")
+    return total / count
+
+
 def train_language_model(texts: Sequence[str], out_dir: str | Path, objective: str, steps: int,
                          checkpoint_steps: Sequence[int], num_layers: int = 2, hidden_size: int = 64,
                          attention_heads: int = 4, batch_size: int = 16, learning_rate: float = 1e-3,
-                         max_length: int = 64, seed: int = 0, threads: int = 1) -> TrainingRun:
+                         max_length: int = 64, seed: int = 0, threads: int = 1,
+                         heldout_texts: Sequence[str] = ()) -> TrainingRun:
     """Train a small `objective` model on `texts` for `steps` AdamW steps and save the checkpoints asked for.
 
     checkpoint_steps: steps (0 = the initialisation, up to `steps`) whose weights are saved.
+    heldout_texts: texts kept out of training and of the vocabulary (see `heldout_split`); every saved checkpoint
+    gets its `heldout_loss` on them (training.json and the returned run).
     """
     if objective not in OBJECTIVES:
         raise InputError(f"training objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
@@ -129,6 +189,17 @@ def train_language_model(texts: Sequence[str], out_dir: str | Path, objective: s
                         return_special_tokens_mask=True, return_tensors="pt")
     ids, attention = encoded["input_ids"], encoded["attention_mask"].bool()
     real = attention & ~encoded["special_tokens_mask"].bool()
+    heldout = None
+    if heldout_texts:
+        held = tokenizer(list(heldout_texts), padding="max_length", truncation=True, max_length=max_length,
+                         return_special_tokens_mask=True, return_tensors="pt")
+        held_attention = held["attention_mask"].bool()
+        held_real = held_attention & ~held["special_tokens_mask"].bool()
+        # One fixed set of masks for every checkpoint: the scores differ only by the weights.
+        held_generator = torch.Generator().manual_seed(seed + HELDOUT_MASK_SEED_OFFSET)
+        held_inputs, held_labels = _labelled(objective, held["input_ids"], held_attention, held_real,
+                                             tokenizer.mask_token_id, held_generator)
+        heldout = (held_inputs, held_labels, held_attention)
     with quiet_transformers():
         model = _build(objective, len(vocab), num_layers, hidden_size, attention_heads, max_length, seed)
     architecture = {"num_layers": num_layers, "hidden_size": hidden_size, "attention_heads": attention_heads,
@@ -137,6 +208,7 @@ def train_language_model(texts: Sequence[str], out_dir: str | Path, objective: s
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
     losses: list[float] = []
     checkpoints: dict[int, str] = {}
+    heldout_losses: dict[int, float] = {}
 
     def save(step: int, loss: float | None) -> None:
         folder = checkpoint_folder(out, step)
@@ -144,7 +216,11 @@ def train_language_model(texts: Sequence[str], out_dir: str | Path, objective: s
             model.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
         info = {"step": step, "objective": objective, "seed": seed, "loss": loss, "architecture": architecture,
-                "batch_size": batch_size, "learning_rate": learning_rate, "n_texts": len(texts)}
+                "batch_size": batch_size, "learning_rate": learning_rate, "n_texts": len(texts),
+                "n_heldout_texts": len(heldout_texts)}
+        if heldout is not None:
+            heldout_losses[step] = heldout_loss(model, objective, *heldout)
+            info["heldout_loss"] = heldout_losses[step]
         write_text_atomic(folder / TRAINING_FILE, json.dumps(info, indent=1) + "\n")  # written last
         checkpoints[step] = str(folder)
 
@@ -160,11 +236,8 @@ def train_language_model(texts: Sequence[str], out_dir: str | Path, objective: s
         batch = order[position : position + batch_size]
         position += batch_size
         batch_ids, batch_attention, batch_real = ids[batch], attention[batch], real[batch]
-        if objective == "causal":
-            labels = torch.where(batch_attention, batch_ids, torch.full_like(batch_ids, -100))
-            inputs = batch_ids
-        else:
-            inputs, labels = _mask_tokens(batch_ids, batch_real, tokenizer.mask_token_id, generator)
+        inputs, labels = _labelled(objective, batch_ids, batch_attention, batch_real, tokenizer.mask_token_id,
+                                   generator)
         loss = model(input_ids=inputs, attention_mask=batch_attention.long(), labels=labels).loss
         optimiser.zero_grad()
         loss.backward()
@@ -178,7 +251,7 @@ def train_language_model(texts: Sequence[str], out_dir: str | Path, objective: s
             save(step, value)
             model.train()
     write_text_atomic(out / LOSS_FILE, "step\tloss\n" + "".join(f"{i + 1}\t{v:.6g}\n" for i, v in enumerate(losses)))
-    return TrainingRun(objective, tuple(losses), checkpoints)
+    return TrainingRun(objective, tuple(losses), checkpoints, heldout_losses)
 
 
 def read_step(folder: str | Path) -> int | None:
