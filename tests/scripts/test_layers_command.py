@@ -84,12 +84,14 @@ def test_cli_layers_writes_the_workflow_table_byte_for_byte(script, tmp_path: Pa
     assert status == 0 and printed["n_kept"] == N - 1
     expected = (workflow / "layers.tsv").read_text()
     assert (tmp_path / "cli.tsv").read_text() == expected
-    lines = [line.split("\t") for line in expected.splitlines()]
-    assert lines[2][-1] == str(N - 2) and lines[4][2] == "NA"  # the NaN row out of layer 1; layer 3 undefined
+    header, *rows = [line.split("\t") for line in expected.splitlines()]
+    table = [dict(zip(header, row)) for row in rows]
+    # the NaN row out of layer 1; layer 3 undefined
+    assert table[1]["n_points"] == str(N - 2) and table[3]["id_twonn"] == "NA"
     workflow_choice = json.loads((workflow / "layer_choice.json").read_text())
     cli_choice = json.loads((tmp_path / "cli_choice.json").read_text())
     assert cli_choice == {k: v for k, v in workflow_choice.items() if k not in ("dataset", "model", "model_label",
-                                                                               "untrained", "unknown_share")}
+                                                                               "untrained", "unknown_share", "role")}
     assert cli_choice["chosen_layer"] is None  # the collapsed layer leaves the ID undefined
 
 
