@@ -92,7 +92,7 @@ def test_study_config_checks(tmp_path):
     from pathlib import Path
 
     from hidden_geometry import config as hg_config
-    from hidden_geometry.studies import check_studies
+    from hidden_geometry.config import check_studies
 
     root = Path(__file__).resolve().parents[1]
     schema = root / "workflow" / "schemas" / "config.schema.yaml"

@@ -16,7 +16,7 @@ import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import jsonschema
 import referencing
@@ -189,11 +189,7 @@ def _check_model_settings(name: str, spec: Mapping) -> None:
 def check_config(config: Mapping, base_dir: str | os.PathLike = ".") -> None:
     """Checks a schema cannot express: existing paths, known names, unique analyses. Raise InputError."""
     base = Path(base_dir)
-    for section in ("datasets", "models"):
-        for name in config[section]:
-            if name in RESERVED_NAMES or CHECKPOINT_SEPARATOR in name:
-                raise InputError(f"config key '{section}.{name}': the name is reserved for the workflow's own "
-                                 f"folders ({', '.join(sorted(RESERVED_NAMES))})")
+    _check_names(config)
     for name, spec in config["datasets"].items():
         for key in DATASET_PATH_KEYS:
             if isinstance(spec.get(key), str):
@@ -254,6 +250,26 @@ RESULT_FILE_NAMES = frozenset({"summary.tsv", "items.tsv", "dataset.json", "imag
                                "layers.tsv", "layer_choice.json", "manifest.json", "ids.txt"})
 
 
+def _check_names(config: Mapping) -> None:
+    """Dataset and model names (and labels) that would collide with the workflow's folders or result files, or
+    break a path, a TSV row or a log line: checked before anything that uses the names."""
+    for section in ("datasets", "models"):
+        for name, spec in config[section].items():
+            if name in RESERVED_NAMES or CHECKPOINT_SEPARATOR in name:
+                raise InputError(f"config key '{section}.{name}': the name is reserved for the workflow's own "
+                                 f"folders ({', '.join(sorted(RESERVED_NAMES))})")
+            if name in RESULT_FILE_NAMES:
+                raise InputError(f"config key '{section}.{name}': the name is that of a result file the workflow "
+                                 f"writes ({', '.join(sorted(RESULT_FILE_NAMES))})")
+            problem = _bad_text(name) or ("a '/'" if "/" in name else None) or (
+                "surrounding spaces" if name != name.strip() else None)
+            if problem:
+                raise InputError(f"config key '{section}.{name!r}': the name contains {problem}")
+            label = spec.get("label") if isinstance(spec, Mapping) else None
+            if isinstance(label, str) and _bad_text(label):
+                raise InputError(f"config key '{section}.{name}.label': {label!r} contains {_bad_text(label)}")
+
+
 def _bad_text(text: str) -> str | None:
     """A description of the first character that would break a TSV row, a path or a log line, or None."""
     import unicodedata
@@ -273,18 +289,6 @@ def check_consistency(config: Mapping, base_dir: str | os.PathLike = ".") -> Non
         folder = Path(base_dir) / config[key]
         if folder.exists() and not folder.is_dir():
             raise InputError(f"config key '{key}': {config[key]!r} is a file, not a folder")
-    for section in ("datasets", "models"):
-        for name, spec in config[section].items():
-            if name in RESULT_FILE_NAMES:
-                raise InputError(f"config key '{section}.{name}': the name is that of a result file the workflow "
-                                 f"writes ({', '.join(sorted(RESULT_FILE_NAMES))})")
-            problem = _bad_text(name) or ("a '/'" if "/" in name else None) or (
-                "surrounding spaces" if name != name.strip() else None)
-            if problem:
-                raise InputError(f"config key '{section}.{name!r}': the name contains {problem}")
-            label = spec.get("label") if isinstance(spec, Mapping) else None
-            if isinstance(label, str) and _bad_text(label):
-                raise InputError(f"config key '{section}.{name}.label': {label!r} contains {_bad_text(label)}")
     geometry = config["geometry"]
     if geometry["k"] > geometry["graph_k"]:
         raise InputError(f"config key 'geometry.k': {geometry['k']} is larger than geometry.graph_k = "
@@ -524,3 +528,26 @@ def shard_bounds(shard: int, n_items: int, shard_size: int) -> tuple[int, int]:
     if shard < 0 or start >= max(n_items, 1):
         raise InputError(f"shard {shard} is out of range for {n_items} items of {shard_size} per shard")
     return start, min(n_items, start + shard_size)
+
+
+def check_studies(config: Mapping[str, Any], produced: Sequence[str | Path] = ()) -> None:
+    """Each study names an analysed dataset, at least MIN_MODELS models analysed on it, and a scores file.
+
+    produced: files the workflow itself writes (e.g. a trained model's heldout_loss.tsv); a study's scores may name
+    one before it exists.
+    """
+    from .studies import MIN_MODELS
+
+    made = {Path(p) for p in produced}
+    pairs = {(a.dataset, a.model) for a in analyses(config)}  # checkpoint runs (`<name>@<label>`) count
+    for name, study in (config.get("studies") or {}).items():
+        key = f"config key 'studies.{name}"
+        models = list(study["models"])
+        if len(models) < MIN_MODELS:
+            raise InputError(f"{key}.models': a study needs at least {MIN_MODELS} models, got {len(models)}")
+        missing = [m for m in models if (study["dataset"], m) not in pairs]
+        if missing:
+            raise InputError(f"{key}.models': {', '.join(missing)} not analysed on dataset {study['dataset']!r} "
+                             "(add them to `analyses`)")
+        if Path(study["scores"]) not in made and not Path(study["scores"]).is_file():
+            raise InputError(f"{key}.scores': file {study['scores']!r} not found")

@@ -182,26 +182,3 @@ STUDY_MEASURES = ("id_gride", "id_twonn", "label_overlap", "anisotropy", "probe_
                   "participation_ratio", "mean_cosine", "token_anisotropy")
 STUDY_COLUMNS = ("measure", "summary", "n_models", "pearson_r", "spearman_rho", "pearson_ci_low", "pearson_ci_high",
                  "loo_rmse", "slope", "intercept", "reason")
-
-
-def check_studies(config: Mapping[str, Any], produced: Sequence[str | Path] = ()) -> None:
-    """Each study names an analysed dataset, at least MIN_MODELS models analysed on it, and a scores file.
-
-    produced: files the workflow itself writes (e.g. a trained model's heldout_loss.tsv); a study's scores may name
-    one before it exists.
-    """
-    made = {Path(p) for p in produced}
-    from .config import analyses  # checkpoint runs (`<name>@<label>`) count as analysed
-
-    pairs = {(a.dataset, a.model) for a in analyses(config)}
-    for name, study in (config.get("studies") or {}).items():
-        key = f"config key 'studies.{name}"
-        models = list(study["models"])
-        if len(models) < MIN_MODELS:
-            raise InputError(f"{key}.models': a study needs at least {MIN_MODELS} models, got {len(models)}")
-        missing = [m for m in models if (study["dataset"], m) not in pairs]
-        if missing:
-            raise InputError(f"{key}.models': {', '.join(missing)} not analysed on dataset {study['dataset']!r} "
-                             "(add them to `analyses`)")
-        if Path(study["scores"]) not in made and not Path(study["scores"]).is_file():
-            raise InputError(f"{key}.scores': file {study['scores']!r} not found")

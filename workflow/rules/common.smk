@@ -10,7 +10,7 @@ from snakemake.utils import validate
 from hidden_geometry import config as hg_config
 from hidden_geometry.errors import InputError
 from hidden_geometry.models.training import read_step
-from hidden_geometry.studies import STUDY_MEASURES, check_studies
+from hidden_geometry.studies import STUDY_MEASURES
 
 SCHEMA = "../schemas/config.schema.yaml"
 
@@ -21,7 +21,7 @@ if not config:
 try:
     # One line naming the key, before any job: unknown keys, wrong types, missing paths, unknown names.
     hg_config.prepare_config(config, workflow.source_path(SCHEMA), base_dir=".")
-    check_studies(
+    hg_config.check_studies(
         config,
         produced=[
             f"{config['results_dir']}/training/{name}/heldout_loss.tsv"
