@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hidden_geometry.data import DATASET_SCHEMAS, KINDS, load_dataset, validate_dataset_spec, write_dataset, write_items
 from hidden_geometry.data import dataset as dataset_module
 from hidden_geometry.data import scope as scope_module
-from hidden_geometry.data import DATASET_SCHEMAS, KINDS, load_dataset, validate_dataset_spec, write_dataset, write_items
 from hidden_geometry.data.items import read_items
 from hidden_geometry.errors import InputError
 

@@ -37,9 +37,9 @@ import torch
 from ..atomic import atomic_path, write_text_atomic
 from ..errors import InputError
 from .adapters import ModelAdapter
-from .tokens import merge_unknown, unknown_tokens
 from .role import model_role
 from .token_sample import TokenSample, merge_token_samples
+from .tokens import merge_unknown, unknown_tokens
 
 log = logging.getLogger("hidden_geometry.extraction")
 

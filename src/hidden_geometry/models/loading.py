@@ -43,18 +43,18 @@ from typing import Any
 import torch
 
 from ..errors import InputError
+from ._hf import offline_hub, quiet_transformers
 from .adapters import (
     ESM2_MAX_RESIDUES,
+    PROTEIN_KINDS,
     FairEsmAdapter,
     ImageGPTAdapter,
     ModelAdapter,
     TokenizerAdapter,
-    PROTEIN_KINDS,
 )
-from .tokens import DEFAULT_MAX_UNKNOWN_SHARE, detect_residue_spacing, rare_residue_map
-from ._hf import offline_hub, quiet_transformers
-from .spec import _key, validate_spec
 from .random_init import UNTRAINED_MARKER
+from .spec import _key, validate_spec
+from .tokens import DEFAULT_MAX_UNKNOWN_SHARE, detect_residue_spacing, rare_residue_map
 
 log = logging.getLogger("hidden_geometry.models")
 
