@@ -9,8 +9,8 @@ fresh subprocess, since `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` only takes effec
 random (published architectures, `build_random_esm2`): the time of a forward pass does not depend on the weights.
 Reports items/s and residues/s (model loading excluded), the process CPU time (on a shared machine, wall time
 grows with the other load; the 1-minute load average is recorded beside it) and the FLOP rate
-2 * params * tokens / s that docs/scaling.md extrapolates from. Sequences: a seeded sample of the SCOPe 2.07 40% file in ../shared/data
-(or $HG_SHARED_DATA), lengths 1..1022.
+2 * params * tokens / s that docs/scaling.md extrapolates from. Sequences: a seeded sample of the SCOPe 2.07 40% file in
+../shared/data (or $HG_SHARED_DATA), lengths 1..1022.
 """
 
 from __future__ import annotations
@@ -108,8 +108,9 @@ def worker(model: str, token_budget: int, n_items: int, cache: Path, threads: in
     residues = sum(len(s) for s in sequences)
     tokens = residues + 2 * len(sequences)
     return ExtractionTiming(
-        model, parameters, threads, token_budget, os.environ.get("GLIBC_TUNABLES", "") == HUGETLB, len(sequences), residues,
-        tokens, seconds, cpu_seconds, os.getloadavg()[0], len(sequences) / seconds, residues / seconds, 2.0 * parameters * tokens / seconds / 1e9,
+        model, parameters, threads, token_budget, os.environ.get("GLIBC_TUNABLES", "") == HUGETLB, len(sequences),
+        residues, tokens, seconds, cpu_seconds, os.getloadavg()[0], len(sequences) / seconds, residues / seconds,
+        2.0 * parameters * tokens / seconds / 1e9,
     )
 
 
@@ -154,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"both": [False, True], "on": [True], "off": [False]}[args.hugetlb]
     timings: list[ExtractionTiming] = []
     print(f"torch threads per run: {args.threads}")
-    print("| model | params | budget | hugetlb | items | residues | s | CPU s | load | items/s | residues/s | GFLOP/s |")
+    print(
+        "| model | params | budget | hugetlb | items | residues | s | CPU s | load | items/s | residues/s | GFLOP/s |"
+    )
     print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for model in args.models:
         for budget in args.budgets:

@@ -283,7 +283,8 @@ def main() -> None:
                       f"load {entry['loads'][-1]}", flush=True)
         for entry in results.values():
             entry["wall"] = float(np.median(entry["walls"]))
-            entry["seconds"] = float(np.nanmedian(entry["inner"])) if np.isfinite(entry["inner"]).any() else float("nan")
+            inner_finite = np.isfinite(entry["inner"]).any()
+            entry["seconds"] = float(np.nanmedian(entry["inner"])) if inner_finite else float("nan")
     exact = exact_neighbours(X, queries, args.k)
     for info in results.values():
         found = info["indices"][queries]
@@ -329,7 +330,9 @@ def main() -> None:
         rounds = ", ".join(f"{w:.1f}" for w in info["walls"])
         inner = f"{info['seconds']:.1f}" if np.isfinite(info["seconds"]) else "n/a"
         rss = f"{info['peak_rss_mb']:.0f}" if np.isfinite(info.get("peak_rss_mb", float("nan"))) else "n/a"
-        lines.append(f"| {label} | {info['wall']:.1f} | {rounds} | {inner} | {speedup} | {info['recall']:.4f} | {rss} |")
+        lines.append(
+            f"| {label} | {info['wall']:.1f} | {rounds} | {inner} | {speedup} | {info['recall']:.4f} | {rss} |"
+        )
     lines += [
         "",
         f"Plain matrix products of the same width (4096 x {args.d} by {args.d} x 4096, torch, best of 5, measured "
@@ -348,8 +351,12 @@ def main() -> None:
             f"{engine.get('float32_pass', 0)} redone with float32 products, {engine.get('brute_force', 0)} by "
             f"float64 brute force; graph time {results[method]['seconds']:.1f} s against the {precision} limit "
             f"{limit[precision]:.1f} s."
-            + (f" Share of rows a sample predicted uncertified by bfloat16 pools: {engine['predicted_uncertified']:.2f}."
-               if engine.get("predicted_uncertified") is not None else "")
+            + (
+                " Share of rows a sample predicted uncertified by bfloat16 pools: "
+                f"{engine['predicted_uncertified']:.2f}."
+                if engine.get("predicted_uncertified") is not None
+                else ""
+            )
         )
     text = "\n".join(lines)
     print(text)

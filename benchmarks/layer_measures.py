@@ -111,7 +111,9 @@ def main() -> None:
     ]
     for name, seconds in timings:
         lines.append(f"| {name} | {seconds:.3f} | {'yes' if seconds < 1 else 'no'} |")
-    lines.append(f"| anisotropy (from the rows, D = {args.d}) | {aniso_seconds:.3f} | {'yes' if aniso_seconds < 1 else 'no'} |")
+    lines.append(
+        f"| anisotropy (from the rows, D = {args.d}) | {aniso_seconds:.3f} | {'yes' if aniso_seconds < 1 else 'no'} |"
+    )
     text = "\n".join(lines)
     print(text)
     if not args.no_doc:

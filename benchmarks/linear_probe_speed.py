@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from knn_graph import load_average, machine, write_section
+from knn_graph import load_average, machine, write_section  # noqa: E402 - after the sys.path entry above
 
 BEGIN, END = "<!-- linear_probe:begin -->", "<!-- linear_probe:end -->"
 RUNS = {"torch": ("torch", 1e-4), "sklearn": ("sklearn", 1e-4), "sklearn-converged": ("sklearn", 1e-8)}

@@ -23,7 +23,9 @@ def outputs_of(snakemake: Any, figure: str) -> list[str]:
 def main(snakemake: Any) -> None:
     with logged(snakemake) as log:
         params = snakemake.params
-        profiles = [load_profile(table, params.labels[model]) for model, table in zip(params.models, snakemake.input.tables)]
+        profiles = [
+            load_profile(table, params.labels[model]) for model, table in zip(params.models, snakemake.input.tables)
+        ]
         log.info("%d models on %s", len(profiles), params.dataset)
         figures = {
             "fig1_id_depth": plots.id_depth_figure(profiles, params.dataset),
@@ -33,8 +35,10 @@ def main(snakemake: Any) -> None:
         for name, figure in figures.items():
             plots.save_figure(figure, outputs_of(snakemake, name), dpi=params.dpi)
         if outputs_of(snakemake, "anisotropy_depth"):
-            roles = [read_json(Path(t).with_name("layer_choice.json")).get("role") or "unknown"
-                     for t in snakemake.input.tables]
+            roles = [
+                read_json(Path(t).with_name("layer_choice.json")).get("role") or "unknown"
+                for t in snakemake.input.tables
+            ]
             figure = plots_measures.anisotropy_depth_figure(profiles, roles, params.dataset)
             plots.save_figure(figure, outputs_of(snakemake, "anisotropy_depth"), dpi=params.dpi)
 

@@ -35,8 +35,11 @@ def main(snakemake: Any) -> None:
     with logged(snakemake) as log:
         dataset = snakemake.wildcards.dataset
         choice = read_json(snakemake.input.choice)
-        profile = plots.LayerProfile(label=snakemake.params.label, columns=plots.read_layers_table(snakemake.input.table),
-                                     chosen_layer=choice["chosen_layer"])
+        profile = plots.LayerProfile(
+            label=snakemake.params.label,
+            columns=plots.read_layers_table(snakemake.input.table),
+            chosen_layer=choice["chosen_layer"],
+        )
         curves = gride_curves(list(snakemake.input.measures))
         log.info("%d layers with Gride curves", len(curves))
         outputs = dict(snakemake.output.items())

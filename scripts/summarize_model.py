@@ -16,7 +16,10 @@ from hidden_geometry.io import read_json, write_json, write_tsv
 def write_overlap_matrix(path: str, matrix: np.ndarray, layers: Sequence[int]) -> None:
     """overlap_matrix.tsv: one row per layer l, one column per layer m, chi_k(l, m) (NA where undefined)."""
     columns = ["layer"] + [str(m) for m in layers]
-    rows = [{"layer": l, **{str(m): float(matrix[i, j]) for j, m in enumerate(layers)}} for i, l in enumerate(layers)]
+    rows = [
+        {"layer": layer, **{str(m): float(matrix[i, j]) for j, m in enumerate(layers)}}
+        for i, layer in enumerate(layers)
+    ]
     write_tsv(path, columns, rows)
 
 

@@ -15,7 +15,9 @@ FIGURE_MEASURES = ("id_gride", "anisotropy", "token_anisotropy", "label_overlap"
 def main(snakemake: Any) -> None:
     with logged(snakemake) as log:
         params = snakemake.params
-        tables = {int(step): plots.read_layers_table(table) for step, table in zip(params.steps, snakemake.input.tables)}
+        tables = {
+            int(step): plots.read_layers_table(table) for step, table in zip(params.steps, snakemake.input.tables)
+        }
         columns, rows = dynamics.training_rows(tables)
         write_tsv(snakemake.output.table, columns, rows)
         final = Path(snakemake.input.tables[list(params.steps).index(max(params.steps))])
@@ -25,8 +27,9 @@ def main(snakemake: Any) -> None:
             steps, values[measure] = dynamics.step_layer_grid(rows, measure)
         log.info("%s: %d steps x %d layers, chosen layer %s", params.label, len(steps), len(rows) // len(steps), chosen)
         figure = plots_measures.training_dynamics_figure(steps, values, chosen, params.label, params.dataset)
-        plots.save_figure(figure, [p for name, p in snakemake.output.items() if name.startswith("fig_")],
-                          dpi=params.dpi)
+        plots.save_figure(
+            figure, [p for name, p in snakemake.output.items() if name.startswith("fig_")], dpi=params.dpi
+        )
 
 
 if __name__ == "__main__":

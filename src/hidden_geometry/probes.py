@@ -164,7 +164,8 @@ def linear_probe(
     X = validate_representation(X)
     labels = np.asarray(y)
     if labels.ndim != 1 or labels.shape[0] != X.shape[0]:
-        raise InputError(f"labels: {labels.shape[0] if labels.ndim == 1 else labels.shape} values for {X.shape[0]} rows")
+        shape = labels.shape[0] if labels.ndim == 1 else labels.shape
+        raise InputError(f"labels: {shape} values for {X.shape[0]} rows")
     if folds < 2:
         raise InputError(f"folds must be >= 2, got {folds}")
     if solver not in ("torch", "sklearn"):
@@ -184,7 +185,9 @@ def linear_probe(
         notes.append(f"dropped {len(singletons)} class(es) with one member ({', '.join(singletons[:5])})")
         counts = Counter(labels.tolist())
     if len(counts) < 2:
-        return _undefined("; ".join(notes + [f"only {len(counts)} class: accuracy is undefined"]), labels.size, len(counts))
+        return _undefined(
+            "; ".join(notes + [f"only {len(counts)} class: accuracy is undefined"]), labels.size, len(counts)
+        )
     smallest = min(counts.values())
     n_folds = folds
     if smallest < folds:
@@ -195,7 +198,9 @@ def linear_probe(
         scores = _fold_scores_sklearn(X, labels, splits, C, max_iter, tol)
     else:
         scores = _fold_scores_torch(X, labels, splits, C, max_iter, tol)
-    return ProbeResult(float(np.mean(scores)), float(np.std(scores)), n_folds, "; ".join(notes), labels.size, len(counts))
+    return ProbeResult(
+        float(np.mean(scores)), float(np.std(scores)), n_folds, "; ".join(notes), labels.size, len(counts)
+    )
 
 
 def fold_splits(labels: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

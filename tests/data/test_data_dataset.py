@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hidden_geometry.data import DATASET_SCHEMAS, KINDS, load_dataset, validate_dataset_spec, write_dataset, write_items
 from hidden_geometry.data import dataset as dataset_module
 from hidden_geometry.data import scope as scope_module
-from hidden_geometry.data import DATASET_SCHEMAS, KINDS, load_dataset, validate_dataset_spec, write_dataset, write_items
 from hidden_geometry.data.items import read_items
 from hidden_geometry.errors import InputError
 
@@ -59,7 +59,10 @@ def test_module_docstring_documents_every_key():
         ({"kind": "fasta"}, r"datasets.demo: 'path' is a required property"),
         ({"kind": "scope"}, r"datasets.demo: kind 'scope' needs 'path' or 'url'"),
         ({"kind": "scope", "path": "x", "classes": "xyz"}, r"datasets.demo.classes: 'xyz' does not match"),
-        ({"kind": "fasta", "path": "x", "unknown_residues": "ignore"}, r"datasets.demo.unknown_residues: 'ignore' is not one of"),
+        (
+            {"kind": "fasta", "path": "x", "unknown_residues": "ignore"},
+            r"datasets.demo.unknown_residues: 'ignore' is not one of",
+        ),
         ({"kind": "image", "path": "x"}, r"datasets.demo.kind: unknown kind 'image'"),
         ({"path": "x"}, r"datasets.demo.kind: unknown kind None"),
         ("scope", r"datasets.demo: must be a mapping"),
@@ -134,7 +137,9 @@ def test_fasta_missing_labels_error_and_drop(tmp_path):
     labels.write_text("id\tlabel\na\tX\n")
     with pytest.raises(InputError, match=r"l.tsv: 1 id\(s\) have no label in column 'label': b"):
         load_dataset({"kind": "fasta", "path": str(fasta), "labels": str(labels)}, tmp_path)
-    table, _, summary = load_dataset({"kind": "fasta", "path": str(fasta), "labels": str(labels), "missing_labels": "drop"}, tmp_path)
+    table, _, summary = load_dataset(
+        {"kind": "fasta", "path": str(fasta), "labels": str(labels), "missing_labels": "drop"}, tmp_path
+    )
     assert table.ids == ["a"] and summary["labels"]["single_class"] is True
     assert summary["counts"]["dropped"] == {"missing_label": 1}
     assert_counts_add_up(summary)
@@ -183,7 +188,9 @@ def test_image_folder_and_imagenet_layout(tmp_path):
     assert images.shape == (4, 16, 16, 3) and table.labels() == ["n001", "n001", "n002", "n002"]
     again, _, _ = load_dataset(spec, tmp_path)
     assert again.ids == table.ids
-    folder_table, _, _ = load_dataset({"kind": "image_folder", "path": str(tmp_path / "ilsvrc" / "train"), "size": 16}, tmp_path)
+    folder_table, _, _ = load_dataset(
+        {"kind": "image_folder", "path": str(tmp_path / "ilsvrc" / "train"), "size": 16}, tmp_path
+    )
     assert len(folder_table) == 6
 
 
@@ -202,14 +209,22 @@ def test_real_scope_paper_like(shared_data, tmp_path):
 
 
 def test_real_proteinnet_cifar_sst2(shared_data, tmp_path):
-    table, _, summary = load_dataset({"kind": "proteinnet", "path": str(shared_data / "proteinnet" / "casp7-testing-sample.txt"), "n": 3, "seed": 2}, tmp_path)
+    table, _, summary = load_dataset(
+        {"kind": "proteinnet", "path": str(shared_data / "proteinnet" / "casp7-testing-sample.txt"), "n": 3, "seed": 2},
+        tmp_path,
+    )
     assert_counts_add_up(summary)
     assert summary["counts"]["dropped"] == {"subsampled": 3}
     assert len(table) == 3 and summary["details"]["n_records"] == 6 and table.input_column == "sequence"
-    table, images, summary = load_dataset({"kind": "cifar10", "path": str(shared_data / "images" / "cifar10-test-100-per-class.npz"), "per_class": 2}, tmp_path)
+    table, images, summary = load_dataset(
+        {"kind": "cifar10", "path": str(shared_data / "images" / "cifar10-test-100-per-class.npz"), "per_class": 2},
+        tmp_path,
+    )
     assert_counts_add_up(summary)
     assert images.shape == (20, 32, 32, 3) and len(set(table.labels())) == 10
-    table, _, summary = load_dataset({"kind": "text_tsv", "path": str(shared_data / "text" / "sst2-dev.tsv"), "n": 100}, tmp_path)
+    table, _, summary = load_dataset(
+        {"kind": "text_tsv", "path": str(shared_data / "text" / "sst2-dev.tsv"), "n": 100}, tmp_path
+    )
     assert len(table) == 100 and summary["details"]["n_subsampled_out"] == 772 and table.input_column == "text"
     assert_counts_add_up(summary)
 
@@ -221,7 +236,9 @@ def test_schema_file_is_the_workflows_and_its_enums_are_the_readers():
 
     workflow_file = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "datasets.schema.yaml"
     assert dataset_module.SCHEMA_FILE.resolve() == workflow_file.resolve()  # one file, not a copy
-    enums = {(kind, key): prop.get("enum") for kind, s in DATASET_SCHEMAS.items() for key, prop in s["properties"].items()}
+    enums = {
+        (kind, key): prop.get("enum") for kind, s in DATASET_SCHEMAS.items() for key, prop in s["properties"].items()
+    }
     assert set(enums["fasta", "alphabet"]) == set(fasta.ALPHABETS)
     assert enums["fasta", "unknown_residues"] == list(fasta.RESIDUE_POLICIES)
     assert enums["scope", "too_long"] == list(fasta.LENGTH_POLICIES)

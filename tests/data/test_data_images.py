@@ -180,7 +180,7 @@ def test_cifar10_python_pickles(tmp_path):
     # Channel-first rows: the first 1024 values are the red plane.
     assert np.array_equal(images[1, :, :, 0].ravel(), test[b"data"][1, :1024])
     assert np.array_equal(images[1, :, :, 2].ravel(), test[b"data"][1, 2048:])
-    assert table.labels() == [f"class{l}" for l in test[b"labels"]]
+    assert table.labels() == [f"class{index}" for index in test[b"labels"]]
     train, _, _ = read_cifar10(tmp_path / "cifar-10-batches-py", split="train")
     everything, _, _ = read_cifar10(tmp_path / "cifar-10-batches-py", split="all")
     assert len(train) == 20 and len(everything) == 24

@@ -24,7 +24,9 @@ def test_aligns_in_item_order_and_counts_extra_ids(tmp_path):
 def test_missing_ids_error_names_the_first_few(tmp_path):
     path = labels_file(tmp_path, [("a", "x")])
     ids = ["a"] + [f"m{i}" for i in range(8)]
-    with pytest.raises(InputError, match=r"labels.tsv: 8 id\(s\) have no label in column 'label': m0, m1, m2, m3, m4 and 3 more"):
+    with pytest.raises(
+        InputError, match=r"labels.tsv: 8 id\(s\) have no label in column 'label': m0, m1, m2, m3, m4 and 3 more"
+    ):
         align_labels(ids, path)
 
 
@@ -70,5 +72,11 @@ def test_group_column(tmp_path):
 
 def test_label_summary():
     summary = label_summary(["a", "a", "b", ""])
-    assert summary == {"n_classes": 2, "singleton_classes": ["b"], "n_singleton_classes": 1, "single_class": False, "n_unlabelled": 1}
+    assert summary == {
+        "n_classes": 2,
+        "singleton_classes": ["b"],
+        "n_singleton_classes": 1,
+        "single_class": False,
+        "n_unlabelled": 1,
+    }
     assert label_summary(["a", "a"])["single_class"] is True

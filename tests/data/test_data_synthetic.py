@@ -16,7 +16,9 @@ def hamming(a: str, b: str) -> float:
 
 
 def test_protein_labels_follow_descent():
-    table = synthetic_protein_families(n_superfamilies=3, families_per_sf=3, members_per_family=4, length=200, mutation_rate=0.1, seed=0)
+    table = synthetic_protein_families(
+        n_superfamilies=3, families_per_sf=3, members_per_family=4, length=200, mutation_rate=0.1, seed=0
+    )
     assert len(table) == 36
     seqs, fams, sfs = table.labels("sequence"), table.labels("family"), table.labels("superfamily")
     same_family, same_sf, different_sf = [], [], []
@@ -37,7 +39,9 @@ def test_protein_table_layout_and_determinism():
     table = synthetic_protein_families(n_superfamilies=4, families_per_sf=2, members_per_family=2, length=30, seed=7)
     assert table.labels() == table.labels("superfamily")
     assert table.labels("group") == table.labels("family")
-    for sf, fam, fold, cls in zip(table.labels("superfamily"), table.labels("family"), table.labels("fold"), table.labels("class")):
+    for sf, fam, fold, cls in zip(
+        table.labels("superfamily"), table.labels("family"), table.labels("fold"), table.labels("class")
+    ):
         assert fam.startswith(sf + ".") and sf.startswith(fold + ".") and fold.startswith(cls + ".")
     assert len(set(table.labels("fold"))) == 2  # two superfamilies per fold
     assert all(set(s) <= set("ACDEFGHIKLMNPQRSTVWY") and len(s) == 30 for s in table.labels("sequence"))
@@ -56,7 +60,11 @@ def test_sentences_distinct_balanced_deterministic():
     table = synthetic_sentences(n_per_class=50, seed=0)
     assert len(table) == 200 and len(set(table.labels("text"))) == 200
     assert {label: table.labels().count(label) for label in set(table.labels())} == {
-        "computing": 50, "cooking": 50, "sport": 50, "weather": 50}
+        "computing": 50,
+        "cooking": 50,
+        "sport": 50,
+        "weather": 50,
+    }
     assert synthetic_sentences(50, seed=0).to_dict() == table.to_dict()
     assert synthetic_sentences(50, seed=1).labels("text") != table.labels("text")
     assert all(t[0].isupper() and t.endswith(".") for t in table.labels("text"))

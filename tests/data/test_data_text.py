@@ -48,7 +48,10 @@ def test_non_utf8_bytes_error_by_policy(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"text_column": "text"}, r"texts.tsv: no column 'text' \(set by text_column\); the header has: sentence, label"),
+        (
+            {"text_column": "text"},
+            r"texts.tsv: no column 'text' \(set by text_column\); the header has: sentence, label",
+        ),
         ({"label_column": "sentiment"}, r"no column 'sentiment' \(set by label_column\)"),
         ({"id_column": "uid"}, r"no column 'uid' \(set by id_column\)"),
     ],
@@ -73,7 +76,9 @@ def test_very_long_text_is_kept_whole(tmp_path):
 
 def test_id_group_and_no_label_columns(tmp_path):
     path = write(tmp_path, "uid\ttopic\ttext\tsource\nA\tx\thello\ts1\nB\t\tworld\ts2\n")
-    table, summary = read_text_tsv(path, text_column="text", label_column="topic", id_column="uid", group_column="source")
+    table, summary = read_text_tsv(
+        path, text_column="text", label_column="topic", id_column="uid", group_column="source"
+    )
     assert table.ids == ["A", "B"] and table.labels() == ["x", ""] and table.labels("group") == ["s1", "s2"]
     assert summary["empty_label_lines"] == [3]
     unlabelled, _ = read_text_tsv(path, text_column="text", label_column=None)

@@ -157,7 +157,9 @@ def test_flattest_scale_rule():
 
 
 def _curve(ids):
-    return [{"n1": 2**j, "n2": 2 ** (j + 1), "scale": float(j + 1), "id": float(v), "err": 0.1} for j, v in enumerate(ids)]
+    return [
+        {"n1": 2**j, "n2": 2 ** (j + 1), "scale": float(j + 1), "id": float(v), "err": 0.1} for j, v in enumerate(ids)
+    ]
 
 
 def test_common_gride_rank_is_one_pair_for_all_layers():

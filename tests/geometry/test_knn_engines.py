@@ -116,7 +116,9 @@ def test_bf16_bounds_are_below_the_true_distances():
         E = clustered(600, 96, seed=seed, offset=offset, outliers=outliers)
         products = _knn_cpu._Bfloat16Products(E, 1)
         tile = (products.factor(0, 600) @ products.columns(0, 600).T).view(torch.int16).numpy()
-        bounds = bf16_lower_table()[tile.astype(np.int64) & 0xFFFF] - products.err(slice(0, 600), slice(0, 600))[:, None]
+        bounds = (
+            bf16_lower_table()[tile.astype(np.int64) & 0xFFFF] - products.err(slice(0, 600), slice(0, 600))[:, None]
+        )
         E64 = E.astype(np.float64)
         # The bounds are in the products' units: the centred rows times 2^-shift.
         true = np.ldexp(((E64[:, None, :] - E64[None, :, :]) ** 2).sum(-1), -2 * products.shift)
@@ -141,7 +143,10 @@ def test_lower_table_bounds_every_value_that_rounds_to_it():
     assert np.all(lower <= x64)
     tight = np.abs(x64) < 3.3e38  # above, numbers round to infinity, whose bound is -inf (kept, never lost)
     assert np.all((x64 - lower <= np.abs(x64) * 2.0**-6 + 2.0**-125)[tight])
-    assert np.all(bf16_value_table()[rounded][np.abs(x64) < 3e38] == torch.from_numpy(x).to(torch.bfloat16).double().numpy()[np.abs(x64) < 3e38])
+    assert np.all(
+        bf16_value_table()[rounded][np.abs(x64) < 3e38]
+        == torch.from_numpy(x).to(torch.bfloat16).double().numpy()[np.abs(x64) < 3e38]
+    )
 
 
 def test_keep_mask_rows_with_nan_are_ignored():

@@ -90,6 +90,9 @@ def test_phases_absent_where_they_do_not_occur():
     rising = choose_layer([1, 2, 3, 4, 5, 6])
     assert [p["phase"] for p in rising.phases] == ["expansion"] and rising.second_peak_layer is None
     minimum = choose_layer([5, 12, 20, 14, 8, 6, 9, 14, 18, 17], window=1)
-    assert minimum.phases == [{"phase": "expansion", "start": 0, "end": 2}, {"phase": "contraction", "start": 2, "end": 5},
-                              {"phase": "second_peak", "start": 5, "end": 8}]
+    assert minimum.phases == [
+        {"phase": "expansion", "start": 0, "end": 2},
+        {"phase": "contraction", "start": 2, "end": 5},
+        {"phase": "second_peak", "start": 5, "end": 8},
+    ]
     assert minimum.second_peak_layer == 8

@@ -118,7 +118,12 @@ def test_overlap_matrix_is_every_pairwise_overlap():
 
     rng = np.random.default_rng(5)
     X = rng.normal(size=(80, 4))
-    graphs = [knn_graph(X, 6), knn_graph(X + 0.05 * rng.normal(size=X.shape), 6), None, knn_graph(rng.normal(size=(80, 4)), 8)]
+    graphs = [
+        knn_graph(X, 6),
+        knn_graph(X + 0.05 * rng.normal(size=X.shape), 6),
+        None,
+        knn_graph(rng.normal(size=(80, 4)), 8),
+    ]
     matrix = overlap_matrix(graphs, k=5)
     assert matrix.shape == (4, 4) and np.allclose(matrix, matrix.T, equal_nan=True)
     assert matrix[0, 0] == 1.0 and np.all(np.isnan(matrix[2])) and np.all(np.isnan(matrix[:, 2]))

@@ -160,7 +160,7 @@ def test_shards_gathered_equal_the_unsharded_run(esm: Any, proteins: list[str], 
         shards.append(folder)
     gather_shards(list(reversed(shards)), tmp_path / "gathered")
     assert read_ids(tmp_path / "gathered") == ids
-    assert_layers(tmp_path / "gathered", [load_layer(tmp_path / "all", l) for l in range(3)])
+    assert_layers(tmp_path / "gathered", [load_layer(tmp_path / "all", layer) for layer in range(3)])
     manifest = read_manifest(tmp_path / "gathered")
     assert manifest["n_items"] == len(proteins) and manifest["shards"] == [list(c) for c in cuts]
     with pytest.raises(InputError, match="missing"):

@@ -174,11 +174,18 @@ def _relative_error(a: np.ndarray, b: np.ndarray) -> float:
 ADAPTERS: dict[str, tuple[Callable[[Path, dict], dict], str]] = {
     "fair-esm": (lambda d, f: {"path": str(f["tiny_esm_pt"])}, "protein"),
     "hf-esm2": (lambda d, f: {"path": str(f["tiny_esm_hf"]), "kind": "esm2"}, "protein"),
-    "bert-protein": (lambda d, f: {"path": str(build_protein_bert(d / "bi_bert", "bert")), "kind": "protein"}, "protein"),
+    "bert-protein": (
+        lambda d, f: {"path": str(build_protein_bert(d / "bi_bert", "bert")), "kind": "protein"},
+        "protein",
+    ),
     "albert-protein": (
-        lambda d, f: {"path": str(build_protein_bert(d / "bi_albert", "albert")), "kind": "protein"}, "protein"),
+        lambda d, f: {"path": str(build_protein_bert(d / "bi_albert", "albert")), "kind": "protein"},
+        "protein",
+    ),
     "electra-protein": (
-        lambda d, f: {"path": str(build_protein_bert(d / "bi_electra", "electra")), "kind": "protein"}, "protein"),
+        lambda d, f: {"path": str(build_protein_bert(d / "bi_electra", "electra")), "kind": "protein"},
+        "protein",
+    ),
     "roberta-protein": (lambda d, f: {"path": str(build_protein_roberta(d / "bi_rob")), "kind": "protein"}, "protein"),
     "t5-encoder": (lambda d, f: {"path": str(build_protein_t5(d / "bi_t5")), "kind": "protein"}, "protein"),
     "bert-text": (lambda d, f: {"path": str(f["tiny_bert"])}, "text"),

@@ -22,7 +22,7 @@ from hidden_geometry.models.random_init import (
 )
 
 
-def test_default_esm2_is_the_published_t6_8M(tmp_path: Path) -> None:
+def test_default_esm2_is_the_published_t6_8m(tmp_path: Path) -> None:
     path = build_random_esm2(tmp_path)
     assert path.name == "esm2_t6_8M_UR50D.pt"
     assert (tmp_path / "esm2_t6_8M_UR50D-contact-regression.pt").is_file()
@@ -42,7 +42,7 @@ def test_default_esm2_is_the_published_t6_8M(tmp_path: Path) -> None:
     assert 7.4e6 < n_params < 8.0e6, n_params
 
 
-def test_esm2_t12_architecture_has_35M_parameters() -> None:
+def test_esm2_t12_architecture_has_35m_parameters() -> None:
     from esm.model.esm2 import ESM2
 
     with torch.device("meta"):

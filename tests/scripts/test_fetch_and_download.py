@@ -13,7 +13,9 @@ from .conftest import Named, fake_snakemake
 
 def test_fair_esm_model_fetches_checkpoint_and_contact_regression(script, tmp_path: Path, monkeypatch) -> None:
     calls = []
-    monkeypatch.setattr(data, "download_with_retries", lambda url, dest, retries, sha256=None: calls.append((url, dest)))
+    monkeypatch.setattr(
+        data, "download_with_retries", lambda url, dest, retries, sha256=None: calls.append((url, dest))
+    )
     folder = tmp_path / "models" / "esm2_35M"
     script("fetch_model").main(fake_snakemake(
         output=Named(str(folder)), params={"spec": {"backend": "fair-esm", "source": "esm2_t12_35M_UR50D"}},
@@ -22,7 +24,10 @@ def test_fair_esm_model_fetches_checkpoint_and_contact_regression(script, tmp_pa
         "https://dl.fbaipublicfiles.com/fair-esm/models/esm2_t12_35M_UR50D.pt",
         "https://dl.fbaipublicfiles.com/fair-esm/regression/esm2_t12_35M_UR50D-contact-regression.pt"]
     # both land beside each other under the names fair-esm's local loader expects
-    assert [Path(dest).name for _, dest in calls] == ["esm2_t12_35M_UR50D.pt", "esm2_t12_35M_UR50D-contact-regression.pt"]
+    assert [Path(dest).name for _, dest in calls] == [
+        "esm2_t12_35M_UR50D.pt",
+        "esm2_t12_35M_UR50D-contact-regression.pt",
+    ]
     assert folder.is_dir() and not folder.with_name("esm2_35M.fetching").exists()
 
 

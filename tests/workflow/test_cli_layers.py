@@ -1,5 +1,6 @@
 """`hidden-geometry layers` on the demo's extraction folders writes the workflow's layers.tsv byte for byte, and its
-layer choice equals the workflow's (less the workflow's own keys: dataset, model, model_label, untrained, unknown_share, role)."""
+layer choice equals the workflow's (less the workflow's own keys: dataset, model, model_label, untrained,
+unknown_share, role)."""
 
 from __future__ import annotations
 

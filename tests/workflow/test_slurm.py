@@ -298,7 +298,8 @@ def test_layer_tables_equal_local_run(slurm_run, demo_run):
     for row_local, row_cluster in zip(local_rows, cluster_rows):
         assert row_cluster.keys() == row_local.keys()
         differing = [k for k in row_local if not same_value(row_local[k], row_cluster[k])]
-        assert not differing, f"layer {row_local.get('layer')}: {[(k, row_local[k], row_cluster[k]) for k in differing]}"
+        diffs = [(k, row_local[k], row_cluster[k]) for k in differing]
+        assert not differing, f"layer {row_local.get('layer')}: {diffs}"
     choice_local = json.loads((local / "layer_choice.json").read_text(encoding="utf-8"))
     choice_cluster = json.loads((cluster / "layer_choice.json").read_text(encoding="utf-8"))
     assert same_value(choice_cluster, choice_local), (choice_cluster, choice_local)
@@ -323,7 +324,8 @@ def test_rerun_after_a_failed_shard_redoes_only_that_shard(slurm_run):
     output = run_snakemake(slurm_run.workdir, slurm_run.profile, str(embeddings.relative_to(slurm_run.workdir)))
 
     assert [job.comment for job in executed_jobs(output) if job.rule == "extract_shard"] == [
-        f"rule_extract_shard_wildcards_{DATASET}_{MODEL}_{failed.name}"]
+        f"rule_extract_shard_wildcards_{DATASET}_{MODEL}_{failed.name}"
+    ]
     new_logs = set(slurm_logs(slurm_run.workdir, "extract_shard")) - logs_before
     assert len(new_logs) == 1 and failed.name in str(next(iter(new_logs))), sorted(new_logs)
     assert (failed / "manifest.json").is_file()

@@ -199,8 +199,13 @@ def layer_files(pattern):
 
     def files(wildcards):
         count = n_layers(wildcards.dataset, wildcards.model)
-        return expand(pattern, results=RESULTS, dataset=wildcards.dataset, model=wildcards.model,
-                      layer=[f"{layer:03d}" for layer in range(count)])
+        return expand(
+            pattern,
+            results=RESULTS,
+            dataset=wildcards.dataset,
+            model=wildcards.model,
+            layer=[f"{layer:03d}" for layer in range(count)],
+        )
 
     return files
 
@@ -225,26 +230,36 @@ def label_column(wildcards):
 
 def dataset_models(dataset, with_checkpoints=False):
     """Models analysed on `dataset`, in config order (training checkpoints only when asked)."""
-    return [a.model for a in ANALYSES if a.dataset == dataset
-            and (with_checkpoints or "checkpoint_of" not in MODEL_SPECS[a.model])]
+    return [
+        a.model
+        for a in ANALYSES
+        if a.dataset == dataset and (with_checkpoints or "checkpoint_of" not in MODEL_SPECS[a.model])
+    ]
 
 
 def checkpoint_models(dataset):
     """Base models analysed on `dataset` that list training checkpoints (for the paper's Fig. 3)."""
     names = dataset_models(dataset)
-    return [m for m in names if hg_config.checkpoint_labels(config["models"].get(m, {}))
-            and any(a.model.startswith(m + hg_config.CHECKPOINT_SEPARATOR) for a in ANALYSES if a.dataset == dataset)]
+    return [
+        m
+        for m in names
+        if hg_config.checkpoint_labels(config["models"].get(m, {}))
+        and any(a.model.startswith(m + hg_config.CHECKPOINT_SEPARATOR) for a in ANALYSES if a.dataset == dataset)
+    ]
 
 
 def checkpoint_runs(dataset, model):
-    return [a.model for a in ANALYSES if a.dataset == dataset
-            and MODEL_SPECS[a.model].get("checkpoint_of") == model]
+    return [a.model for a in ANALYSES if a.dataset == dataset and MODEL_SPECS[a.model].get("checkpoint_of") == model]
 
 
 def dataset_tables(wildcards):
     """layers.tsv of every model analysed on the wildcard's dataset (config order, no checkpoints)."""
-    return expand("{results}/{dataset}/{model}/layers.tsv", results=RESULTS, dataset=wildcards.dataset,
-                  model=dataset_models(wildcards.dataset))
+    return expand(
+        "{results}/{dataset}/{model}/layers.tsv",
+        results=RESULTS,
+        dataset=wildcards.dataset,
+        model=dataset_models(wildcards.dataset),
+    )
 
 
 def model_labels(models):
@@ -258,23 +273,48 @@ def all_outputs():
         base = f"{RESULTS}/{analysis.dataset}/{analysis.model}"
         targets += [f"{base}/layers.tsv", f"{base}/layer_choice.json"]
     for dataset in sorted({a.dataset for a in ANALYSES}):
-        targets += expand("{results}/figures/{dataset}/{fig}.{ext}", results=RESULTS, dataset=dataset,
-                          fig=["fig1_id_depth", "fig2_overlap_next", "fig4_label_overlap", "anisotropy_depth"],
-                          ext=FIGURE_FORMATS)
+        targets += expand(
+            "{results}/figures/{dataset}/{fig}.{ext}",
+            results=RESULTS,
+            dataset=dataset,
+            fig=["fig1_id_depth", "fig2_overlap_next", "fig4_label_overlap", "anisotropy_depth"],
+            ext=FIGURE_FORMATS,
+        )
         for model in dataset_models(dataset, with_checkpoints=True):
-            targets += expand("{results}/figures/{dataset}/{model}/{fig}.{ext}", results=RESULTS,
-                              dataset=dataset, model=model, fig=["gride_scale", "probe_vs_id", "overlap_matrix"], ext=FIGURE_FORMATS)
+            targets += expand(
+                "{results}/figures/{dataset}/{model}/{fig}.{ext}",
+                results=RESULTS,
+                dataset=dataset,
+                model=model,
+                fig=["gride_scale", "probe_vs_id", "overlap_matrix"],
+                ext=FIGURE_FORMATS,
+            )
         for model in checkpoint_models(dataset):
-            targets += expand("{results}/figures/{dataset}/{model}/fig3_id_checkpoints.{ext}", results=RESULTS,
-                              dataset=dataset, model=model, ext=FIGURE_FORMATS)
+            targets += expand(
+                "{results}/figures/{dataset}/{model}/fig3_id_checkpoints.{ext}",
+                results=RESULTS,
+                dataset=dataset,
+                model=model,
+                ext=FIGURE_FORMATS,
+            )
             if training_runs(dataset, model):
                 targets += [f"{RESULTS}/{dataset}/{model}/training.tsv"]
-                targets += expand("{results}/figures/{dataset}/{model}/training_dynamics.{ext}", results=RESULTS,
-                                  dataset=dataset, model=model, ext=FIGURE_FORMATS)
+                targets += expand(
+                    "{results}/figures/{dataset}/{model}/training_dynamics.{ext}",
+                    results=RESULTS,
+                    dataset=dataset,
+                    model=model,
+                    ext=FIGURE_FORMATS,
+                )
     for study in config.get("studies") or {}:
         targets += [f"{RESULTS}/studies/{study}/measures_vs_score.tsv"]
-        targets += expand("{results}/figures/studies/{study}/{measure}.{ext}", results=RESULTS, study=study,
-                          measure=STUDY_MEASURES, ext=FIGURE_FORMATS)
+        targets += expand(
+            "{results}/figures/studies/{study}/{measure}.{ext}",
+            results=RESULTS,
+            study=study,
+            measure=STUDY_MEASURES,
+            ext=FIGURE_FORMATS,
+        )
     return targets
 
 

@@ -11,14 +11,14 @@ rule download_dataset:
     """Fetch a dataset's `url` into the cache once (a local `path` in the config replaces this rule)."""
     output:
         f"{CACHE}/downloads/{{dataset}}/{{filename}}",
+    log:
+        f"{LOGS}/download_dataset/{{dataset}}/{{filename}}.log",
+    retries: 3
+    conda:
+        "../../envs/data.yaml"
     params:
         url=lambda wildcards: dataset_spec(wildcards.dataset)["url"],
         sha256=lambda wildcards: dataset_spec(wildcards.dataset).get("sha256"),
-    retries: 3
-    log:
-        f"{LOGS}/download_dataset/{{dataset}}/{{filename}}.log",
-    conda:
-        "../../envs/data.yaml"
     script:
         "../../scripts/download_dataset.py"
 
@@ -31,14 +31,14 @@ checkpoint prepare_dataset:
     output:
         table=f"{RESULTS}/{{other_dataset}}/items.tsv",
         summary=f"{RESULTS}/{{other_dataset}}/dataset.json",
-    params:
-        spec=lambda wildcards, input: local_spec(wildcards.other_dataset, input.source),
-        cache_dir=CACHE,
-        listing=dataset_listing,
     log:
         f"{LOGS}/prepare_dataset/{{other_dataset}}.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        spec=lambda wildcards, input: local_spec(wildcards.other_dataset, input.source),
+        cache_dir=CACHE,
+        listing=dataset_listing,
     script:
         "../../scripts/prepare_dataset.py"
 
@@ -52,14 +52,14 @@ checkpoint prepare_image_dataset:
         table=f"{RESULTS}/{{image_dataset}}/items.tsv",
         summary=f"{RESULTS}/{{image_dataset}}/dataset.json",
         images=f"{RESULTS}/{{image_dataset}}/images.npy",
-    params:
-        spec=lambda wildcards, input: local_spec(wildcards.image_dataset, input.source),
-        cache_dir=CACHE,
-        listing=dataset_listing,
     log:
         f"{LOGS}/prepare_dataset/{{image_dataset}}.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        spec=lambda wildcards, input: local_spec(wildcards.image_dataset, input.source),
+        cache_dir=CACHE,
+        listing=dataset_listing,
     script:
         "../../scripts/prepare_dataset.py"
 
@@ -68,12 +68,12 @@ rule build_random_model:
     """A model from its published architecture with random weights, saved in its real checkpoint format."""
     output:
         directory(f"{CACHE}/random_models/{{model}}"),
-    params:
-        spec=lambda wildcards: MODEL_SPECS[wildcards.model],
     log:
         f"{LOGS}/build_random_model/{{model}}.log",
     conda:
         "../../envs/extract.yaml"
+    params:
+        spec=lambda wildcards: MODEL_SPECS[wildcards.model],
     script:
         "../../scripts/build_random_model.py"
 
@@ -82,13 +82,13 @@ rule fetch_model:
     """Download a model named by `source` into the cache once, so extraction jobs never need the network."""
     output:
         directory(f"{CACHE}/models/{{model}}"),
-    params:
-        spec=lambda wildcards: MODEL_SPECS[wildcards.model],
-    retries: 3
     log:
         f"{LOGS}/fetch_model/{{model}}.log",
+    retries: 3
     conda:
         "../../envs/extract.yaml"
+    params:
+        spec=lambda wildcards: MODEL_SPECS[wildcards.model],
     script:
         "../../scripts/fetch_model.py"
 
@@ -100,11 +100,11 @@ rule input_keep_mask:
     output:
         keep=f"{RESULTS}/{{dataset}}/keep.npy",
         summary=f"{RESULTS}/{{dataset}}/keep.json",
-    params:
-        deduplicate=config["geometry"]["deduplicate_inputs"],
     log:
         f"{LOGS}/input_keep_mask/{{dataset}}.log",
     conda:
         "../../envs/geometry.yaml"
+    params:
+        deduplicate=config["geometry"]["deduplicate_inputs"],
     script:
         "../../scripts/input_keep_mask.py"

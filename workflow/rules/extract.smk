@@ -10,6 +10,15 @@ rule extract_shard:
         model=model_files,
     output:
         shard=directory(f"{RESULTS}/{{dataset}}/{{model}}/shards/{{shard}}"),
+    log:
+        f"{LOGS}/extract_shard/{{dataset}}/{{model}}/{{shard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/extract_shard/{{dataset}}/{{model}}/{{shard}}.tsv"
+    conda:
+        "../../envs/extract.yaml"
+    threads: 4
+    resources:
+        gpu=1,
     params:
         spec=model_load_spec,
         shard_size=config["extraction"]["shard_size"],
@@ -20,18 +29,12 @@ rule extract_shard:
         role=lambda wildcards: MODEL_SPECS[wildcards.model].get("role"),
         seed=config["seed"],
         lock_dir=f"{CACHE}/gpu_locks",
-        cache_identity=lambda wildcards: hg_config.cache_identity(MODEL_SPECS[wildcards.model])
-        if hg_config.model_origin(config, wildcards.model) in ("random", "download") else None,
+        cache_identity=lambda wildcards: (
+            hg_config.cache_identity(MODEL_SPECS[wildcards.model])
+            if hg_config.model_origin(config, wildcards.model) in ("random", "download")
+            else None
+        ),
         model_listing=model_listing,
-    resources:
-        gpu=1,
-    threads: 4
-    log:
-        f"{LOGS}/extract_shard/{{dataset}}/{{model}}/{{shard}}.log",
-    benchmark:
-        f"{BENCHMARKS}/extract_shard/{{dataset}}/{{model}}/{{shard}}.tsv"
-    conda:
-        "../../envs/extract.yaml"
     script:
         "../../scripts/extract_shard.py"
 

@@ -18,16 +18,16 @@ rule figures_dataset:
             for fig in ["fig1_id_depth", "fig2_overlap_next", "fig4_label_overlap", "anisotropy_depth"]
             for ext in FIGURE_FORMATS
         },
+    log:
+        f"{LOGS}/figures_dataset/{{dataset}}.log",
+    conda:
+        "../../envs/plots.yaml"
     params:
         models=lambda wildcards: dataset_models(wildcards.dataset),
         labels=lambda wildcards: model_labels(dataset_models(wildcards.dataset)),
         dataset=lambda wildcards: wildcards.dataset,
         k=lambda wildcards: neighbour_k(wildcards.dataset),
         dpi=config["figures"]["dpi"],
-    log:
-        f"{LOGS}/figures_dataset/{{dataset}}.log",
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../../scripts/figures_dataset.py"
 
@@ -52,14 +52,14 @@ rule figures_model:
             for fig in ["gride_scale", "probe_vs_id", "overlap_matrix"]
             for ext in FIGURE_FORMATS
         },
-    params:
-        label=lambda wildcards: hg_config.model_label(config, wildcards.model),
-        k=lambda wildcards: neighbour_k(wildcards.dataset),
-        dpi=config["figures"]["dpi"],
     log:
         f"{LOGS}/figures_model/{{dataset}}/{{model}}.log",
     conda:
         "../../envs/plots.yaml"
+    params:
+        label=lambda wildcards: hg_config.model_label(config, wildcards.model),
+        k=lambda wildcards: neighbour_k(wildcards.dataset),
+        dpi=config["figures"]["dpi"],
     script:
         "../../scripts/figures_model.py"
 
@@ -68,9 +68,12 @@ rule figures_checkpoints:
     """The paper's Fig. 3: ID against relative depth across a model's training checkpoints."""
     input:
         final=f"{RESULTS}/{{dataset}}/{{model}}/layers.tsv",
-        checkpoints=lambda wildcards: expand("{results}/{dataset}/{run}/layers.tsv", results=RESULTS,
-                                             dataset=wildcards.dataset,
-                                             run=checkpoint_runs(wildcards.dataset, wildcards.model)),
+        checkpoints=lambda wildcards: expand(
+            "{results}/{dataset}/{run}/layers.tsv",
+            results=RESULTS,
+            dataset=wildcards.dataset,
+            run=checkpoint_runs(wildcards.dataset, wildcards.model),
+        ),
     output:
         **{
             f"fig3_{ext}": report(
@@ -78,18 +81,16 @@ rule figures_checkpoints:
                 caption="../report/fig3_id_checkpoints.rst",
                 category="Figures",
                 subcategory="{dataset}",
-                labels={"dataset": "{dataset}", "model": "{model}", "figure": "fig3_id_checkpoints",
-                        "format": ext},
+                labels={"dataset": "{dataset}", "model": "{model}", "figure": "fig3_id_checkpoints", "format": ext},
             )
             for ext in FIGURE_FORMATS
         },
-    params:
-        labels=lambda wildcards: model_labels([wildcards.model] + checkpoint_runs(wildcards.dataset,
-                                                                                  wildcards.model)),
-        dpi=config["figures"]["dpi"],
     log:
         f"{LOGS}/figures_checkpoints/{{dataset}}/{{model}}.log",
     conda:
         "../../envs/plots.yaml"
+    params:
+        labels=lambda wildcards: model_labels([wildcards.model] + checkpoint_runs(wildcards.dataset, wildcards.model)),
+        dpi=config["figures"]["dpi"],
     script:
         "../../scripts/figures_checkpoints.py"

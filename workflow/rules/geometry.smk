@@ -13,6 +13,13 @@ rule layer_geometry:
     output:
         graph=f"{RESULTS}/{{dataset}}/{{model}}/graphs/layer_{{layer}}.npz",
         measures=f"{RESULTS}/{{dataset}}/{{model}}/measures/layer_{{layer}}.json",
+    log:
+        f"{LOGS}/layer_geometry/{{dataset}}/{{model}}/layer_{{layer}}.log",
+    benchmark:
+        f"{BENCHMARKS}/layer_geometry/{{dataset}}/{{model}}/layer_{{layer}}.tsv"
+    conda:
+        "../../envs/geometry.yaml"
+    threads: geometry_threads
     params:
         graph_k=config["geometry"]["graph_k"],
         k=lambda wildcards: neighbour_k(wildcards.dataset),
@@ -22,13 +29,6 @@ rule layer_geometry:
         exclude_groups=config["geometry"]["exclude_groups"],
         label_column=label_column,
         seed=config["seed"],
-    threads: geometry_threads
-    log:
-        f"{LOGS}/layer_geometry/{{dataset}}/{{model}}/layer_{{layer}}.log",
-    benchmark:
-        f"{BENCHMARKS}/layer_geometry/{{dataset}}/{{model}}/layer_{{layer}}.tsv"
-    conda:
-        "../../envs/geometry.yaml"
     script:
         "../../scripts/layer_geometry.py"
 
@@ -51,14 +51,14 @@ rule summarize_model:
         ),
         choice=f"{RESULTS}/{{dataset}}/{{model}}/layer_choice.json",
         overlap_matrix=f"{RESULTS}/{{dataset}}/{{model}}/overlap_matrix.tsv",
-    params:
-        k=lambda wildcards: neighbour_k(wildcards.dataset),
-        untrained=lambda wildcards: hg_config.is_untrained(config, wildcards.model),
-        model_label=lambda wildcards: hg_config.model_label(config, wildcards.model),
     log:
         f"{LOGS}/summarize_model/{{dataset}}/{{model}}.log",
     conda:
         "../../envs/geometry.yaml"
+    params:
+        k=lambda wildcards: neighbour_k(wildcards.dataset),
+        untrained=lambda wildcards: hg_config.is_untrained(config, wildcards.model),
+        model_label=lambda wildcards: hg_config.model_label(config, wildcards.model),
     script:
         "../../scripts/summarize_model.py"
 
@@ -68,8 +68,12 @@ rule summary_table:
     input:
         choices=[f"{RESULTS}/{a.dataset}/{a.model}/layer_choice.json" for a in ANALYSES],
     output:
-        report(f"{RESULTS}/summary.tsv", caption="../report/summary.rst", category="Tables",
-               labels={"table": "summary.tsv"}),
+        report(
+            f"{RESULTS}/summary.tsv",
+            caption="../report/summary.rst",
+            category="Tables",
+            labels={"table": "summary.tsv"},
+        ),
     log:
         f"{LOGS}/summary_table.log",
     conda:

@@ -9,17 +9,17 @@ rule linear_probe:
         keep=f"{RESULTS}/{{dataset}}/keep.npy",
     output:
         probe=f"{RESULTS}/{{dataset}}/{{model}}/probe/layer_{{layer}}.json",
-    params:
-        folds=config["probe"]["folds"],
-        max_items=config["probe"]["max_items"],
-        label_column=label_column,
-        seed=config["seed"],
-    threads: 1
     log:
         f"{LOGS}/linear_probe/{{dataset}}/{{model}}/layer_{{layer}}.log",
     benchmark:
         f"{BENCHMARKS}/linear_probe/{{dataset}}/{{model}}/layer_{{layer}}.tsv"
     conda:
         "../../envs/geometry.yaml"
+    threads: 1
+    params:
+        folds=config["probe"]["folds"],
+        max_items=config["probe"]["max_items"],
+        label_column=label_column,
+        seed=config["seed"],
     script:
         "../../scripts/linear_probe.py"

@@ -9,15 +9,15 @@ rule train_model:
     output:
         folder=directory(f"{CACHE}/trained_models/{{model}}"),
         heldout=f"{RESULTS}/training/{{model}}/heldout_loss.tsv",
-    params:
-        train=lambda wildcards: config["models"][wildcards.model]["train"],
-    threads: 2
     log:
         f"{LOGS}/train_model/{{model}}.log",
     benchmark:
         f"{BENCHMARKS}/train_model/{{model}}.tsv"
     conda:
         "../../envs/extract.yaml"
+    threads: 2
+    params:
+        train=lambda wildcards: config["models"][wildcards.model]["train"],
     script:
         "../../scripts/train_model.py"
 
@@ -29,13 +29,6 @@ rule study:
         choices=lambda wildcards: [t.replace("layers.tsv", "layer_choice.json") for t in study_tables(wildcards)],
         scores=lambda wildcards: study_spec(wildcards.study)["scores"],
     output:
-        table=report(
-            f"{RESULTS}/studies/{{study}}/measures_vs_score.tsv",
-            caption="../report/measures_vs_score.rst",
-            category="Studies",
-            subcategory="{study}",
-            labels={"study": "{study}", "table": "measures_vs_score.tsv"},
-        ),
         **{
             f"fig_{measure}_{ext}": report(
                 f"{RESULTS}/figures/studies/{{study}}/{measure}.{ext}",
@@ -47,6 +40,17 @@ rule study:
             for measure in STUDY_MEASURES
             for ext in FIGURE_FORMATS
         },
+        table=report(
+            f"{RESULTS}/studies/{{study}}/measures_vs_score.tsv",
+            caption="../report/measures_vs_score.rst",
+            category="Studies",
+            subcategory="{study}",
+            labels={"study": "{study}", "table": "measures_vs_score.tsv"},
+        ),
+    log:
+        f"{LOGS}/study/{{study}}.log",
+    conda:
+        "../../envs/plots.yaml"
     params:
         study=lambda wildcards: wildcards.study,
         models=lambda wildcards: study_spec(wildcards.study)["models"],
@@ -54,10 +58,6 @@ rule study:
         n_boot=lambda wildcards: study_spec(wildcards.study)["bootstrap"],
         seed=config["seed"],
         dpi=config["figures"]["dpi"],
-    log:
-        f"{LOGS}/study/{{study}}.log",
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../../scripts/study.py"
 
@@ -65,16 +65,11 @@ rule study:
 rule training_dynamics:
     """training.tsv over (step, layer) and its figure, for a model whose checkpoints carry a step."""
     input:
-        tables=lambda wildcards: [f"{RESULTS}/{wildcards.dataset}/{run}/layers.tsv"
-                                  for step, run in sorted(training_runs(wildcards.dataset, wildcards.model).items())],
+        tables=lambda wildcards: [
+            f"{RESULTS}/{wildcards.dataset}/{run}/layers.tsv"
+            for step, run in sorted(training_runs(wildcards.dataset, wildcards.model).items())
+        ],
     output:
-        table=report(
-            f"{RESULTS}/{{dataset}}/{{model}}/training.tsv",
-            caption="../report/training.rst",
-            category="Tables",
-            subcategory="{dataset}",
-            labels={"dataset": "{dataset}", "model": "{model}", "table": "training.tsv"},
-        ),
         **{
             f"fig_{ext}": report(
                 f"{RESULTS}/figures/{{dataset}}/{{model}}/training_dynamics.{ext}",
@@ -85,14 +80,21 @@ rule training_dynamics:
             )
             for ext in FIGURE_FORMATS
         },
+        table=report(
+            f"{RESULTS}/{{dataset}}/{{model}}/training.tsv",
+            caption="../report/training.rst",
+            category="Tables",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "model": "{model}", "table": "training.tsv"},
+        ),
+    log:
+        f"{LOGS}/training_dynamics/{{dataset}}/{{model}}.log",
+    conda:
+        "../../envs/plots.yaml"
     params:
         steps=lambda wildcards: sorted(training_runs(wildcards.dataset, wildcards.model)),
         label=lambda wildcards: hg_config.model_label(config, wildcards.model),
         dataset=lambda wildcards: wildcards.dataset,
         dpi=config["figures"]["dpi"],
-    log:
-        f"{LOGS}/training_dynamics/{{dataset}}/{{model}}.log",
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../../scripts/training_dynamics.py"

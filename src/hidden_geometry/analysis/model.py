@@ -10,8 +10,8 @@
 - `overlap_matrix_of` gives chi_k between every pair of layers (the workflow's overlap_matrix.tsv).
 - The layer choice runs on the Gride ID profile; where Gride is undefined in some layer, on the TwoNN profile
   (`id_measure` says which, `id_profile` in words, `gride_rank` the rank and its rule), with the profile's
-  phases (`phases`, `second_peak_layer`); where that is undefined too, no layer is chosen and the evidence says why. It is
-  compared with the linear probe's best layer (the first on ties).
+  phases (`phases`, `second_peak_layer`); where that is undefined too, no layer is chosen and the evidence says why.
+  It is compared with the linear probe's best layer (the first on ties).
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def layer_row(measures: Mapping[str, Any], probe: Mapping[str, Any], n_layers: i
             gride = measures["gride"]["scales"][measures["gride"]["chosen_index"]]
         else:
             gride = geometry.gride_at_rank(measures["gride"], gride_n2)
-        row.update(gride_n2=int(gride["n2"]), id_twonn=_number(measures["twonn"]["id"]), id_twonn_err=_number(measures["twonn_decimation"]["err"]),
+        row.update(gride_n2=int(gride["n2"]), id_twonn=_number(measures["twonn"]["id"]),
+                   id_twonn_err=_number(measures["twonn_decimation"]["err"]),
                    id_gride=_number(gride["id"]), id_gride_err=_number(gride["err"]),
                    gride_scale=_number(gride["scale"]), anisotropy=_number(measures["anisotropy"]["pc1_share"]))
         if "label_overlap" in measures:

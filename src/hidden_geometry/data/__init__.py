@@ -75,9 +75,24 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         read_fasta,
     )
     from .images import digits_images, read_cifar10, read_image_folder
-    from .items import ItemTable, read_images, read_items, write_dataset, write_dataset_summary, write_images, write_items
+    from .items import (
+        ItemTable,
+        read_images,
+        read_items,
+        write_dataset,
+        write_dataset_summary,
+        write_images,
+        write_items,
+    )
     from .labels import LabelAlignment, align_labels, label_summary
     from .proteinnet import ProteinNetRecord, read_proteinnet, subsample
-    from .scope import ScopeDomain, download_with_retries, parse_astral_header, read_scope, remote_homology_subset, scope_items
+    from .scope import (
+        ScopeDomain,
+        download_with_retries,
+        parse_astral_header,
+        read_scope,
+        remote_homology_subset,
+        scope_items,
+    )
     from .synthetic import synthetic_protein_families, synthetic_sentences
     from .text import read_text_tsv

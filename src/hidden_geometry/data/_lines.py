@@ -51,8 +51,8 @@ def _split_lines(handle: BinaryIO) -> Iterator[bytes]:
 def iter_lines(path: str | os.PathLike, decode: str = "error", counts: dict | None = None) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, text without its line end) for every line of `path`.
 
-    Windows (CRLF) and old Mac (CR) line ends and a leading UTF-8 byte-order mark are removed. `decode` is 'error' (a line that
-    is not UTF-8 raises InputError naming the file and line) or 'replace' (bad bytes become U+FFFD; the line
+    Windows (CRLF) and old Mac (CR) line ends and a leading UTF-8 byte-order mark are removed. `decode` is 'error' (a
+    line that is not UTF-8 raises InputError naming the file and line) or 'replace' (bad bytes become U+FFFD; the line
     numbers are appended to `counts['replaced_lines']`).
     """
     if decode not in DECODE_POLICIES:
@@ -62,7 +62,7 @@ def iter_lines(path: str | os.PathLike, decode: str = "error", counts: dict | No
         try:
             for number, raw in enumerate(_split_lines(handle), start=1):
                 if number == 1 and raw.startswith(UTF8_BOM):
-                    raw = raw[len(UTF8_BOM):]
+                    raw = raw[len(UTF8_BOM) :]
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:

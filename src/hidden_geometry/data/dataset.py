@@ -241,7 +241,7 @@ def _load_fasta(spec: dict, source: Path) -> tuple[ItemTable, None, dict]:
         summary["labels_table"] = {"path": str(spec["labels"]), **alignment.to_dict()}
     kept, stats = prepare_records(records, source, **_protein_options(spec))
     if labels is not None:
-        by_id = {r.id: (l, g) for r, l, g in zip(records, labels, groups)}
+        by_id = {r.id: (label, g) for r, label, g in zip(records, labels, groups)}
         labels = [by_id[r.id][0] for r in kept]
         groups = [by_id[r.id][1] for r in kept]
     if not kept:

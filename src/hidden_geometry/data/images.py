@@ -235,7 +235,8 @@ def read_image_folder(
 
 
 def imagenet_train_folder(root: str | os.PathLike) -> Path:
-    """The class-folder root of an ILSVRC tree: `root/train` when present (or `root/Data/CLS-LOC/train`), else `root`."""
+    """The class-folder root of an ILSVRC tree: `root/train` when present (or `root/Data/CLS-LOC/train`),
+    else `root`."""
     base = Path(root)
     for candidate in (base / "train", base / "Data" / "CLS-LOC" / "train"):
         if candidate.is_dir():
@@ -328,8 +329,12 @@ def read_cifar10(
                     raise InputError(f"{source}: npz without key(s) {', '.join(missing)} (has {', '.join(npz.files)})")
                 images = np.asarray(npz["images"])
                 labels = np.asarray(npz["labels"]).astype(np.int64)
-                class_names = [str(c) for c in npz["class_names"]] if "class_names" in npz.files else list(CIFAR10_CLASSES)
-                files = [str(f) for f in npz["files"]] if "files" in npz.files else [f"{i:05d}" for i in range(len(images))]
+                class_names = (
+                    [str(c) for c in npz["class_names"]] if "class_names" in npz.files else list(CIFAR10_CLASSES)
+                )
+                files = (
+                    [str(f) for f in npz["files"]] if "files" in npz.files else [f"{i:05d}" for i in range(len(images))]
+                )
         except (ValueError, OSError, zlib.error) as exc:
             raise InputError(f"{source}: not a readable npz ({exc})") from exc
     else:
@@ -360,7 +365,11 @@ def read_cifar10(
         n_resized = len(images)
     table = ItemTable(
         ids=ids,
-        columns={"label": [class_names[int(l)] for l in labels], "group": [""] * len(ids), "class_index": [str(int(l)) for l in labels]},
+        columns={
+            "label": [class_names[int(index)] for index in labels],
+            "group": [""] * len(ids),
+            "class_index": [str(int(index)) for index in labels],
+        },
     )
     summary = {
         "source": str(source),

@@ -103,7 +103,9 @@ def read_labels_table(
     """id -> (label, group, line) from a TSV labels table; duplicate ids raise InputError naming both lines."""
     source = Path(path)
     header, rows = read_tsv_rows(source, decode="error")
-    require_columns(source, header, {"id_column": id_column, "label_column": label_column, "group_column": group_column})
+    require_columns(
+        source, header, {"id_column": id_column, "label_column": label_column, "group_column": group_column}
+    )
     table: dict[str, tuple[str, str, int]] = {}
     for row in rows:
         item_id = normalise_label(row.fields[id_column])

@@ -46,7 +46,9 @@ def _check_section(source: Path, name: str, rows: list[tuple[int, str]], length:
     if name == "MASK":
         number, text = rows[0]
         if len(text.strip()) != length or set(text.strip()) - {"+", "-"}:
-            raise InputError(f"{source}:{number}: [MASK] must be {length} '+'/'-' characters, found {len(text.strip())}")
+            raise InputError(
+                f"{source}:{number}: [MASK] must be {length} '+'/'-' characters, found {len(text.strip())}"
+            )
         return
     expected = FIELDS_PER_RESIDUE[name] * length
     for number, text in rows:

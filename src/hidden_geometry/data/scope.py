@@ -199,7 +199,9 @@ def remote_homology_subset(
     return kept, summary
 
 
-def scope_items(domains: Iterable[ScopeDomain], label: str = "superfamily", sequences: list[str] | None = None) -> ItemTable:
+def scope_items(
+    domains: Iterable[ScopeDomain], label: str = "superfamily", sequences: list[str] | None = None
+) -> ItemTable:
     """An items table: label at `label`, group = family, columns superfamily/fold/class/family/length, sequence.
 
     `sequences` (one per domain) replaces the domains' own sequences, e.g. after cleaning and cropping.

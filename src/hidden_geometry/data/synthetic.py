@@ -19,7 +19,8 @@ from ..errors import InputError
 from .fasta import STANDARD_RESIDUES
 from .items import ItemTable
 
-# Background residue frequencies (UniProt-like, rounded), in STANDARD_RESIDUES order: A C D E F G H I K L M N P Q R S T V W Y.
+# Background residue frequencies (UniProt-like, rounded), in STANDARD_RESIDUES order:
+# A C D E F G H I K L M N P Q R S T V W Y.
 RESIDUE_FREQUENCIES = np.array(
     [8.3, 1.4, 5.5, 6.7, 3.9, 7.1, 2.3, 5.9, 5.8, 9.7, 2.4, 4.1, 4.7, 3.9, 5.5, 6.6, 5.4, 6.9, 1.1, 2.9]
 )
@@ -70,7 +71,9 @@ def synthetic_protein_families(
         raise InputError(f"synthetic proteins: label must be superfamily, fold, class or family, got {label!r}")
     rng = np.random.default_rng(seed)
     ids: list[str] = []
-    cols: dict[str, list[str]] = {k: [] for k in ("label", "group", "superfamily", "fold", "class", "family", "length", "sequence")}
+    cols: dict[str, list[str]] = {
+        k: [] for k in ("label", "group", "superfamily", "fold", "class", "family", "length", "sequence")
+    }
     for s in range(n_superfamilies):
         fold_number = s // 2
         scop_class = CLASS_LETTERS[fold_number % len(CLASS_LETTERS)]
@@ -179,7 +182,8 @@ def synthetic_sentences(n_per_class: int = 50, seed: int = 0) -> ItemTable:
             ids.append(f"text_{topic}_{len(made) - 1:03d}")
             labels.append(topic)
             texts.append(sentence)
-    return ItemTable(ids=ids, columns={"label": labels, "group": [""] * len(ids), "length": [str(len(t)) for t in texts], "text": texts})
+    columns = {"label": labels, "group": [""] * len(ids), "length": [str(len(t)) for t in texts], "text": texts}
+    return ItemTable(ids=ids, columns=columns)
 
 
 def describe_synthetic(table: ItemTable, kind: str, parameters: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Labelled texts from a TSV file (SST-2 style: a header, then one text per line).
 
 Fields are split on tabs only, with no quoting (GLUE files contain bare double quotes), and stripped of
-surrounding whitespace. Empty lines and rows whose text is empty are dropped and counted; bytes that are not UTF-8 become U+FFFD and the line numbers are listed
+surrounding whitespace. Empty lines and rows whose text is empty are dropped and counted; bytes that are not UTF-8
+become U+FFFD and the line numbers are listed
 (policy 'replace'), or raise InputError naming the line (policy 'error'); a column named but absent raises
 InputError naming the column and the file. Texts are kept whole: truncation to the model's token limit happens
 at tokenization (models stage), which counts it.
@@ -68,9 +69,7 @@ def require_columns(source: str | os.PathLike, header: list[str], columns: dict[
     """InputError naming the first setting whose column the header lacks; `columns` maps setting -> column."""
     for setting, column in columns.items():
         if column is not None and column not in header:
-            raise InputError(
-                f"{source}: no column '{column}' (set by {setting}); the header has: {', '.join(header)}"
-            )
+            raise InputError(f"{source}: no column '{column}' (set by {setting}); the header has: {', '.join(header)}")
 
 
 def read_text_tsv(
@@ -92,7 +91,14 @@ def read_text_tsv(
     counts: dict[str, Any] = {}
     header, rows = read_tsv_rows(source, decode=bad_bytes, counts=counts)
     require_columns(
-        source, header, {"text_column": text_column, "label_column": label_column, "group_column": group_column, "id_column": id_column}
+        source,
+        header,
+        {
+            "text_column": text_column,
+            "label_column": label_column,
+            "group_column": group_column,
+            "id_column": id_column,
+        },
     )
     from .labels import normalise_label  # here: labels.py reads its tables with read_tsv_rows from this module
 

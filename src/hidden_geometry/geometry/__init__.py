@@ -33,7 +33,7 @@ _EXPORTS = {
 }
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
 # `anisotropy` is both a submodule and a function: imported now, so that the name is the function.
-from .anisotropy import anisotropy
+from .anisotropy import anisotropy  # noqa: E402 - after __getattr__, see the comment above
 
 __all__ = [
     "LAYER_MEASURES",

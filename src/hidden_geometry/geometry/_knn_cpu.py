@@ -252,7 +252,9 @@ class _Bfloat16Products:
         diff = self.E[a].astype(np.float64) - self.E[b].astype(np.float64)
         exact = np.ldexp(np.einsum("ij,ij->i", diff, diff), -2 * self.shift)  # in the products' scaled units
         if not np.all(bounds <= exact * (1.0 + _DIST_SLACK)):
-            raise BoundViolation(f"{int(np.sum(bounds > exact))} of {a.size} sampled bfloat16 bounds exceed the distance")
+            raise BoundViolation(
+                f"{int(np.sum(bounds > exact))} of {a.size} sampled bfloat16 bounds exceed the distance"
+            )
 
     def select(self, tile, vals, idx, row0, col0, err_row, err_col) -> None:
         bits = tile.view(torch.int16).numpy()
@@ -306,7 +308,8 @@ def _symmetric_pools(products, n: int, width: int, block: int, threads: int) -> 
             j1 = min(j0 + block, n)
             cols = slice(j0, j1)
             products.select(
-                tile(i0, i1, j0, j1), vals, idx, i0, j0, products.err(factor_rows, cols), products.err(cols, factor_rows)
+                tile(i0, i1, j0, j1), vals, idx, i0, j0,
+                products.err(factor_rows, cols), products.err(cols, factor_rows),
             )
     return vals, idx
 
@@ -399,8 +402,8 @@ def rank_pools(E: np.ndarray, rows: np.ndarray, pool_idx: np.ndarray, names: np.
     out_idx = np.empty((rows.size, k), dtype=np.int64)
     out_sq = np.empty((rows.size, k), dtype=np.float64)
     E = np.ascontiguousarray(E)
-    _split_rows(kernels.rank_candidates, lambda lo, hi: (E, rows, pool_idx, names, k, out_idx, out_sq, lo, hi), rows.size,
-                threads)
+    _split_rows(kernels.rank_candidates, lambda lo, hi: (E, rows, pool_idx, names, k, out_idx, out_sq, lo, hi),
+                rows.size, threads)
     return out_idx, out_sq
 
 

@@ -391,8 +391,8 @@ def centre_and_round_bf16(
     lo: int,
     hi: int,
 ) -> None:
-    """One pass per row i in [lo, hi): y = float32((E[i] - mean) 2^-shift), its bfloat16 rounding (round to nearest even,
-    as torch) into bits_out[i, :d], and in float64 |y|^2, |y - ŷ| and |ŷ| (values: `bf16_value_table()`)."""
+    """One pass per row i in [lo, hi): y = float32((E[i] - mean) 2^-shift), its bfloat16 rounding (round to nearest
+    even, as torch) into bits_out[i, :d], and in float64 |y|^2, |y - ŷ| and |ŷ| (values: `bf16_value_table()`)."""
     d = E.shape[1]
     scratch = np.empty(d, dtype=np.float32)
     scratch_bits = scratch.view(np.uint32)

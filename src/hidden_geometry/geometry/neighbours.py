@@ -118,7 +118,9 @@ def validate_representation(X: Any, name: str = "representation", keep: np.ndarr
     if not finite.all():
         bad = np.flatnonzero(~finite) if rows is None else np.asarray(rows)[~finite]
         shown = ", ".join(str(int(i)) for i in bad[:5])
-        raise InputError(f"{name}: {bad.size} row(s) contain NaN or inf (rows {shown}{', ...' if bad.size > 5 else ''})")
+        raise InputError(
+            f"{name}: {bad.size} row(s) contain NaN or inf (rows {shown}{', ...' if bad.size > 5 else ''})"
+        )
     return arr
 
 
@@ -358,7 +360,9 @@ def load_graph(path: str | os.PathLike) -> NeighbourGraph:
             raise
         raise InputError(f"{path}: cannot read a neighbour graph ({exc})") from exc
     if indices.ndim != 2 or indices.shape != distances.shape or indices.shape != (rows.size, k):
-        raise InputError(f"{path}: inconsistent shapes rows {rows.shape}, indices {indices.shape}, distances {distances.shape}")
+        raise InputError(
+            f"{path}: inconsistent shapes rows {rows.shape}, indices {indices.shape}, distances {distances.shape}"
+        )
     if metric not in METRICS:
         raise InputError(f"{path}: unknown metric {metric!r}")
     return NeighbourGraph(rows, indices, distances, n_duplicates, k, metric, n_input)

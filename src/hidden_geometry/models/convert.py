@@ -35,7 +35,9 @@ _LAYER_PARTS = {
     "output.dense.": "fc2.",
     "LayerNorm.": "final_layer_norm.",
 }
-_DROPPED = re.compile(r"^(classifier\.|pooler\.|embeddings\.position_ids|embeddings\.position_embeddings|lm_head\.decoder\.)")
+_DROPPED = re.compile(
+    r"^(classifier\.|pooler\.|embeddings\.position_ids|embeddings\.position_embeddings|lm_head\.decoder\.)"
+)
 
 
 def fair_esm_key(hf_key: str) -> str | None:
@@ -54,7 +56,7 @@ def fair_esm_key(hf_key: str) -> str | None:
         rest = match.group(2)
         for hf_part, fair_part in _LAYER_PARTS.items():
             if rest.startswith(hf_part):
-                return f"layers.{match.group(1)}.{fair_part}{rest[len(hf_part):]}"
+                return f"layers.{match.group(1)}.{fair_part}{rest[len(hf_part) :]}"
     raise InputError(f"weight '{hf_key}' has no counterpart in fair-esm's ESM-2")
 
 
@@ -94,7 +96,9 @@ def hf_esm2_to_fair_esm(folder: str | os.PathLike, target: str | os.PathLike) ->
         name = fair_esm_key(key)
         if name is not None:
             weights[name] = value
-    model = ESM2(num_layers=layers, embed_dim=width, attention_heads=heads, token_dropout=bool(config.get("token_dropout", True)))
+    model = ESM2(
+        num_layers=layers, embed_dim=width, attention_heads=heads, token_dropout=bool(config.get("token_dropout", True))
+    )
     expected = model.state_dict()
     wrong = [k for k, v in weights.items() if k not in expected or expected[k].shape != v.shape]
     if wrong:

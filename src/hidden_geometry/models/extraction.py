@@ -37,9 +37,9 @@ import torch
 from ..atomic import atomic_path, write_text_atomic
 from ..errors import InputError
 from .adapters import ModelAdapter
-from .tokens import merge_unknown, unknown_tokens
 from .role import model_role
 from .token_sample import TokenSample, merge_token_samples
+from .tokens import merge_unknown, unknown_tokens
 
 log = logging.getLogger("hidden_geometry.extraction")
 
@@ -493,7 +493,8 @@ def extract_representations(
     `inputs` are what the adapter takes (sequences, texts, HxWx3 uint8 images), `ids` their unique ids, both in
     input order. `start`/`stop` select a shard; the folder then holds rows start..stop-1 and the manifest says
     so. With `resume`, a folder already complete for the same model, settings, ids and inputs (`inputs_sha256`)
-    is left as it is; a change of any input under the same ids recomputes it. The composition of `finished_manifest` (resume), `pooled_batches` (out-of-memory retry), `repair_nonfinite`
+    is left as it is; a change of any input under the same ids recomputes it. The composition of `finished_manifest`
+    (resume), `pooled_batches` (out-of-memory retry), `repair_nonfinite`
     and `extraction_manifest`, writing into memory-mapped arrays.
     """
     n_total = len(inputs)

@@ -23,7 +23,7 @@ A spec is a dict (all keys but one of `source`/`path` optional):
 | `untrained` | mark outputs untrained (random-weight builds are marked automatically) |
 | `device_map`, `offload_folder` | to transformers `from_pretrained` for models larger than the GPU (needs accelerate) |
 | `offload` | `cpu`: same as `device_map: auto` (layers that do not fit on the GPU stay in CPU memory) |
-| `checkpoints` | `{label: path}` or `{label: {path or revision, step}}` training checkpoints; see `expand_checkpoints` |
+| `checkpoints` | `{label: path}` or `{label: {path or revision, step}}` training checkpoints (`expand_checkpoints`) |
 
 Nothing here touches the network: fair-esm names load only from torch hub's local cache, hub ids only with
 `local_files_only=True`; a model that is not there raises `InputError` saying how to give a local checkpoint.
@@ -43,18 +43,18 @@ from typing import Any
 import torch
 
 from ..errors import InputError
+from ._hf import offline_hub, quiet_transformers
 from .adapters import (
     ESM2_MAX_RESIDUES,
+    PROTEIN_KINDS,
     FairEsmAdapter,
     ImageGPTAdapter,
     ModelAdapter,
     TokenizerAdapter,
-    PROTEIN_KINDS,
 )
-from .tokens import DEFAULT_MAX_UNKNOWN_SHARE, detect_residue_spacing, rare_residue_map
-from ._hf import offline_hub, quiet_transformers
-from .spec import _key, validate_spec
 from .random_init import UNTRAINED_MARKER
+from .spec import _key, validate_spec
+from .tokens import DEFAULT_MAX_UNKNOWN_SHARE, detect_residue_spacing, rare_residue_map
 
 log = logging.getLogger("hidden_geometry.models")
 
@@ -190,9 +190,7 @@ def safe_torch_load(path: Path, trust_pickle: bool, key: str) -> Any:
 
 
 def offline_message(name: str, source: str, example: str) -> str:
-    return (
-        f"model '{source}' is not available offline: set models.{name}.path to a local checkpoint " f"(e.g. {example})"
-    )
+    return f"model '{source}' is not available offline: set models.{name}.path to a local checkpoint (e.g. {example})"
 
 
 def _fair_esm_checkpoint(spec: dict, name: str) -> Path:

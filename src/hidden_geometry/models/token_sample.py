@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_path
-from ..errors import InputError
 
 # The file names and the reader live in the torch-free `hidden_geometry.embeddings` (the geometry jobs read them).
 from ..embeddings import KEYS_FILE, load_token_sample, token_file  # noqa: E402,F401
+from ..errors import InputError
 
 
 def item_keys(item: Any, n_tokens: int, seed: int) -> np.ndarray:
