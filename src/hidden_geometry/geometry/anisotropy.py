@@ -49,15 +49,22 @@ def _second_moment(X: np.ndarray, mean: np.ndarray, chunk: int = 8192) -> np.nda
     return out.numpy()
 
 
-def anisotropy(X: np.ndarray) -> Anisotropy:
-    """PC1 variance share of the centred rows and the mean pairwise cosine similarity of the rows."""
+def _rows_and_norms(X: np.ndarray, measure: str) -> tuple[np.ndarray, np.ndarray]:
+    """The validated rows and their float64 norms; InputError for fewer than 2 rows or an all-zero row (its cosine
+    similarity is undefined)."""
     X = validate_representation(X)
-    n = X.shape[0]
-    if n < 2:
-        raise InputError(f"anisotropy needs at least 2 rows, got {n}")
+    if X.shape[0] < 2:
+        raise InputError(f"{measure} needs at least 2 rows, got {X.shape[0]}")
     norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
     if np.any(norms == 0):
         raise InputError(f"row {int(np.flatnonzero(norms == 0)[0])} is all zeros: its cosine similarity is undefined")
+    return X, norms
+
+
+def anisotropy(X: np.ndarray) -> Anisotropy:
+    """PC1 variance share of the centred rows and the mean pairwise cosine similarity of the rows."""
+    X, norms = _rows_and_norms(X, "anisotropy")
+    n = X.shape[0]
     mean = X.mean(axis=0, dtype=np.float64)
     scatter = _second_moment(X, mean)
     eigenvalues = np.linalg.eigvalsh(scatter)
@@ -81,11 +88,5 @@ def mean_cosine(X: np.ndarray) -> float:
 
     Exact, in O(N D): no sampling of pairs. Raises InputError for fewer than 2 rows or an all-zero row.
     """
-    X = validate_representation(X)
-    n = X.shape[0]
-    if n < 2:
-        raise InputError(f"mean_cosine needs at least 2 rows, got {n}")
-    norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
-    if np.any(norms == 0):
-        raise InputError(f"row {int(np.flatnonzero(norms == 0)[0])} is all zeros: its cosine similarity is undefined")
+    X, norms = _rows_and_norms(X, "mean_cosine")
     return _mean_cosine(X, norms)
