@@ -288,6 +288,7 @@ def layers_inputs(args: argparse.Namespace, layers: Sequence[np.ndarray], ids: l
 
 def run_layers(args: argparse.Namespace) -> dict[str, Any]:
     from . import analysis
+    from .embeddings import load_token_sample
     from .io import write_json, write_tsv
     from .models import load_layer, read_ids, read_manifest
 
@@ -301,7 +302,8 @@ def run_layers(args: argparse.Namespace) -> dict[str, Any]:
         layers, inputs["keep"], inputs["labels"], inputs["groups"], graph_k=args.graph_k, k=args.k,
         metric=args.metric, twonn_fraction=args.twonn_fraction, decimation_repeats=args.decimation_repeats,
         folds=args.folds, max_items=args.max_items, seed=args.seed, ids=ids, label_column=args.label_column,
-        label_reason=inputs["label_reason"])
+        label_reason=inputs["label_reason"],
+        tokens=[load_token_sample(args.embeddings, layer) for layer in range(len(layers))])
     write_tsv(args.output, analysis.LAYER_COLUMNS, result.rows)
     if args.choice is not None:
         write_json(args.choice, result.choice)

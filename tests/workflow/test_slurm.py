@@ -102,6 +102,16 @@ def make_test_profile(workdir: Path, cluster: SimpleNamespace) -> Path:
     return folder
 
 
+def slurm_config(workdir: Path) -> Path:
+    """config/demo.yaml with the top-level keys of OVERRIDES replaced (not merged: its empty `studies` drops the
+    demo's study, whose models this run does not analyse), written into `workdir`."""
+    config = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+    config.update(yaml.safe_load(OVERRIDES.read_text(encoding="utf-8")))
+    path = workdir / "slurm-config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def run_snakemake(workdir: Path, profile: Path, *targets: str) -> str:
     """Run the workflow through SLURM from `workdir`; fail fast (and cancel its jobs) if SLURM can never start
     one of them, instead of waiting for the timeout. Returns Snakemake's output."""
@@ -112,7 +122,7 @@ def run_snakemake(workdir: Path, profile: Path, *targets: str) -> str:
         "--directory", str(workdir),
         "--profile", str(profile),
         "--workflow-profile", "none",
-        "--configfile", str(DEMO_CONFIG), str(OVERRIDES),
+        "--configfile", str(slurm_config(workdir)),
     ]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("SLURM_JOB_ID", None)

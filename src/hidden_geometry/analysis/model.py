@@ -177,13 +177,15 @@ def analyse_layers(layers: Sequence[np.ndarray], keep: np.ndarray | None = None,
                    decimation_repeats: int = layer_measures.DECIMATION_REPEATS, folds: int = layer_measures.FOLDS,
                    max_items: int | None = layer_measures.MAX_ITEMS, seed: int = layer_measures.SEED,
                    ids: Sequence[str] | None = None, label_column: str = "label",
-                   label_reason: str | None = None) -> ModelAnalysis:
+                   label_reason: str | None = None,
+                   tokens: Sequence[np.ndarray | None] | None = None) -> ModelAnalysis:
     """One call for a model: every layer's measures and linear probe, then the table rows and the layer choice,
     exactly as the workflow computes them (its rules `layer_geometry`, `linear_probe`, `summarize_model`).
 
     `layers` are the representations [N, D] of each layer in layer order (rows = items, the same in every layer);
     `keep` the items measured (see `identical_input_mask`); `labels`/`groups` as in `measure_layer` (labels None:
-    no label measures and no probe, `label_reason` says why).
+    no label measures and no probe, `label_reason` says why); `tokens` each layer's token sample
+    (`hidden_geometry.embeddings.load_token_sample`) for token_anisotropy, or None.
     """
     measures, probes = [], []
 
@@ -192,7 +194,7 @@ def analyse_layers(layers: Sequence[np.ndarray], keep: np.ndarray | None = None,
             result = layer_measures.measure_layer(
                 X, keep, labels, groups, graph_k=graph_k, k=k, metric=metric, twonn_fraction=twonn_fraction,
                 decimation_repeats=decimation_repeats, seed=seed, ids=ids, layer=f"{index:03d}",
-                label_reason=label_reason)
+                label_reason=label_reason, tokens=None if tokens is None else tokens[index])
             measures.append(json_ready({"layer": index, "label_column": label_column, **result.to_dict()},
                                        FLOAT_DIGITS))
             probe = layer_measures.probe_layer(X, labels, keep, folds=folds, max_items=max_items, seed=seed,
