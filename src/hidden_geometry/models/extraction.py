@@ -545,14 +545,16 @@ def extract_representations(
         adapter.n_layers,
         adapter.hidden_size,
     )
-    with (
-        _layer_arrays(out, adapter.n_layers, n, adapter.hidden_size) as arrays,
-        _progress(n, adapter.name, progress) as bar,
-    ):
-        stats = _fill(adapter, shard, shard_ids, arrays, token_budget, bar)
-        with atomic_path(out / IDS_FILE) as tmp:
-            tmp.write_text("".join(f"{i}\n" for i in shard_ids), encoding="utf-8")
-    adapter.token_sample = None
+    try:
+        with (
+            _layer_arrays(out, adapter.n_layers, n, adapter.hidden_size) as arrays,
+            _progress(n, adapter.name, progress) as bar,
+        ):
+            stats = _fill(adapter, shard, shard_ids, arrays, token_budget, bar)
+            with atomic_path(out / IDS_FILE) as tmp:
+                tmp.write_text("".join(f"{i}\n" for i in shard_ids), encoding="utf-8")
+    finally:  # a failed run must not leave the adapter sampling into this run's sample
+        adapter.token_sample = None
     if sampler is not None:
         sampler.save(out)
     seconds = time.perf_counter() - began

@@ -24,7 +24,7 @@ import torch
 from ..atomic import atomic_path
 
 # The file names and the reader live in the torch-free `hidden_geometry.embeddings` (the geometry jobs read them).
-from ..embeddings import KEYS_FILE, load_token_sample, token_file  # noqa: E402,F401
+from ..embeddings import KEYS_FILE, load_token_sample, token_file  # noqa: F401 - re-exported
 from ..errors import InputError
 
 
