@@ -399,3 +399,108 @@ def test_tf32_like_precision_and_autocast_are_turned_off_inside_the_engines():
         assert torch.get_float32_matmul_precision() == "medium"
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+# ---- the selection shared between threads, and the order of ties ------------------------------------------------
+
+
+def _tile_and_heaps(seed: int, bf16: bool):
+    """A random off-diagonal tile (rows 0..59 against columns 60..139) and heaps of the 140 rows filled with
+    random bounds (as after the diagonal tiles), so that some entries enter and some do not."""
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(0.0, 1.0, (60, 80)).astype(np.float32)
+    values[rng.random((60, 80)) < 0.1] = 0.05  # ties in the tile
+    width = 7
+    vals = -np.sort(-rng.uniform(0.0, 0.3, (140, width)), axis=1)  # descending: a valid max-heap
+    idx = rng.integers(200, 300, (140, width)).astype(np.int64)
+    err_row, err_col = rng.uniform(0, 0.01, 60), rng.uniform(0, 0.01, 80)
+    if bf16:
+        tile = torch.from_numpy(values).to(torch.bfloat16).view(torch.int16).numpy()
+        return tile, bf16_lower_table(), vals, idx, err_row, err_col, 1.0 / (1.0 - 2.0**-8 / (1.0 - 2.0**-8))
+    return values, None, vals, idx, err_row, err_col, 1.0
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_a_tile_selected_in_parts_gives_the_pools_of_one_call(bf16):
+    # The threads share a tile by disjoint row and column ranges: the pools must be those of one call over
+    # everything, bit for bit, and differ from the heaps before (the tile does change them).
+    from hidden_geometry.geometry import _knn_kernels
+
+    tile, lower, vals, idx, err_row, err_col, scale = _tile_and_heaps(31, bf16)
+    one_vals, one_idx = vals.copy(), idx.copy()
+    _knn_kernels.select_tile(tile, lower, one_vals, one_idx, 0, 60, err_row, err_col, scale, 0, 60, 0, 80)
+    assert not np.array_equal(one_idx, idx)
+    for rows, cols in [((0, 60), (0, 0)), ((0, 0), (0, 80))]:  # each side alone touches only its heaps
+        side_vals, side_idx = vals.copy(), idx.copy()
+        _knn_kernels.select_tile(tile, lower, side_vals, side_idx, 0, 60, err_row, err_col, scale, *rows, *cols)
+        touched = slice(0, 60) if rows[1] else slice(60, 140)
+        untouched = slice(60, 140) if rows[1] else slice(0, 60)
+        np.testing.assert_array_equal(side_idx[touched], one_idx[touched])
+        np.testing.assert_array_equal(side_idx[untouched], idx[untouched])
+    split_vals, split_idx = vals.copy(), idx.copy()
+    for rows, cols in [((0, 17), (0, 50)), ((17, 60), (50, 80))]:
+        _knn_kernels.select_tile(tile, lower, split_vals, split_idx, 0, 60, err_row, err_col, scale, *rows, *cols)
+    np.testing.assert_array_equal(split_idx, one_idx)
+    np.testing.assert_array_equal(split_vals, one_vals)
+
+
+def test_the_heaps_after_a_tile_hold_the_smallest_bounds():
+    # Against a plain reference: each row's pool after the tile = the `width` smallest of its old bounds and
+    # the tile's bounds (value - err), for the float32 kernel.
+    from hidden_geometry.geometry import _knn_kernels
+
+    tile, lower, vals, idx, err_row, err_col, scale = _tile_and_heaps(32, False)
+    new_vals, new_idx = vals.copy(), idx.copy()
+    _knn_kernels.select_tile(tile, None, new_vals, new_idx, 0, 60, err_row, err_col, 1.0, 0, 60, 0, 80)
+    width = vals.shape[1]
+    for r in range(60):
+        bounds = np.concatenate([vals[r], tile[r].astype(np.float64) - err_row[r]])
+        np.testing.assert_array_equal(np.sort(new_vals[r]), np.sort(bounds)[:width])
+    for c in range(80):
+        bounds = np.concatenate([vals[60 + c], tile[:, c].astype(np.float64) - err_col[c]])
+        np.testing.assert_array_equal(np.sort(new_vals[60 + c]), np.sort(bounds)[:width])
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_a_diagonal_tile_filled_in_parts_gives_the_pools_of_one_call(bf16):
+    from hidden_geometry.geometry import _knn_kernels
+
+    rng = np.random.default_rng(33)
+    values = rng.uniform(0.0, 1.0, (50, 50)).astype(np.float32)
+    values[rng.random((50, 50)) < 0.2] = 0.25  # ties
+    err = rng.uniform(0, 0.01, 50)
+    results = []
+    for parts in ([(0, 50)], [(0, 1), (1, 29), (29, 50)]):
+        vals, idx = np.full((50, 9), np.inf), np.full((50, 9), -1, dtype=np.int64)
+        for lo, hi in parts:
+            if bf16:
+                bits = torch.from_numpy(values).to(torch.bfloat16).view(torch.int16).numpy()
+                _knn_kernels.fill_from_diagonal_bf16(bits, bf16_lower_table(), vals, idx, 0, err, lo, hi)
+            else:
+                _knn_kernels.fill_from_diagonal_f32(values, vals, idx, 0, err, lo, hi)
+        results.append((vals, idx))
+    assert (results[0][1] >= 0).all()
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+
+
+def test_the_rank_breaks_ties_by_name_like_a_stable_sort():
+    # Many equal distances (points on a small integer grid), names in a scrambled order, empty slots: the k kept
+    # must be a lexicographic sort on (distance, name) of each pool, as numpy's lexsort gives.
+    rng = np.random.default_rng(34)
+    E = rng.integers(0, 3, (300, 3)).astype(np.float64) + rng.integers(0, 2, (300, 1)) * 10.0
+    E = np.unique(E, axis=0)
+    n = E.shape[0]
+    names = rng.permutation(n).astype(np.int64)
+    rows = np.arange(n, dtype=np.int64)
+    pool = np.array([rng.permutation([c for c in range(n) if c != r]) for r in range(n)], dtype=np.int64)
+    pool[::5, -3:] = -1
+    k = n - 4
+    idx, sq = _knn_cpu.rank_pools(E, rows, pool, names, k, 2)
+    for r in range(n):
+        cand = pool[r][pool[r] >= 0]
+        d = ((E[cand] - E[r]) ** 2).sum(axis=1)
+        order = np.lexsort((names[cand], d))[:k]
+        np.testing.assert_array_equal(idx[r, : order.size], names[cand[order]])
+        np.testing.assert_array_equal(sq[r, : order.size], d[order])
+        assert (idx[r, order.size :] == -1).all() and np.isinf(sq[r, order.size :]).all()

@@ -135,11 +135,14 @@ class _Float32Products:
         bound = self._c * (self.norms[rows] + nmax) + _centring_err(self.norms[rows], nmax) + self._abs
         return bound * (1.0 + _SLACK)
 
-    def fill(self, tile, vals, idx, row0, err_row) -> None:
-        kernels.fill_from_diagonal_f32(tile.numpy(), vals, idx, row0, err_row)
+    def check(self, tile, row0, err_row) -> None:
+        """Nothing to check: the float32 bound assumes no more than IEEE float32 arithmetic."""
 
-    def select(self, tile, vals, idx, row0, col0, err_row, err_col) -> None:
-        kernels.select_tile(tile.numpy(), None, vals, idx, row0, col0, err_row, err_col, 1.0, True, True)
+    def fill(self, tile, vals, idx, row0, err_row, lo, hi) -> None:
+        kernels.fill_from_diagonal_f32(tile.numpy(), vals, idx, row0, err_row, lo, hi)
+
+    def select(self, tile, vals, idx, row0, col0, err_row, err_col, rows, cols) -> None:
+        kernels.select_tile(tile.numpy(), None, vals, idx, row0, col0, err_row, err_col, 1.0, *rows, *cols)
 
 
 class _Bfloat16Products:
@@ -177,18 +180,19 @@ class _Bfloat16Products:
         if not (np.isfinite(self.yb_norm).all() and np.isfinite(self.norms).all() and self.norms.max() <= 1.0 + 1e-6):
             raise OverflowError("scaled rows out of range for bfloat16 products")  # never: see centred_shift
         self.y_norm = np.sqrt(self.norms)
-        n64 = torch.from_numpy(self.norms)
-        h1 = n64.to(torch.bfloat16)
-        rest = n64 - h1.to(torch.float64)
-        h2 = rest.to(torch.bfloat16)
-        rest = rest - h2.to(torch.float64)
-        h3 = rest.to(torch.bfloat16)
-        split = h1.to(torch.float64) + h2.to(torch.float64) + h3.to(torch.float64)
-        self.split_err = (n64 - split).abs().numpy()
-        rows = torch.from_numpy(bits.view(np.int16)).view(torch.bfloat16)
-        for i, h in enumerate((h1, h2, h3)):
-            rows[:, d + i] = 1.0
-            rows[:, d + 3 + i] = h
+        with torch_threads(1):  # small element-wise work: a second thread costs more than it gains
+            n64 = torch.from_numpy(self.norms)
+            h1 = n64.to(torch.bfloat16)
+            rest = n64 - h1.to(torch.float64)
+            h2 = rest.to(torch.bfloat16)
+            rest = rest - h2.to(torch.float64)
+            h3 = rest.to(torch.bfloat16)
+            split = h1.to(torch.float64) + h2.to(torch.float64) + h3.to(torch.float64)
+            self.split_err = (n64 - split).abs().numpy()
+            rows = torch.from_numpy(bits.view(np.int16)).view(torch.bfloat16)
+            for i, h in enumerate((h1, h2, h3)):
+                rows[:, d + i] = 1.0
+                rows[:, d + 3 + i] = h
         self.rows, self.d, self.E = rows, d, E
         self._factor_key: tuple[int, int] | None = None
         self._gamma = width * _U32 / (1.0 - width * _U32)
@@ -232,11 +236,12 @@ class _Bfloat16Products:
         )
         return bound * (1.0 + _SLACK)
 
-    def fill(self, tile, vals, idx, row0, err_row) -> None:
-        bits = tile.view(torch.int16).numpy()
+    def check(self, tile, row0, err_row) -> None:
         if row0 == 0:
-            self.check_bounds(bits, err_row)
-        kernels.fill_from_diagonal_bf16(bits, self.lower, vals, idx, row0, err_row)
+            self.check_bounds(tile.view(torch.int16).numpy(), err_row)
+
+    def fill(self, tile, vals, idx, row0, err_row, lo, hi) -> None:
+        kernels.fill_from_diagonal_bf16(tile.view(torch.int16).numpy(), self.lower, vals, idx, row0, err_row, lo, hi)
 
     def check_bounds(self, bits: np.ndarray, err_row: np.ndarray, n_pairs: int = 4096) -> None:
         """Spot-check the bound on this run's own product: on random pairs of the first diagonal tile, every
@@ -256,9 +261,9 @@ class _Bfloat16Products:
                 f"{int(np.sum(bounds > exact))} of {a.size} sampled bfloat16 bounds exceed the distance"
             )
 
-    def select(self, tile, vals, idx, row0, col0, err_row, err_col) -> None:
+    def select(self, tile, vals, idx, row0, col0, err_row, err_col, rows, cols) -> None:
         bits = tile.view(torch.int16).numpy()
-        kernels.select_tile(bits, self.lower, vals, idx, row0, col0, err_row, err_col, self.scale, True, True)
+        kernels.select_tile(bits, self.lower, vals, idx, row0, col0, err_row, err_col, self.scale, *rows, *cols)
 
 
 class BoundViolation(RuntimeError):
@@ -281,10 +286,44 @@ def _empty_pools(n: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((n, width), np.inf), np.full((n, width), -1, dtype=np.int64)
 
 
+def _parts(n: int, parts: int) -> list[tuple[int, int]]:
+    """[0, n) cut into `parts` contiguous ranges (some empty when n < parts)."""
+    bounds = np.linspace(0, n, max(1, parts) + 1).astype(np.int64)
+    return [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+class _Workers:
+    """Runs the selection kernels of one tile on `threads` threads (they release the GIL), or inline for one.
+
+    Each job updates a disjoint set of heaps, and each heap gets its entries in the same order as from one
+    call, so the pools do not depend on the number of threads."""
+
+    def __init__(self, threads: int):
+        self.threads = max(1, int(threads))
+        self._pool = ThreadPoolExecutor(max_workers=self.threads) if self.threads > 1 else None
+
+    def run(self, jobs: list) -> None:
+        if self._pool is None or len(jobs) == 1:
+            for job in jobs:
+                job()
+            return
+        for future in [self._pool.submit(job) for job in jobs]:
+            future.result()  # re-raises a job's exception here
+
+    def __enter__(self) -> "_Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+
 def _symmetric_pools(products, n: int, width: int, block: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-row pools (lower bounds, indices) over all pairs, each pair of row blocks multiplied once.
 
     The diagonal tiles come first: they fill every pool, so that the off-diagonal tiles meet tight thresholds.
+    The selection in each tile is shared between `threads` threads: thread t updates the heaps of the t-th
+    part of the tile's rows and of the t-th part of its columns.
     """
     vals, idx = _empty_pools(n, width)
     starts = list(range(0, n, block))
@@ -297,20 +336,26 @@ def _symmetric_pools(products, n: int, width: int, block: int, threads: int) -> 
         with torch_threads(threads):
             return torch.mm(products.factor(i0, i1), products.columns(j0, j1).T, out=buffers[shape])
 
-    for i0 in starts:
-        i1 = min(i0 + block, n)
-        own = slice(i0, i1)
-        products.fill(tile(i0, i1, i0, i1), vals, idx, i0, products.err(own, own))
-    for bi, i0 in enumerate(starts):
-        i1 = min(i0 + block, n)
-        factor_rows = slice(i0, i1)
-        for j0 in starts[bi + 1 :]:
-            j1 = min(j0 + block, n)
-            cols = slice(j0, j1)
-            products.select(
-                tile(i0, i1, j0, j1), vals, idx, i0, j0,
-                products.err(factor_rows, cols), products.err(cols, factor_rows),
-            )
+    with _Workers(threads) as workers:
+        for i0 in starts:
+            i1 = min(i0 + block, n)
+            own = slice(i0, i1)
+            t, err = tile(i0, i1, i0, i1), products.err(own, own)
+            products.check(t, i0, err)
+            workers.run([functools.partial(products.fill, t, vals, idx, i0, err, lo, hi)
+                         for lo, hi in _parts(i1 - i0, workers.threads)])
+        for bi, i0 in enumerate(starts):
+            i1 = min(i0 + block, n)
+            factor_rows = slice(i0, i1)
+            for j0 in starts[bi + 1 :]:
+                j1 = min(j0 + block, n)
+                cols = slice(j0, j1)
+                t = tile(i0, i1, j0, j1)
+                err_row, err_col = products.err(factor_rows, cols), products.err(cols, factor_rows)
+                workers.run([
+                    functools.partial(products.select, t, vals, idx, i0, j0, err_row, err_col, rows, columns)
+                    for rows, columns in zip(_parts(i1 - i0, workers.threads), _parts(j1 - j0, workers.threads))
+                ])
     return vals, idx
 
 
@@ -320,24 +365,28 @@ def _query_pools(products: _Float32Products, queries: np.ndarray, width: int, bl
     n = products.n
     vals, idx = _empty_pools(queries.size, width)
     everything = slice(0, n)
-    for q0 in range(0, queries.size, block):
-        chosen = queries[q0 : q0 + block]
-        factor = products.factor_of_rows(chosen)
-        err_row = products.err(chosen, everything)
-        for j0 in range(0, n, block):
-            j1 = min(j0 + block, n)
-            with torch_threads(threads):
-                t = torch.mm(factor, products.columns(j0, j1).T)
-            _select_query_tile(t.numpy(), vals, idx, q0, j0, err_row, chosen)
+    with _Workers(threads) as workers:
+        for q0 in range(0, queries.size, block):
+            chosen = queries[q0 : q0 + block]
+            factor = products.factor_of_rows(chosen)
+            err_row = products.err(chosen, everything)
+            for j0 in range(0, n, block):
+                j1 = min(j0 + block, n)
+                with torch_threads(threads):
+                    t = torch.mm(factor, products.columns(j0, j1).T)
+                _select_query_tile(t.numpy(), vals, idx, q0, j0, err_row, chosen, workers)
     return vals, idx
 
 
-def _select_query_tile(tile, vals, idx, q0, j0, err_row, chosen) -> None:
+def _select_query_tile(tile, vals, idx, q0, j0, err_row, chosen, workers: _Workers) -> None:
     # The point itself is excluded by index: mask its entry out with +inf before the kernel sees the tile.
     local = np.flatnonzero((chosen >= j0) & (chosen < j0 + tile.shape[1]))
     if local.size:
         tile[local, chosen[local] - j0] = np.inf
-    kernels.select_tile(tile, None, vals, idx, q0, j0, err_row, err_row, 1.0, True, False)
+    workers.run([
+        functools.partial(kernels.select_tile, tile, None, vals, idx, q0, j0, err_row, err_row, 1.0, lo, hi, 0, 0)
+        for lo, hi in _parts(tile.shape[0], workers.threads)
+    ])
 
 
 @functools.lru_cache(maxsize=1)
@@ -444,22 +493,30 @@ def locality_order(E: np.ndarray, n_clusters: int, threads: int, seed: int = 0, 
         sample = torch.from_numpy(np.ascontiguousarray(E[np.sort(sample_rows.numpy())], dtype=np.float32)) - mean
         centres = sample[torch.randperm(sample.shape[0], generator=gen)[:n_clusters]].clone()
         for _ in range(iters):
-            labels = _nearest_centre(sample, centres)
-            sums = torch.zeros_like(centres).index_add_(0, labels, sample)
-            counts = torch.bincount(labels, minlength=centres.shape[0]).to(sample.dtype)
+            labels = _nearest_centre(sample, centres, (centres * centres).sum(1))
+            # Sums per centre as one small product with the one-hot matrix (index_add_ is slow on CPU).
+            one_hot = torch.zeros((centres.shape[0], sample.shape[0])).scatter_(0, labels[None, :], 1.0)
+            sums = one_hot @ sample
+            counts = one_hot.sum(dim=1)
             filled = counts > 0
             centres[filled] = sums[filled] / counts[filled, None]
+        # The rows themselves (no centred copy): |x - m - c|^2 = |x|^2 + |c|^2 + 2 m.c - 2 x.c, argmin over c.
+        offset = (centres * centres).sum(1) + 2.0 * (centres @ mean)
         labels = torch.cat(
-            [
-                _nearest_centre(torch.from_numpy(np.asarray(E[s : s + 8192], dtype=np.float32)) - mean, centres)
-                for s in range(0, n, 8192)
-            ]
+            [_nearest_centre(_as_float32(E[s : s + 8192]), centres, offset) for s in range(0, n, 8192)]
         )
     return np.argsort(labels.numpy(), kind="stable").astype(np.int64)
 
 
-def _nearest_centre(rows: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    return (-2.0 * rows @ centres.T + (centres * centres).sum(1)[None, :]).argmin(dim=1)
+def _as_float32(rows: np.ndarray) -> torch.Tensor:
+    """The rows as a float32 tensor (no copy when they are float32 and contiguous already)."""
+    return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+
+
+def _nearest_centre(rows: torch.Tensor, centres: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest centre of each row: argmin over c of offset_c - 2 x.c (offset: |c|^2 for centred
+    rows; |c|^2 + 2 m.c for rows x whose mean m the centres do not include)."""
+    return torch.addmm(offset[None, :], rows, centres.T, alpha=-2.0).argmin(dim=1)
 
 
 # "auto" keeps bfloat16 products only where a sample predicts at most this share of rows left uncertified:
@@ -467,7 +524,7 @@ def _nearest_centre(rows: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 _BF16_MAX_UNCERTIFIED = 0.1
 
 
-def predicted_uncertified(products: "_Bfloat16Products", k: int, width: int, threads: int, sample: int = 128) -> float:
+def predicted_uncertified(products: "_Bfloat16Products", k: int, width: int, sample: int = 128) -> float:
     """Share of rows whose bfloat16 pool of `width` would not certify their k nearest, predicted on a sample.
 
     One bfloat16 product of the sample rows with all rows: a row fails when its width-th smallest lower bound
@@ -480,8 +537,9 @@ def predicted_uncertified(products: "_Bfloat16Products", k: int, width: int, thr
     failed = 0
     for start in range(0, rows.size, 16):  # 16 sample rows at a time: [16, N] float64 temporaries only
         part_rows = rows[start : start + 16]
-        factor = products.as_factor(products.rows[torch.from_numpy(part_rows)])
-        with torch_threads(threads):
+        # One thread: a [16, N] product is too small to share, and a second thread's wake-ups cost more.
+        with torch_threads(1):
+            factor = products.as_factor(products.rows[torch.from_numpy(part_rows)])
             bits = (factor @ products.rows.T).view(torch.int16).numpy().astype(np.int64) & 0xFFFF
         values = products.values[bits]
         bounds = products.lower[bits] - products.err(part_rows, slice(0, n))[:, None]
@@ -515,7 +573,9 @@ def _cpu_graph(
     n = E.shape[0]
     n_blocks = -(-n // block)
     if n_blocks > 1:
-        names = locality_order(E, min(256, 4 * n_blocks), threads)
+        # One thread: its products are small, and with two threads the waits cost more than they gain (measured
+        # at N = 30,000, D = 1,280 on 2 shared cores: 0.12 s of CPU on one thread, 0.58 s on two).
+        names = locality_order(E, min(256, 4 * n_blocks), 1)
         Ep = np.ascontiguousarray(E[names])
     else:
         names, Ep = np.arange(n, dtype=np.int64), np.ascontiguousarray(E)
@@ -527,7 +587,7 @@ def _cpu_graph(
         except OverflowError:
             pass  # never for scaled rows (norms at most 1); float32 instead, never a wrong pool
         if products is not None and precision == "auto-bfloat16":
-            predicted = predicted_uncertified(products, k, width, threads)
+            predicted = predicted_uncertified(products, k, width)
             if predicted > _BF16_MAX_UNCERTIFIED:
                 products = None
         if products is None:

@@ -85,18 +85,26 @@ def _sortable(v: int) -> int:
 
 @njit(cache=True, nogil=True)
 def fill_from_diagonal_bf16(
-    tile: np.ndarray, lower: np.ndarray, vals: np.ndarray, idx: np.ndarray, row0: int, err_row: np.ndarray
+    tile: np.ndarray,
+    lower: np.ndarray,
+    vals: np.ndarray,
+    idx: np.ndarray,
+    row0: int,
+    err_row: np.ndarray,
+    lo: int = 0,
+    hi: int = -1,
 ) -> None:
     """Fill the empty heaps of the rows of a diagonal bfloat16 tile with each row's `width` smallest bounds.
 
     One partition per row instead of a heap push per entry (every entry would pass an empty heap's threshold).
     A heap stored in descending order satisfies the heap property, so the selection is sorted descending.
+    lo:hi: the tile rows to fill (default all; rows are independent, so disjoint ranges may run in parallel).
     """
     n_rows, n_cols = tile.shape
     keys = np.empty(n_cols, dtype=np.int64)
     counts = np.empty(256, dtype=np.int64)
     take = min(vals.shape[1], n_cols - 1)
-    for a in range(n_rows):
+    for a in range(lo, n_rows if hi < 0 else hi):
         for b in range(n_cols):
             keys[b] = _sortable(tile[a, b])  # 0 .. 65535
         keys[a] = 1 << 40  # self: never selected
@@ -128,11 +136,13 @@ def _kth_key(keys: np.ndarray, take: int, counts: np.ndarray) -> int:
 
 
 @njit(cache=True, nogil=True)
-def fill_from_diagonal_f32(tile: np.ndarray, vals: np.ndarray, idx: np.ndarray, row0: int, err_row: np.ndarray) -> None:
+def fill_from_diagonal_f32(
+    tile: np.ndarray, vals: np.ndarray, idx: np.ndarray, row0: int, err_row: np.ndarray, lo: int = 0, hi: int = -1
+) -> None:
     """`fill_from_diagonal_bf16` for a float32 tile (bound = value - err)."""
     n_rows, n_cols = tile.shape
     keys = np.empty(n_cols, dtype=np.float64)
-    for a in range(n_rows):
+    for a in range(lo, n_rows if hi < 0 else hi):
         for b in range(n_cols):
             v = tile[a, b]
             keys[b] = -np.inf if np.isnan(v) else v  # NaN (never, for scaled rows) is kept, with bound -inf
@@ -215,8 +225,10 @@ def select_tile(
     err_row: np.ndarray,
     err_col: np.ndarray,
     scale: float,
-    do_rows: bool,
-    do_cols: bool,
+    rows_lo: int,
+    rows_hi: int,
+    cols_lo: int,
+    cols_hi: int,
 ) -> None:
     """Merge one off-diagonal tile (rows row0.., columns col0..) into the heaps of its rows and of its columns.
 
@@ -224,20 +236,28 @@ def select_tile(
     bfloat16 ones (lower: `bf16_lower_table()`, the bound is lower[bits] - err). err_row / err_col: the rest of
     each entry's error bound for the row / column point of this tile. scale: 1 / (1 - u') for bfloat16, with
     lower = value (1 - u') for positive values: turns a bound on the lower value into one on the tile value.
-    do_rows / do_cols: which heaps to update (a query tile, with the point itself masked by +inf, updates its
-    rows only). A block's tile with itself goes through `fill_from_diagonal_*`.
+    rows_lo:rows_hi / cols_lo:cols_hi: the tile rows / columns whose heaps this call updates (a query tile,
+    with the point itself masked by +inf, updates its rows only: an empty column range). Each heap receives its
+    entries in the same order whatever the ranges, so calls on disjoint ranges may run in parallel threads and
+    give the same pools as one call over everything. A block's tile with itself goes through
+    `fill_from_diagonal_*`.
     """
     n_rows, n_cols = tile.shape
     never = _never(lower)
     col_thr = np.full(n_cols, never)
-    if do_cols:
-        for b in range(n_cols):
-            col_thr[b] = _threshold(vals[col0 + b, 0] + err_col[b], lower, scale)
+    for b in range(cols_lo, cols_hi):
+        col_thr[b] = _threshold(vals[col0 + b, 0] + err_col[b], lower, scale)
     for a in range(n_rows):
         r = row0 + a
-        row_thr = _threshold(vals[r, 0] + err_row[a], lower, scale) if do_rows else never
-        for b0 in range(0, n_cols, _CHUNK):
-            b1 = min(b0 + _CHUNK, n_cols)
+        own_row = rows_lo <= a < rows_hi
+        if not own_row and cols_lo >= cols_hi:
+            continue
+        row_thr = _threshold(vals[r, 0] + err_row[a], lower, scale) if own_row else never
+        # A row whose heap is not updated here is scanned over the updated columns only.
+        first = 0 if own_row else cols_lo
+        last = n_cols if own_row else cols_hi
+        for b0 in range(first, last, _CHUNK):
+            b1 = min(b0 + _CHUNK, last)
             # Vectorised scan: most chunks hold no entry below either threshold once the pools are full.
             hit = 0
             for b in range(b0, b1):
@@ -340,35 +360,57 @@ def rank_candidates(
 
     names: what each row of E is called in the output (its original row number when E is a reordered copy);
     ties are broken by it, so the order of E never shows in the result. Rows are taken up to 1,024 at a time:
-    their candidates are sorted by name, the distances computed with the pairs grouped by the 1,024-row block
-    of the candidate (both ends read from cache, not from anywhere in memory), then each row is ranked by a
-    stable sort on distance.
+    the distances are computed with the pairs grouped by the 1,024-row block of the candidate (both ends read
+    from cache, not from anywhere in memory), then each row is sorted on distance and the runs of equal
+    distances among its first k are put in name order (`_ties_by_name`): the order of a stable sort on
+    (distance, name), at the cost of one sort of the distances.
     """
     width = cols.shape[1]
     group = max(1, min(1024, (1 << 20) // max(width, 1)))
-    cand = np.empty((group, width), dtype=np.int64)
     dist = np.empty((group, width), dtype=np.float64)
-    keys = np.empty(width, dtype=np.int64)
     for g0 in range(lo, hi, group):
         g1 = min(g0 + group, hi)
+        _block_distances(E, rows[g0:g1], cols[g0:g1], dist[: g1 - g0])
         for i in range(g0, g1):
-            for w in range(width):
-                c = cols[i, w]
-                keys[w] = names[c] if c >= 0 else -1
-            order = np.argsort(keys, kind="mergesort")
-            for w in range(width):
-                cand[i - g0, w] = cols[i, order[w]]
-        _block_distances(E, rows[g0:g1], cand[: g1 - g0], dist[: g1 - g0])
-        for i in range(g0, g1):
-            order = np.argsort(dist[i - g0], kind="mergesort")[:k]
-            for w in range(k):
-                c = cand[i - g0, order[w]] if w < order.shape[0] else -1
-                if c < 0:  # an empty slot: no neighbour here (the certificate then fails for this row)
-                    out_idx[i, w] = -1
-                    out_sq[i, w] = np.inf
-                else:
-                    out_idx[i, w] = names[c]
-                    out_sq[i, w] = dist[i - g0, order[w]]
+            _rank_row(dist[i - g0], cols[i], names, k, out_idx[i], out_sq[i])
+
+
+@njit(cache=True, nogil=True)
+def _rank_row(d: np.ndarray, cand: np.ndarray, names: np.ndarray, k: int, out_idx: np.ndarray, out_sq: np.ndarray):
+    """The k candidates of one row with the smallest distances d, ties by name -> out_idx (names), out_sq."""
+    order = np.argsort(d)
+    _ties_by_name(order, d, cand, names, k)
+    for w in range(k):
+        c = cand[order[w]] if w < order.shape[0] else -1
+        if c < 0:  # an empty slot: no neighbour here (the certificate then fails for this row)
+            out_idx[w] = -1
+            out_sq[w] = np.inf
+        else:
+            out_idx[w] = names[c]
+            out_sq[w] = d[order[w]]
+
+
+@njit(cache=True, nogil=True)
+def _ties_by_name(order: np.ndarray, d: np.ndarray, cand: np.ndarray, names: np.ndarray, k: int) -> None:
+    """order sorts d ascending: reorder, in place, each run of equal d that starts among the first k by the
+    name of its candidate (an empty slot, cand < 0, first), so that order[:k] is what a stable sort on
+    (distance, name) gives (names are distinct)."""
+    m = order.shape[0]
+    s = 0
+    while s < min(k, m):
+        e = s + 1
+        while e < m and d[order[e]] == d[order[s]]:
+            e += 1
+        if e - s > 1:
+            keys = np.empty(e - s, dtype=np.int64)
+            for t in range(s, e):
+                c = cand[order[t]]
+                keys[t - s] = names[c] if c >= 0 else -1
+            run = order[s:e].copy()
+            by_name = np.argsort(keys, kind="mergesort")
+            for t in range(e - s):
+                order[s + t] = run[by_name[t]]
+        s = e
 
 
 def bf16_value_table() -> np.ndarray:
