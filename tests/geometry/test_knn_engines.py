@@ -504,3 +504,24 @@ def test_the_rank_breaks_ties_by_name_like_a_stable_sort():
         np.testing.assert_array_equal(idx[r, : order.size], names[cand[order]])
         np.testing.assert_array_equal(sq[r, : order.size], d[order])
         assert (idx[r, order.size :] == -1).all() and np.isinf(sq[r, order.size :]).all()
+
+
+@pytest.mark.parametrize("shift", [0, 5, -7, 1030, -1030])
+def test_centring_and_rounding_to_bfloat16_matches_ldexp_and_torch(shift):
+    # The kernel scales by multiplying with 2^-shift where that is a normal float64, by ldexp elsewhere: the
+    # float32 rows must be those of ldexp either way, and their bfloat16 bits torch's round-to-nearest-even.
+    from hidden_geometry.geometry import _knn_kernels
+
+    rng = np.random.default_rng(35)
+    E = np.ldexp(rng.standard_normal((20, 12)), min(shift, 1000))  # 2^1030 itself is not a float64
+    E[0, :3] = np.ldexp([1e-40, -1e-42, 0.0], shift)  # subnormal float32 results
+    mean = E.mean(axis=0)
+    bits = np.zeros((20, 16), dtype=np.uint16)
+    norms, r_norm, yb_norm = np.zeros(20), np.zeros(20), np.zeros(20)
+    values = bf16_value_table()
+    _knn_kernels.centre_and_round_bf16(E, mean, shift, values, bits, norms, r_norm, yb_norm, 0, 20)
+    y = np.ldexp(E - mean, -shift).astype(np.float32)
+    expected = torch.from_numpy(y).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    np.testing.assert_array_equal(bits[:, :12], expected)
+    np.testing.assert_allclose(norms, np.einsum("ij,ij->i", y.astype(np.float64), y.astype(np.float64)), rtol=1e-13)
+    assert (bits[:, 12:] == 0).all()

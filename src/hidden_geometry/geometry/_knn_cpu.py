@@ -36,6 +36,7 @@ such pools will certify enough rows to pay (clustered, low-dimensional data do; 
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -280,6 +281,34 @@ def _split_rows(kernel, args, n: int, threads: int) -> None:
         return
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(lambda job: kernel(*job), jobs))
+
+
+_loading: dict[str, threading.Thread] = {}
+
+
+def load_kernels_in_background(dtype: np.dtype) -> None:
+    """Start loading the compiled kernels for rows of `dtype` on a background thread, once per process.
+
+    Loading them from numba's cache costs about half a second of CPU in a new process, most of it numba's own
+    set-up, which holds the GIL. Started before the input checks, it overlaps the work that comes before the
+    first kernel (the checks, the bfloat16 probe, the locality order and the reordered copy run in numpy and
+    torch, which release the GIL). Each kernel is called once on a tiny input; the graph's own calls wait on
+    numba's lock until the loading is done. It changes the time only, never the graph.
+    """
+    key = np.dtype(dtype).str
+    if key in _loading:
+        return
+
+    def load() -> None:
+        E = np.zeros((2, 4), dtype=dtype)
+        kernels.centre_and_round_bf16(E, np.zeros(4), 0, kernels.bf16_value_table(), np.zeros((2, 4), np.uint16),
+                                      np.zeros(2), np.zeros(2), np.zeros(2), 0, 2)
+        pool = np.array([[1], [0]], dtype=np.int64)
+        kernels.rank_candidates(E, np.arange(2, dtype=np.int64), pool, np.arange(2, dtype=np.int64), 1,
+                                np.zeros((2, 1), np.int64), np.zeros((2, 1)), 0, 2)
+
+    _loading[key] = threading.Thread(target=load, name="load-knn-kernels", daemon=True)
+    _loading[key].start()
 
 
 def _empty_pools(n: int, width: int) -> tuple[np.ndarray, np.ndarray]:

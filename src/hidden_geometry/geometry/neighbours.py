@@ -282,6 +282,9 @@ def knn_graph(
     if isinstance(k, bool) or int(k) != k or k < 1:
         raise InputError(f"k must be a positive integer, got {k!r}")
     k = int(k)
+    dev = _resolve_device(device)
+    if dev.type == "cpu" and X.shape[1] > _knn_lowdim.LOW_DIM:
+        _knn_cpu.load_kernels_in_background(X.dtype if metric == "euclidean" else np.float64)
     candidates = _kept_rows(X.shape[0], keep)
     E_all = _exact_rows(X, candidates, metric)
     shift = _float64_shift(E_all)
@@ -297,7 +300,6 @@ def knn_graph(
             f"need at least k + 1 = {k + 1} distinct points for k={k} neighbours, got {n}"
             + (f" ({n_duplicates} duplicate rows removed)" if n_duplicates else "")
         )
-    dev = _resolve_device(device)
     chosen = resolve_precision(precision, n, dev)
     block = int(block_size) if block_size else default_block_size(n, dev)
     extra = int(pool) if pool is not None else None
