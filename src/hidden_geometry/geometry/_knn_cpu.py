@@ -7,7 +7,9 @@ How a row's k nearest neighbours are made exact, whatever the precision of the p
    exact value: rounding the rows to the product's precision, the float32 accumulation, rounding the result,
    the norms and the centring.
 2. Each row keeps the `width` smallest lower bounds (a max-heap, `_knn_kernels`). Whatever is outside the pool
-   has a lower bound at least the heap top `b`.
+   has a lower bound at least the heap top `b`. The threads share each tile's selection by disjoint ranges of
+   the heaps they update (`_Workers`); every heap receives its entries in the same order as from one thread,
+   so the pools do not depend on the number of threads.
 3. The pool is re-ranked with squared distances computed in float64 from the original rows (direct differences),
    ties broken by index. If `b` exceeds the k-th exact squared distance, nothing outside the pool can be as near,
    and the row is certified. Rows that are not certified are redone with float32 products against all rows, and
