@@ -34,7 +34,8 @@ def main(snakemake: Any) -> None:
         # The whole run's unknown-token share (0 for inputs without a tokenizer, e.g. images), from the manifest.
         choice.update(dataset=wildcards.dataset, model=wildcards.model, model_label=params.model_label,
                       untrained=bool(params.untrained), unknown_share=float(manifest.get("unknown_share", 0.0)),
-                      role=manifest.get("role"))  # encoder/decoder; None for folders extracted before roles
+                      role=manifest.get("role"),  # encoder/decoder; None for folders extracted before roles
+                      dtype=manifest.get("dtype"))  # the forward pass's precision (fp32, bf16, fp16)
         log.info("%d layers; chosen layer %s, probe's best layer %s", len(rows), choice["chosen_layer"],
                  choice["probe_best_layer"])
         write_tsv(snakemake.output.layers, analysis.LAYER_COLUMNS, rows)

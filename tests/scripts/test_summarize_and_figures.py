@@ -50,7 +50,7 @@ def summarize(script, tmp_path: Path) -> tuple[list[dict], dict]:
     files = layer_files(tmp_path)
     emb = tmp_path / "embeddings"
     emb.mkdir()
-    (emb / "manifest.json").write_text(json.dumps({"unknown_share": 0.25}))
+    (emb / "manifest.json").write_text(json.dumps({"unknown_share": 0.25, "dtype": "bf16"}))
     out = {"layers": str(tmp_path / "layers.tsv"), "choice": str(tmp_path / "layer_choice.json"),
            "overlap_matrix": str(tmp_path / "overlap_matrix.tsv")}
     script("summarize_model").main(fake_snakemake(
@@ -82,6 +82,7 @@ def test_layers_table_and_choice(script, tmp_path: Path) -> None:
     assert rows[0]["token_anisotropy"] == "NA" and float(rows[1]["token_anisotropy"]) == 0.2
     assert choice["untrained"] is True and choice["id_measure"] == "id_gride"
     assert choice["unknown_share"] == 0.25  # carried from the extraction manifest
+    assert choice["dtype"] == "bf16"  # the extraction's precision, from the manifest
     assert choice["evidence"]["peak_layer"] == 2 and choice["chosen_layer"] > 2
     assert choice["probe_best_layer"] == 3 and choice["probe_acc_at_best"] == 0.9
     assert choice["probe_acc_at_chosen"] == ACCS[choice["chosen_layer"]]

@@ -1,6 +1,6 @@
 """`hidden-geometry layers` on the demo's extraction folders writes the workflow's layers.tsv byte for byte, and its
 layer choice equals the workflow's (less the workflow's own keys: dataset, model, model_label, untrained,
-unknown_share, role)."""
+unknown_share, role, dtype)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,6 @@ def test_cli_layers_reproduces_every_demo_table(demo_run: Path, tmp_path: Path, 
         assert cli_main(args) == 0, capsys.readouterr().err
         assert (out / "layers.tsv").read_bytes() == (model_dir / "layers.tsv").read_bytes(), pair
         workflow_choice = json.loads((model_dir / "layer_choice.json").read_text())
-        for key in ("dataset", "model", "model_label", "untrained", "unknown_share", "role"):
+        for key in ("dataset", "model", "model_label", "untrained", "unknown_share", "role", "dtype"):
             workflow_choice.pop(key)
         assert json.loads((out / "layer_choice.json").read_text()) == workflow_choice, pair

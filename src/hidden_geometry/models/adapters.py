@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from .esm2_forward import Esm2Forward
 from .spec import POOLINGS, PROTEIN_KINDS
 from .tokens import DEFAULT_MAX_UNKNOWN_SHARE
 
@@ -61,6 +62,11 @@ def check_protein(seq: str, max_residues: int, model: str) -> None:
             f"sequence contains characters outside the ESM-2 alphabet ({shown!r}): "
             "upper-case, map or drop them in the data stage"
         )
+
+
+def dtype_name(dtype: torch.dtype | None) -> str:
+    """The spec's word for the forward pass's precision (`fp32`, `bf16`, `fp16`), as the manifest records it."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def pool_hidden(hidden: torch.Tensor, real: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -100,7 +106,8 @@ class ModelAdapter:
     pooling: str = "mean"
     tap: str = "hidden"
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    # Reduced precision used through autocast on CUDA; None means float32 everywhere.
+    # Reduced precision of the forward pass (`dtype` of the model's spec): bf16/fp16 autocast on CUDA, bf16 on the
+    # CPU (fair-esm: the project's own ESM-2 forward in bf16; transformers: CPU autocast); None means float32.
     autocast_dtype: torch.dtype | None = None
     source: str = ""
     path: str = ""
@@ -147,9 +154,9 @@ class ModelAdapter:
         return 0, sum(self.token_count(item) for item in items), None
 
     def _autocast(self, fp32: bool) -> contextlib.AbstractContextManager:
-        if self.autocast_dtype is None or fp32 or self.device.type != "cuda":
+        if self.autocast_dtype is None or fp32 or self.device.type not in ("cuda", "cpu"):
             return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.autocast_dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     def describe(self) -> dict:
         """Facts about the model for the extraction manifest (JSON-ready)."""
@@ -165,7 +172,7 @@ class ModelAdapter:
             "pooling": self.pooling,
             "tap": self.tap,
             "untrained": bool(self.untrained),
-            "dtype": "fp32" if self.autocast_dtype is None else str(self.autocast_dtype).replace("torch.", ""),
+            "dtype": dtype_name(self.autocast_dtype),
             "device": self.device.type,
             "max_unknown_share": float(self.max_unknown_share),
             "revision": self.revision,
@@ -175,9 +182,24 @@ class ModelAdapter:
 
 @dataclass
 class FairEsmAdapter(ModelAdapter):
-    """ESM-2 through fair-esm: sequences -> alphabet tokens with BOS and EOS; all layers via `repr_layers`."""
+    """ESM-2 from a fair-esm checkpoint: sequences -> alphabet tokens with BOS and EOS; every layer's states from
+    `esm2_forward.Esm2Forward` on the fair-esm module's weights (fair-esm's arithmetic with fused attention,
+    tested equal to fair-esm's own forward to 1e-4), in bf16 on the CPU when `autocast_dtype` is bf16."""
 
     alphabet: Any = None
+    _forwards: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def hidden_states(self, tokens: torch.Tensor, fp32: bool = False) -> list[torch.Tensor]:
+        """Float32 [B, T, D] states of every layer (embeddings first) for a padded token batch."""
+        reduced = None if fp32 else self.autocast_dtype
+        # On the CPU bf16 is computed by the forward itself; on CUDA the float32 forward runs under autocast.
+        dtype = torch.bfloat16 if reduced == torch.bfloat16 and self.device.type == "cpu" else torch.float32
+        forward = self._forwards.get(dtype)
+        if forward is None:
+            forward = self._forwards[dtype] = Esm2Forward(self.model, dtype)
+        autocast = self._autocast(fp32) if self.device.type == "cuda" else contextlib.nullcontext()
+        with autocast:
+            return [state.float() for state in forward(tokens)]
 
     def token_count(self, item: str) -> int:
         return len(item) + 2
@@ -210,12 +232,10 @@ class FairEsmAdapter(ModelAdapter):
             tokens[row, len(seq) + 1] = alphabet.eos_idx
             real[row, 1 : len(seq) + 1] = True
         tokens, real = tokens.to(self.device), real.to(self.device)
-        layers = list(range(self.n_layers))
-        with torch.inference_mode(), self._autocast(fp32):
-            out = self.model(tokens, repr_layers=layers)
-            reps = out["representations"]
-            self._offer_tokens(items, [reps[i] for i in layers], real)
-            return [pool_hidden(reps[i], real, self.pooling).cpu().numpy().astype(np.float32) for i in layers]
+        with torch.inference_mode():
+            states = self.hidden_states(tokens, fp32)
+            self._offer_tokens(items, states, real)
+            return [pool_hidden(h, real, self.pooling).cpu().numpy().astype(np.float32) for h in states]
 
 
 @dataclass

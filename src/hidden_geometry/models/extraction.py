@@ -60,6 +60,7 @@ SHARD_KEYS = (
     "pooling",
     "tap",
     "untrained",
+    "dtype",
     "n_items_total",
 )
 
@@ -417,7 +418,8 @@ def extract(
 
 # Adapter settings that must equal a finished folder's manifest for the folder to be reused.
 RESUME_KEYS = (
-    "model", "source", "path", "n_layers", "hidden_size", "pooling", "tap", "role", "token_sample", "token_sample_seed"
+    "model", "source", "path", "n_layers", "hidden_size", "pooling", "tap", "dtype", "role", "token_sample",
+    "token_sample_seed",
 )
 
 

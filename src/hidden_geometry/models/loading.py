@@ -12,7 +12,7 @@ A spec is a dict (all keys but one of `source`/`path` optional):
 | `path` | local `.pt` file or model folder; replaces the download of `source` |
 | `pooling` | `mean` (default: real tokens only), `last`, `cls`; `first_ln` = `mean` with `tap: ln_1` |
 | `tap` | iGPT only: `hidden` (block outputs, default) or `ln_1` (each block's first LayerNorm, the paper's tap) |
-| `dtype` | `auto` (bf16/fp16 autocast on GPU), `fp32`, `fp16`, `bf16`; always fp32 on CPU |
+| `dtype` | `auto` (bf16/fp16 autocast on GPU, fp32 on CPU), `fp32`, `fp16` (GPU only), `bf16` (GPU or CPU) |
 | `max_tokens` | cap on tokens per input, special tokens included (texts are truncated to it, counted) |
 | `trust_pickle` | allow checkpoints that the weights-only loader refuses (default false: safetensors, or a |
 | | `pytorch_model.bin`/`.pt` state dict loaded with `weights_only=True`) |
@@ -154,10 +154,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def resolve_autocast(dtype: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for the forward pass: None (fp32) on CPU or for `fp32`; bf16/fp16 on CUDA."""
+    """The reduced precision of the forward pass: None (fp32) for `fp32`, and for `auto` or `fp16` on the CPU
+    (fp16 is logged as ignored there); bf16 for `bf16` (CUDA or CPU); bf16 or fp16 for `auto` on CUDA."""
     if device.type != "cuda":
-        if dtype in ("fp16", "bf16"):
-            log.info("dtype %s ignored on the CPU: computing in fp32", dtype)
+        if dtype == "bf16":
+            return torch.bfloat16
+        if dtype == "fp16":
+            log.info("dtype fp16 ignored on the CPU: computing in fp32 (bf16 runs on the CPU)")
         return None
     if dtype == "fp32":
         return None
