@@ -12,8 +12,9 @@ Faults handled: non-finite pooled vectors (fp16/bf16 overflow) are recomputed in
 non-finite are named in the log and in `manifest["nonfinite_items"]` (their rows stay NaN/inf so later stages can
 exclude them); CUDA out-of-memory halves the token budget and retries.
 
-CPU speed: a 1,024-2,048 token budget beats 4,096; setting `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` in the
-environment cuts page-fault time of the attention buffers (5-20% faster on 2 cores).
+CPU speed: a 1,024-2,048 token budget beats 4,096. fair-esm checkpoints run through the project's own ESM-2
+forward (`esm2_forward`: fused attention, no attention-weight buffers), about twice fair-esm's speed on the CPU;
+`dtype: bf16` runs its products in bf16 (docs/benchmarks.md, extraction).
 """
 
 from __future__ import annotations
