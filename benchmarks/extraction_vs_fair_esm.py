@@ -12,7 +12,7 @@ and torch's default threads. One shim runs before it: torch 2.13 loads weights-o
 (`torch.serialization.add_safe_globals`) and then runs the script as `__main__`.
 
 Ours: a process doing what the workflow's extraction job does: read the FASTA, `load_model` (fair-esm backend,
-`dtype` fp32 or bf16), `extract_representations` with the `extraction:` defaults (token budget 2048, token
+`dtype` fp32 or bf16), `extract_representations` with the `extraction:` defaults (token budget 4096, token
 sample 2000), layer files written to disk. Same checkpoint, same FASTA, same threads.
 
 Rounds are interleaved (the order alternates), every run a fresh process; the table gives medians of wall time and
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", nargs="+", choices=["random", "trained"], default=["random", "trained"])
     parser.add_argument("--dtypes", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
-    parser.add_argument("--token-budget", type=int, default=2048)
+    parser.add_argument("--token-budget", type=int, default=4096)
     parser.add_argument("--token-sample", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quality", action="store_true", help="also measure what bf16 changes (see above)")
