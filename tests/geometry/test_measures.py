@@ -19,7 +19,14 @@ from hidden_geometry.geometry import (
     participation_ratio,
     token_anisotropy,
 )
-from hidden_geometry.geometry.measures import cell_indices
+from hidden_geometry.geometry.measures import (
+    cell_counts,
+    kmeans_cells,
+    kmeans_seeds,
+    layer_measures,
+    patchiness,
+    product_quantizer_codes,
+)
 
 
 def rows_with_variances(n: int, variances: np.ndarray, seed: int) -> np.ndarray:
@@ -123,44 +130,106 @@ def test_token_anisotropy_known_answers():
         token_anisotropy(np.ones((1, 4)))
 
 
-def grid(points_per_axis: int, scales: tuple[float, ...]) -> np.ndarray:
-    axes = [np.arange(points_per_axis) * s for s in scales]
-    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(scales))
+def clusters_per_block(sizes: list[int], blocks: int, width: int, seed: int) -> np.ndarray:
+    """Rows whose every block of `width` coordinates sits in one of len(sizes) far-apart tight clusters, cluster j
+    holding sizes[j] rows (rows shuffled independently per block, so blocks do not share the cluster pattern)."""
+    rng = np.random.default_rng(seed)
+    n = sum(sizes)
+    parts = []
+    for _ in range(blocks):
+        centres = 100.0 * rng.standard_normal((len(sizes), width))
+        members = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
+        parts.append(centres[members] + 0.01 * rng.standard_normal((n, width)))
+    return np.concatenate(parts, axis=1)
+
+
+def patchiness_by_hand(counts: list[list[int]]) -> float:
+    """Marbut et al.'s patchiness written out with loops: m = total / cells, V = population variance of all
+    counts, (m + V / m - 1) / m."""
+    flat = [c for row in counts for c in row]
+    cells = len(counts[0])
+    m = sum(flat) / cells
+    mean = sum(flat) / len(flat)
+    variance = sum((c - mean) ** 2 for c in flat) / len(flat)
+    return (m + variance / m - 1.0) / m
 
 
 def test_cell_density_known_answers():
-    # 4 x 4 x 4 grid with distinct variances per axis: principal axes = the axes; each point alone in a cell.
-    X = grid(4, (3.0, 2.0, 1.0))
-    assert cell_density(X, n_components=3, bins=4) == pytest.approx(1.0)
-    # Every point repeated 5 times: 5 points per occupied cell.
-    assert cell_density(np.repeat(X, 5, axis=0), n_components=3, bins=4) == pytest.approx(5.0)
-    # Two bins per axis: 8 cells, 8 points each.
-    assert cell_density(X, n_components=3, bins=2) == pytest.approx(8.0)
-    # Three tight patches far apart along one line, cells on the first principal coordinate: 3 cells of 30 points.
-    rng = np.random.default_rng(11)
-    patches = np.concatenate([c + 0.01 * rng.standard_normal((30, 6)) for c in (0.0, 10.0, 30.0)])
-    assert cell_density(patches, n_components=1, bins=4) == pytest.approx(30.0)
-    # On three coordinates the patches' noise spreads them over more cells: lower density.
-    assert cell_density(patches, n_components=3, bins=4) < 30.0
+    # 8 equal clusters of 5 rows in each of 2 blocks: every cell holds 5 points, V = 0, m = 2 x 40 / 8 = 10.
+    X = clusters_per_block([5] * 8, blocks=2, width=3, seed=11)
+    assert cell_density(X, subspaces=2, cells=8) == pytest.approx(1.0 - 1.0 / 10.0)
+    codes = product_quantizer_codes(X, subspaces=2, cells=8)
+    assert sorted(np.bincount(codes[:, 0], minlength=8)) == [5] * 8
+    # Unequal clusters (10, 5, 3, 2), one block: m = 20 / 4 = 5, V = 9.5, patchiness (5 + 1.9 - 1) / 5 = 1.18.
+    X = clusters_per_block([10, 5, 3, 2], blocks=1, width=4, seed=12)
+    assert cell_density(X, subspaces=1, cells=4) == pytest.approx(1.18)
+    assert patchiness_by_hand([[10, 5, 3, 2]]) == pytest.approx(1.18)
+    # Crowding raises it: the same 20 rows in clusters (17, 1, 1, 1) are patchier than (5, 5, 5, 5).
+    crowded = cell_density(clusters_per_block([17, 1, 1, 1], blocks=1, width=4, seed=13), subspaces=1, cells=4)
+    even = cell_density(clusters_per_block([5, 5, 5, 5], blocks=1, width=4, seed=14), subspaces=1, cells=4)
+    assert even == pytest.approx(0.8) and crowded == pytest.approx(patchiness_by_hand([[17, 1, 1, 1]]))
+    assert crowded > even
 
 
-def test_cell_indices_match_an_independent_projection():
-    rng = np.random.default_rng(12)
-    X = rng.standard_normal((200, 8)) @ np.diag([5, 4, 3, 2, 1, 1, 1, 1.0])
-    cells = cell_indices(X, n_components=2, bins=5)
-    centred = X - X.mean(0)
-    _, vectors = np.linalg.eigh(np.cov(centred.T))
-    coords = centred @ vectors[:, ::-1][:, :2]
-    for column in range(2):
-        c = coords[:, column]
-        if np.corrcoef(c, cells[:, column])[0, 1] < 0:  # an axis' sign mirrors the bin numbers
-            c = -c
-        expected = np.minimum(((c - c.min()) / (c.max() - c.min()) * 5).astype(int), 4)
-        assert np.array_equal(cells[:, column], expected)
+def test_patchiness_matches_the_loop_and_uses_every_subspace():
+    counts = np.array([[4, 0, 7, 1, 3], [2, 2, 5, 5, 1]])
+    assert patchiness(counts) == pytest.approx(patchiness_by_hand(counts.tolist()), rel=1e-12)
+    with pytest.raises(InputError, match="empty"):
+        patchiness(np.zeros((2, 3)))
+
+
+def test_kmeans_cells_equal_scikit_learn_from_the_same_seeds():
+    """Our k-means against scikit-learn's Lloyd k-means started from the same k-means++ seeds."""
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(15)
+    centres = 6.0 * rng.standard_normal((12, 5))
+    Y = centres[rng.integers(0, 12, 600)] + rng.standard_normal((600, 5))
+    seeds = kmeans_seeds(Y, 12, np.random.default_rng(3))
+    ours, centroids = kmeans_cells(Y, 12, iterations=100, init=seeds)
+    theirs = KMeans(n_clusters=12, init=seeds, n_init=1, max_iter=100, tol=0.0, algorithm="lloyd").fit(Y)
+    assert np.array_equal(ours, theirs.labels_)
+    np.testing.assert_allclose(centroids, theirs.cluster_centers_, atol=1e-5)
+
+
+def test_cell_density_is_the_patchiness_of_the_product_quantizer_cells():
+    """The whole measure against a slow recomputation: blocks cut by hand, scikit-learn k-means per block from
+    our seeds, counts and the patchiness loop."""
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(16)
+    X = rng.standard_normal((400, 10)) @ rng.standard_normal((10, 10))
+    value = cell_density(X, subspaces=3, cells=16, iterations=300, seed=5)
+    counts = []
+    for j, block in enumerate(([0, 1, 2, 3], [4, 5, 6], [7, 8, 9])):  # contiguous, sizes within one
+        Y = X[:, block]
+        seeds = kmeans_seeds(Y, 16, np.random.default_rng(5 + j))
+        labels = KMeans(n_clusters=16, init=seeds, n_init=1, max_iter=300, tol=0.0, algorithm="lloyd").fit(Y).labels_
+        counts.append([int(np.sum(labels == c)) for c in range(16)])
+    assert value == pytest.approx(patchiness_by_hand(counts), rel=1e-12)
+    codes = product_quantizer_codes(X, subspaces=3, cells=16, iterations=300, seed=5)
+    assert np.array_equal(cell_counts(codes, 16), np.array(counts))
 
 
 def test_cell_density_bad_parameters():
-    with pytest.raises(InputError, match="bins"):
-        cell_density(np.ones((4, 2)), bins=0)
-    with pytest.raises(InputError, match="n_components"):
-        cell_density(np.ones((4, 2)), n_components=1.5)
+    with pytest.raises(InputError, match="cells"):
+        cell_density(np.ones((4, 2)), cells=0)
+    with pytest.raises(InputError, match="subspaces"):
+        cell_density(np.ones((4, 2)), subspaces=1.5)
+    with pytest.raises(InputError, match="at least 8 rows"):
+        cell_density(np.random.default_rng(0).standard_normal((5, 4)), subspaces=2, cells=8)
+    with pytest.raises(InputError, match="dimensions"):
+        cell_density(np.random.default_rng(0).standard_normal((50, 3)), subspaces=4, cells=8)
+
+
+def test_layer_measures_take_cell_density_from_the_token_sample():
+    rng = np.random.default_rng(17)
+    rows, tokens = rng.standard_normal((30, 8)), rng.standard_normal((300, 8))
+    result = layer_measures(rows, tokens=tokens, cells=16, subspaces=2, seed=1)
+    assert result["cell_density"] == pytest.approx(cell_density(tokens, subspaces=2, cells=16, seed=1))
+    assert result["cell_reason"] is None
+    few = layer_measures(rows, tokens=tokens[:10], cells=16, subspaces=2)
+    assert np.isnan(few["cell_density"]) and "fewer than the 16 cells" in few["cell_reason"]
+    assert np.isfinite(few["token_anisotropy"])
+    none = layer_measures(rows, tokens=None)
+    assert np.isnan(none["cell_density"]) and none["cell_reason"] == "no token sample was kept at extraction"

@@ -148,7 +148,7 @@ def measure_layer(X: np.ndarray, keep: np.ndarray | None = None, labels: Sequenc
         twonn_decimation=decimation(graph, X, decimation_repeats=decimation_repeats, twonn_fraction=twonn_fraction,
                                     seed=seed),
         gride=geometry.gride(graph), anisotropy=geometry.anisotropy(rows),
-        measures=geometry.layer_measures(rows, tokens=tokens), **measures)
+        measures=geometry.layer_measures(rows, tokens=tokens, seed=seed), **measures)
     log.info("layer %s: TwoNN %.3f, Gride %.3f", layer, result.twonn.id, result.gride.id)
     return result
 
