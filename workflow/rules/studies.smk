@@ -13,9 +13,13 @@ rule train_model:
         f"{LOGS}/train_model/{{model}}.log",
     benchmark:
         f"{BENCHMARKS}/train_model/{{model}}.tsv"
+    # First in line: every checkpoint's extraction waits for the training.
+    priority: 10
     conda:
         "../../envs/extract.yaml"
-    threads: 2
+    # One thread: the demo's models are small (2 x 64); a second thread barely speeds them up and would hold the
+    # second core that other jobs use meanwhile.
+    threads: 1
     params:
         train=lambda wildcards: config["models"][wildcards.model]["train"],
     script:
