@@ -101,6 +101,15 @@ def isoscore_package(tmp_path_factory):
     return module
 
 
+def test_isoscore_is_an_affine_function_of_the_participation_ratio():
+    """Algebra (docs/measures.md): |v - 1|^2 = 2D - 2 sqrt(D) sum(lambda) / |lambda|, so k = (sum lambda)^2 /
+    sum lambda^2 = the participation ratio and IsoScore = (PR - 1) / (D - 1); one measure within a model."""
+    rng = np.random.default_rng(21)
+    for d in (3, 16, 64):
+        X = rng.standard_normal((300, d)) @ rng.standard_normal((d, d))
+        assert isoscore(X) == pytest.approx((participation_ratio(X) - 1.0) / (d - 1.0), rel=1e-9)
+
+
 def test_isoscore_matches_the_authors_package(isoscore_package):
     rng = np.random.default_rng(7)
     cases = [rng.standard_normal((500, 10)) @ np.diag(np.linspace(0.1, 3, 10)),
