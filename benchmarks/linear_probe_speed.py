@@ -1,13 +1,17 @@
-"""Linear probe time and accuracy: the default solver (all folds in one float32 fit) against scikit-learn's
-LogisticRegression per fold (the earlier probe), each in its own process, on the same rows, labels and folds.
+"""Linear probe time and accuracy: the default solver (one L-BFGS per fold, folds side by side in torch) against
+scikit-learn's LogisticRegression per fold (the earlier probe), each in its own process, on the same rows, labels and
+folds, interleaved source by source.
 
-Rows: `--vectors X.npy --labels y.npy` (e.g. one layer of an extraction and its superfamily labels), or synthetic
-clustered rows (`--n`, `--d`, `--classes`). `--reference` adds scikit-learn at tol 1e-8 (a converged fit) so that
-both can be compared with the optimum, not only with each other. Each run is a whole process (imports included in
-`process s`, not in `probe s`). It writes a markdown section into docs/benchmarks.md with the machine's load.
+Rows: `--vectors A.npy [B.npy ...] --labels y.npy` (e.g. every layer of an extraction and its superfamily labels;
+each file is one source), and/or `--synthetic` clustered rows (`--n`, `--d`, `--classes`). `--reference` adds
+scikit-learn at tol 1e-8 (a converged fit) so that both can be compared with the optimum, not only with each other.
+Each run is a whole process (imports included in `process s`, not in `probe s`); `cpu s` is the probe's processor
+time (all threads), less sensitive than wall time to other jobs on the machine. The markdown section in
+docs/benchmarks.md, with the machine's load before and after each run, is rewritten after every source, so an
+interrupted run keeps what it measured.
 
-    python benchmarks/linear_probe_speed.py --vectors layer_003.npy --labels labels.npy --reference
-    python benchmarks/linear_probe_speed.py --n 3000 --classes 60 --no-doc      # quick check
+    python benchmarks/linear_probe_speed.py --vectors emb/layer_00*.npy --labels labels.npy --synthetic
+    python benchmarks/linear_probe_speed.py --synthetic --n 3000 --classes 60 --no-doc      # quick check
 """
 
 from __future__ import annotations
@@ -49,21 +53,50 @@ def worker(args: argparse.Namespace) -> None:
 
     X, y = np.load(args.x), np.load(args.y, allow_pickle=False)
     solver, tol = RUNS[args.worker]
-    before = time.perf_counter()
+    before, cpu_before = time.perf_counter(), time.process_time()
     result = linear_probe(X, y, solver=solver, tol=tol, max_iter=args.max_iter)
-    probe = time.perf_counter() - before
-    print(json.dumps({"probe": probe, "process": time.perf_counter() - start, "mean": result.mean,
+    probe, cpu = time.perf_counter() - before, time.process_time() - cpu_before
+    print(json.dumps({"probe": probe, "cpu": cpu, "process": time.perf_counter() - start, "mean": result.mean,
                       "std": result.std, "n_folds": result.n_folds, "n": result.n, "classes": result.n_classes}))
+
+
+def run(name: str, x: str, y: str, max_iter: int, threads: int | None) -> dict:
+    command = [sys.executable, __file__, "--worker", name, "--x", x, "--y", y,
+               "--max-iter", str(max_iter if name != "sklearn-converged" else 10 * max_iter)]
+    env = dict(os.environ)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    out = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def table(sources: list[tuple[str, dict, list[str]]], header: str) -> str:
+    lines = [header, "",
+             "| rows | solver | tol | probe s | cpu s | process s | speed-up (probe) | speed-up (cpu) | speed-up "
+             "(process) | accuracy mean | std | minus scikit-learn |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for source, rows, _ in sources:
+        base = rows["sklearn"]
+        for name, r in rows.items():
+            lines.append(f"| {source} | {RUNS[name][0]} | {RUNS[name][1]:g} | {r['probe']:.1f} | {r['cpu']:.1f} | "
+                         f"{r['process']:.1f} | {base['probe'] / r['probe']:.2f} | {base['cpu'] / r['cpu']:.2f} | "
+                         f"{base['process'] / r['process']:.2f} | {r['mean']:.4f} | {r['std']:.4f} | "
+                         f"{r['mean'] - base['mean']:+.4f} |")
+    lines += ["", "Load average (1, 5, 15 min) before and after each run, by rows: "
+              + "; ".join(f"{source}: {' | '.join(loads)}" for source, _, loads in sources) + "."]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vectors")
+    parser.add_argument("--vectors", nargs="+", default=[])
     parser.add_argument("--labels")
+    parser.add_argument("--synthetic", action="store_true", help="also synthetic clustered rows")
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--d", type=int, default=320)
     parser.add_argument("--classes", type=int, default=282)
     parser.add_argument("--reference", action="store_true", help="also scikit-learn at tol 1e-8")
+    parser.add_argument("--threads", type=int, help="threads of every run (default: the libraries' own)")
     parser.add_argument("--max-iter", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-doc", action="store_true")
@@ -73,41 +106,36 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker(args)
+    if args.vectors and not args.labels:
+        parser.error("--vectors needs --labels")
+    if not args.vectors and not args.synthetic:
+        parser.error("give --vectors and/or --synthetic")
     import tempfile
 
+    names = ["torch", "sklearn"] + (["sklearn-converged"] if args.reference else [])
+    sources: list[tuple[str, dict, list[str]]] = []
+    inputs = [(f"`{Path(v).name}`", v) for v in args.vectors] + ([("synthetic", None)] if args.synthetic else [])
+    shape = ""
     with tempfile.TemporaryDirectory() as tmp:
-        if args.vectors:
-            X, y = np.load(args.vectors), np.load(args.labels, allow_pickle=False)
-            source = f"`{Path(args.vectors).name}` with `{Path(args.labels).name}`"
-        else:
-            X, y = synthetic(args.n, args.d, args.classes, args.seed)
-            source = "synthetic clustered rows"
-        np.save(Path(tmp) / "X.npy", np.asarray(X, dtype=np.float64))
-        np.save(Path(tmp) / "y.npy", np.asarray(y))
-        loads = [load_average()]
-        rows = {}
-        for name in ["torch", "sklearn"] + (["sklearn-converged"] if args.reference else []):
-            command = [sys.executable, __file__, "--worker", name, "--x", f"{tmp}/X.npy", "--y", f"{tmp}/y.npy",
-                       "--max-iter", str(args.max_iter if name != "sklearn-converged" else 10 * args.max_iter)]
-            out = subprocess.run(command, check=True, capture_output=True, text=True, env=os.environ)
-            rows[name] = json.loads(out.stdout.strip().splitlines()[-1])
-            loads.append(load_average())
-            print(name, rows[name], flush=True)
-    base = rows["sklearn"]
-    title = (f"### Linear probe: {source}, N = {X.shape[0]}, D = {X.shape[1]}, {base['classes']} classes, "
-             f"{base['n_folds']} folds")
-    lines = [title, "",
-             f"{machine()}; load average (1, 5, 15 min) before and after each run: {' | '.join(loads)}.", "",
-             "| solver | tol | probe s | process s | speed-up (probe) | accuracy mean | std | minus scikit-learn |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name, r in rows.items():
-        lines.append(f"| {RUNS[name][0]} | {RUNS[name][1]:g} | {r['probe']:.1f} | {r['process']:.1f} | "
-                     f"{base['probe'] / r['probe']:.2f} | {r['mean']:.4f} | {r['std']:.4f} | "
-                     f"{r['mean'] - base['mean']:+.4f} |")
-    text = "\n".join(lines)
+        for label, path in inputs:
+            X, y = (np.load(path), np.load(args.labels, allow_pickle=False)) if path else synthetic(
+                args.n, args.d, args.classes, args.seed)
+            np.save(Path(tmp) / "X.npy", np.asarray(X, dtype=np.float64))
+            np.save(Path(tmp) / "y.npy", np.asarray(y))
+            loads, rows = [load_average()], {}
+            for name in names:
+                rows[name] = run(name, f"{tmp}/X.npy", f"{tmp}/y.npy", args.max_iter, args.threads)
+                loads.append(load_average())
+                print(label, name, rows[name], flush=True)
+            sources.append((label, rows, loads))
+            shape += f"{label}: N = {rows['sklearn']['n']}, D = {X.shape[1]}, {rows['sklearn']['classes']} classes; "
+            threads = f"{args.threads} thread(s) per run" if args.threads else "the libraries' default threads"
+            header = (f"### Linear probe, {rows['sklearn']['n_folds']} folds ({shape.rstrip('; ')})\n\n"
+                      f"{machine()}; {threads}.")
+            text = table(sources, header)
+            if not args.no_doc:
+                write_section(text, BEGIN, END)
     print(text)
-    if not args.no_doc:
-        write_section(text, BEGIN, END)
 
 
 if __name__ == "__main__":

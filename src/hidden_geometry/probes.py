@@ -13,6 +13,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,9 @@ class ProbeResult:
         }
 
 
+BF16_UNTIL = 1e-3  # the torch solver's bfloat16 stage ends when every fold's largest gradient entry is below this
+
+
 def _undefined(reason: str, n: int, n_classes: int) -> ProbeResult:
     return ProbeResult(float("nan"), float("nan"), 0, reason, n, n_classes)
 
@@ -61,50 +65,199 @@ def standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nda
     return (train - mean) / scale, (test - mean) / scale
 
 
-def fit_softmax_folds(Z: Any, codes: Any, weights: Any, n_classes: int, C: float = 1.0, tol: float = 1e-4,
-                      max_iter: int = 1000) -> tuple[Any, Any, int]:
-    """Multinomial logistic regressions of all folds at once: scipy's L-BFGS-B on a float32 torch objective.
+class SoftmaxFolds:
+    """The objective of every fold's multinomial logistic regression, evaluated for any subset of folds at once.
 
-    Z [folds, m, d]: each fold's training rows, standardised with its own statistics (padded to the longest fold);
-    codes [folds, m]: their class codes; weights [folds, m]: 1 / n_train on a fold's rows, 0 on padding. Each fold
-    minimises the objective of scikit-learn's LogisticRegression(C=C): mean cross-entropy over its training rows +
-    ||W||^2 / (2 C n_train), intercept not penalised. The folds' objectives are summed (they share no parameter, so
-    the sum's minimum is each fold's minimum), which turns the folds' matrix products into one batched product; the
-    gradient is written out (softmax minus one-hot). Objective and gradient are float32; the steps are scipy's
-    L-BFGS-B in float64 with scikit-learn's lbfgs options: it stops when the largest gradient entry is below `tol`
-    (scikit-learn's rule and default), when the objective stops decreasing (ftol 64 eps), or after `max_iter`.
-    Returns (W [folds, d, n_classes], b [folds, 1, n_classes], iterations) as torch tensors.
+    Z [folds, m, d] float32: each fold's training rows, standardised with its own statistics (zero rows pad the
+    shorter folds); codes [folds, m]: their class codes (any code on padding); n_train [folds]. Fold f's objective is
+    scikit-learn's LogisticRegression(C=C): mean cross-entropy over its n_train[f] rows + ||W||^2 / (2 C n_train[f]),
+    intercept not penalised. Parameters of a fold are one flat vector (W [d, K] row-major, then b [K]).
+    `basis` [folds, D, d] (optional): Z holds the rows in that orthonormal basis of their row space (D original
+    features); the largest gradient entry is then reported for W' = basis @ W, the weights of the D features.
+    """
+
+    def __init__(self, Z: Any, codes: Any, n_train: Sequence[int], n_classes: int, C: float = 1.0,
+                 basis: Any = None) -> None:
+        import torch
+
+        n_folds, m, d = Z.shape
+        self.d, self.n_classes, self.basis = d, n_classes, basis
+        counts = torch.as_tensor(np.asarray(n_train), dtype=torch.float32)
+        self.alpha = (1.0 / (C * counts)).reshape(n_folds, 1, 1)
+        rows = torch.arange(m).unsqueeze(0) < counts.unsqueeze(1)
+        self.weights = torch.where(rows, 1.0 / counts.unsqueeze(1), torch.zeros(())).unsqueeze(2)
+        self.Z, self.ZT = Z, Z.transpose(1, 2).contiguous()
+        self.target = codes.unsqueeze(2)
+        self.low: tuple[Any, Any] | None = None
+
+    @property
+    def size(self) -> int:
+        return (self.d + 1) * self.n_classes
+
+    def use_bf16(self, on: bool) -> None:
+        """Matrix products in bfloat16 (inputs rounded, float32 accumulation) from now on, or float32 again."""
+        import torch
+
+        self.low = (self.Z.to(torch.bfloat16), self.ZT.to(torch.bfloat16)) if on else None
+
+    def evaluate(self, params: Any, folds: Sequence[int]) -> tuple[Any, Any, Any]:
+        """(objective [a] float64, gradient [a, size] float32, largest gradient entry [a]) at params [a, size] of
+        the folds `folds` (a of them)."""
+        import torch
+
+        a, d, k = len(folds), self.d, self.n_classes
+        index = torch.as_tensor(list(folds))
+
+        def pick(t: Any) -> Any:  # the folds' slices (no copy when all folds are asked for)
+            return t if a == t.shape[0] and list(folds) == list(range(a)) else t[index]
+
+        W = params[:, : d * k].reshape(a, d, k)
+        b = params[:, d * k :].reshape(a, 1, k)
+        alpha, weights, target = pick(self.alpha), pick(self.weights), pick(self.target)
+        if self.low is None:
+            logits = torch.baddbmm(b, pick(self.Z), W)
+        else:
+            logits = torch.bmm(pick(self.low[0]), W.to(torch.bfloat16)).float().add_(b)
+        picked = logits.gather(2, target)
+        top = logits.amax(dim=2, keepdim=True)
+        e = logits.sub_(top).exp_()
+        total = e.sum(dim=2, keepdim=True)
+        nll = (top + total.log() - picked).squeeze(2).double()
+        loss = (weights.squeeze(2).double() * nll).sum(dim=1) + 0.5 * (alpha * W * W).sum(dim=(1, 2)).double()
+        residual = e.mul_(weights / total).scatter_add_(2, target, -weights)  # (softmax - one-hot) / n_train
+        if self.low is None:
+            grad_W = torch.baddbmm(alpha * W, pick(self.ZT), residual)
+        else:
+            grad_W = torch.bmm(pick(self.low[1]), residual.to(torch.bfloat16)).float().add_(alpha * W)
+        grad_b = residual.sum(dim=1)
+        grad = torch.cat([grad_W.reshape(a, -1), grad_b], dim=1)
+        feature_grad = grad_W if self.basis is None else torch.bmm(pick(self.basis), grad_W)
+        largest = torch.maximum(feature_grad.abs().amax(dim=(1, 2)), grad_b.abs().amax(dim=1))
+        return loss, grad, largest
+
+
+def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_iter: int = 1000, memory: int = 10,
+                bf16_until: float | None = None, max_line_search: int = 50) -> tuple[Any, np.ndarray]:
+    """One L-BFGS per fold, run side by side: the folds' objectives and gradients are computed in one batched call,
+    but every fold has its own curvature pairs, step length and stopping rule (as scikit-learn's per-fold fits).
+
+    From zero, each fold stops when its largest gradient entry is <= `tol` (scikit-learn's lbfgs rule and default),
+    when its objective stops decreasing (relative decrease <= 64 eps, scipy's ftol there), when the line search
+    fails, or after `max_iter` iterations. Steps: two-loop recursion over the last `memory` pairs, initial Hessian
+    scale s'y / y'y, the first step of length 1 / ||g|| (as L-BFGS-B), backtracking with quadratic interpolation
+    until the Armijo condition holds (c1 = 1e-4; the objective is strictly convex, so s'y > 0).
+    `bf16_until`: products in bfloat16 until every running fold's largest gradient entry is below it (or a fold
+    stalls there), then float32 to the end, keeping the curvature pairs; the stopping rule is only applied in
+    float32. Returns (params [folds, size] float32, iterations per fold).
     """
     import torch
-    from scipy.optimize import minimize
 
-    n_folds, _, d = Z.shape
-    n_train = (weights > 0).sum(dim=1).to(torch.float32)
-    alpha = (1.0 / (C * n_train)).reshape(n_folds, 1, 1)
-    target = codes.unsqueeze(2)
-    row_weights = weights.unsqueeze(2)
-    ones = torch.ones_like(target, dtype=torch.float32)
-    size = n_folds * d * n_classes
+    ftol = 64 * np.finfo(np.float64).eps
+    params = torch.zeros(n_folds, objective.size)
+    low = bf16_until is not None
+    objective.use_bf16(low)
+    folds = list(range(n_folds))
+    loss, grad, largest = objective.evaluate(params, folds)
+    pairs: list[list[tuple[Any, Any, float]]] = [[] for _ in folds]
+    iterations = np.zeros(n_folds, dtype=np.int64)
+    done = np.zeros(n_folds, dtype=bool)
+    while True:
+        if low:  # bfloat16 until every fold is below bf16_until, or one stalls, or none may go on
+            going = [f for f in folds if iterations[f] < max_iter]
+            if not going or done.any() or float(largest[going].max()) <= bf16_until:
+                low = False
+                objective.use_bf16(False)
+                done[:] = False
+                loss, grad, largest = objective.evaluate(params, folds)
+        if not low:
+            done |= (largest <= tol).numpy()
+        running = [f for f in folds if not done[f] and iterations[f] < max_iter]
+        if not running:
+            break
+        direction = torch.stack([_two_loop(grad[f], pairs[f]) for f in running])
+        slope = (direction * grad[running]).sum(dim=1).double()
+        step = torch.ones(len(running), dtype=torch.float64)
+        for j, f in enumerate(running):
+            if not pairs[f]:
+                step[j] = min(1.0, 1.0 / float(direction[j].norm()))
+        start, accepted = params[running], [None] * len(running)
+        pending = list(range(len(running)))
+        for _ in range(max_line_search):
+            trial = start[pending] + step[pending, None].float() * direction[pending]
+            new = objective.evaluate(trial, [running[j] for j in pending])
+            still = []
+            for i, j in enumerate(pending):
+                f0, t, new_loss = float(loss[running[j]]), float(step[j]), float(new[0][i])
+                if new_loss <= f0 + 1e-4 * t * float(slope[j]):
+                    accepted[j] = (trial[i], new[0][i], new[1][i], new[2][i])
+                    continue
+                curvature = 2.0 * (new_loss - f0 - t * float(slope[j]))
+                guess = -float(slope[j]) * t * t / curvature if curvature > 0 else 0.5 * t
+                step[j] = min(max(guess, 0.1 * t), 0.5 * t)
+                still.append(j)
+            pending = still
+            if not pending:
+                break
+        for j, f in enumerate(running):
+            iterations[f] += 1
+            if accepted[j] is None:
+                done[f] = True  # the line search failed: no decrease found along the direction
+                continue
+            new_params, new_loss, new_grad, new_largest = accepted[j]
+            s, y = new_params - params[f], new_grad - grad[f]
+            sy = float(torch.dot(s, y))
+            if sy > 1e-10 * float(torch.dot(y, y)):
+                pairs[f] = (pairs[f] + [(s, y, sy)])[-memory:]
+            decrease = (float(loss[f]) - float(new_loss)) / max(abs(float(loss[f])), abs(float(new_loss)), 1.0)
+            params[f], loss[f], grad[f], largest[f] = new_params, new_loss, new_grad, new_largest
+            done[f] = decrease <= ftol
+    return params, iterations
 
-    def loss_gradient(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        params = torch.from_numpy(theta.astype(np.float32))
-        W, b = params[:size].reshape(n_folds, d, n_classes), params[size:].reshape(n_folds, 1, n_classes)
-        logits = torch.baddbmm(b, Z, W)
-        lse = torch.logsumexp(logits, dim=2, keepdim=True)
-        nll = lse.squeeze(2) - logits.gather(2, target).squeeze(2)
-        loss = (weights * nll).sum() + 0.5 * (alpha * W * W).sum()
-        residual = logits.sub_(lse).exp_().scatter_add_(2, target, -ones).mul_(row_weights)  # softmax - one-hot
-        grad_W = torch.baddbmm(alpha * W, Z.transpose(1, 2), residual)
-        grad_b = residual.sum(dim=1)
-        return float(loss), torch.cat([grad_W.reshape(-1), grad_b.reshape(-1)]).numpy().astype(np.float64)
 
-    theta0 = np.zeros(size + n_folds * n_classes)
-    with torch.no_grad():  # the same call as scikit-learn's lbfgs solver (scipy L-BFGS-B, its options)
-        result = minimize(loss_gradient, theta0, method="L-BFGS-B", jac=True,
-                          options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps})
-    params = torch.from_numpy(result.x.astype(np.float32))
-    W, b = params[:size].reshape(n_folds, d, n_classes), params[size:].reshape(n_folds, 1, n_classes)
-    return W, b, int(result.nit)
+def _two_loop(grad: Any, pairs: list[tuple[Any, Any, float]]) -> Any:
+    """The L-BFGS direction -H grad from the curvature pairs (s, y, s'y), oldest first."""
+    import torch
+
+    q = -grad
+    coefficients = []
+    for s, y, sy in reversed(pairs):
+        a = float(torch.dot(s, q)) / sy
+        coefficients.append(a)
+        q = q - a * y
+    if pairs:
+        s, y, sy = pairs[-1]
+        q = q * (sy / float(torch.dot(y, y)))
+    for (s, y, sy), a in zip(pairs, reversed(coefficients)):
+        q = q + (a - float(torch.dot(y, q)) / sy) * s
+    return q
+
+
+def bf16_products_are_native() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (the Linux CPU flags amx_bf16 or avx512_bf16) and
+    torch's oneDNN kernels use them; elsewhere bfloat16 products are emulated, slower than float32."""
+    import torch
+
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split())
+    except OSError:
+        return False
+    mkldnn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(flags & {"amx_bf16", "avx512_bf16"}) and mkldnn is not None and bool(mkldnn())
+
+
+def row_space(A: np.ndarray, rtol: float = 1e-10) -> np.ndarray | None:
+    """An orthonormal basis [D, r] of the span of A's rows (eigenvectors of A'A with eigenvalue > rtol times the
+    largest), or None where A has full column rank. W and basis @ basis.T @ W give every row the same logits, and
+    the penalty ||W||^2 is smallest with W in that span, so the L2-regularised optimum lies there: fitting on
+    A @ basis is the same problem with r instead of D features."""
+    import torch
+
+    gram = torch.from_numpy(np.ascontiguousarray(A.T @ A))
+    values, vectors = torch.linalg.eigh(gram)
+    keep = values > rtol * max(float(values[-1]), 0.0)
+    if bool(keep.all()):
+        return None
+    return vectors[:, keep].numpy()
 
 
 def _fold_scores_sklearn(X, labels, splits, C, max_iter, tol):
@@ -123,41 +276,56 @@ def _fold_scores_sklearn(X, labels, splits, C, max_iter, tol):
     return scores
 
 
-def _fold_scores_torch(X, labels, splits, C, max_iter, tol):
+def _fold_scores_torch(X, labels, splits, C, max_iter, tol, bf16_until):
     import torch
 
     classes, codes = np.unique(labels, return_inverse=True)
     codes = codes.reshape(-1)
+    parts = [standardise(X[train], X[test]) for train, test in splits]
+    bases = [row_space(train_rows) for train_rows, _ in parts]
+    width = max(X.shape[1] if basis is None else basis.shape[1] for basis in bases)
+    reduced = any(basis is not None for basis in bases)
     longest = max(train.size for train, _ in splits)
-    Z = np.zeros((len(splits), longest, X.shape[1]), dtype=np.float32)
+    Z = np.zeros((len(splits), longest, width), dtype=np.float32)
     train_codes = np.zeros((len(splits), longest), dtype=np.int64)
-    weights = np.zeros((len(splits), longest), dtype=np.float32)
+    padded_bases = np.zeros((len(splits), X.shape[1], width), dtype=np.float32)
     tests = []
-    for f, (train, test) in enumerate(splits):  # every class is in every training part (stratified, >= n_folds)
-        Z[f, : train.size], X_test = standardise(X[train], X[test])
+    for f, ((train, test), (train_rows, test_rows), basis) in enumerate(zip(splits, parts, bases)):
+        # every class is in every training part (stratified, >= n_folds members); features beyond a fold's rank
+        # are zero columns, whose weights stay zero
+        basis = np.eye(X.shape[1]) if basis is None else basis
+        padded_bases[f, :, : basis.shape[1]] = basis
+        Z[f, : train.size, : basis.shape[1]] = train_rows @ basis if reduced else train_rows
         train_codes[f, : train.size] = codes[train]
-        weights[f, : train.size] = 1.0 / train.size
-        tests.append(X_test.astype(np.float32))
-    W, b, _ = fit_softmax_folds(torch.from_numpy(Z), torch.from_numpy(train_codes), torch.from_numpy(weights),
-                                classes.size, C=C, tol=tol, max_iter=max_iter)
+        test_block = np.zeros((test.size, width), dtype=np.float32)
+        test_block[:, : basis.shape[1]] = test_rows @ basis if reduced else test_rows
+        tests.append(test_block)
+    objective = SoftmaxFolds(torch.from_numpy(Z), torch.from_numpy(train_codes), [t.size for t, _ in splits],
+                             classes.size, C=C, basis=torch.from_numpy(padded_bases) if reduced else None)
+    with torch.no_grad():
+        params, _ = lbfgs_folds(objective, len(splits), tol=tol, max_iter=max_iter, bf16_until=bf16_until)
+    size = width * classes.size
     scores = []
     for f, (_, test) in enumerate(splits):
-        predicted = torch.addmm(b[f], torch.from_numpy(tests[f]), W[f]).argmax(dim=1).numpy()
+        W, b = params[f, :size].reshape(width, classes.size), params[f, size:]
+        predicted = torch.addmm(b, torch.from_numpy(tests[f]), W).argmax(dim=1).numpy()
         scores.append(float(np.mean(predicted == codes[test])))
     return scores
 
 
 def linear_probe(
     X: np.ndarray, y: Sequence[Any] | np.ndarray, folds: int = 5, seed: int = 0, max_iter: int = 1000, C: float = 1.0,
-    solver: str = "torch", tol: float = 1e-4,
+    solver: str = "torch", tol: float = 1e-4, bf16: bool | None = None,
 ) -> ProbeResult:
     """Logistic regression on standardised features, stratified k-fold accuracy (mean, std over folds).
 
-    solver "torch" (default): all folds in one fit (`fit_softmax_folds`: scipy's L-BFGS-B, as scikit-learn's lbfgs,
-    on a float32 torch objective); solver "sklearn": scikit-learn's LogisticRegression per fold (float64), the
-    reference. Both minimise the same objective on the same folds (`fold_splits`) and the same standardisation
-    (training statistics), and stop at a largest gradient entry below `tol` (scikit-learn's default 1e-4) or after
-    `max_iter` iterations; docs/benchmarks.md (linear probe) compares them.
+    solver "torch" (default): one L-BFGS per fold, the folds side by side in torch (`lbfgs_folds` on
+    `SoftmaxFolds`), on the rows' row space where they do not span every feature (`row_space`, exact); solver
+    "sklearn": scikit-learn's LogisticRegression per fold (float64), the reference. Both minimise the same objective
+    on the same folds (`fold_splits`) and the same standardisation (training statistics), and stop at a largest
+    gradient entry below `tol` (scikit-learn's default 1e-4) or after `max_iter` iterations; docs/benchmarks.md
+    (linear probe) compares them. `bf16` (torch): bfloat16 products until the largest gradient entry is below
+    `BF16_UNTIL`, float32 after (None: where the CPU has them natively, `bf16_products_are_native`).
     Classes with a single member cannot be split and are dropped (named in `reason`); with fewer members than
     `folds` in some class, the folds are reduced to that count (at least 2). One class left: NaN with a reason.
     """
@@ -197,7 +365,8 @@ def linear_probe(
     if solver == "sklearn":
         scores = _fold_scores_sklearn(X, labels, splits, C, max_iter, tol)
     else:
-        scores = _fold_scores_torch(X, labels, splits, C, max_iter, tol)
+        use_bf16 = bf16_products_are_native() if bf16 is None else bf16
+        scores = _fold_scores_torch(X, labels, splits, C, max_iter, tol, BF16_UNTIL if use_bf16 else None)
     return ProbeResult(
         float(np.mean(scores)), float(np.std(scores)), n_folds, "; ".join(notes), labels.size, len(counts)
     )

@@ -10,10 +10,13 @@ import pytest
 from hidden_geometry.errors import InputError
 from hidden_geometry.geometry import knn_graph
 from hidden_geometry.probes import (
+    SoftmaxFolds,
     fold_splits,
     knn_probe,
     knn_votes,
+    lbfgs_folds,
     linear_probe,
+    row_space,
     standardise,
 )
 
@@ -68,6 +71,100 @@ def test_linear_probe_default_solver_equals_converged_sklearn_fit():
     assert ours.n_folds == converged.n_folds == 5
     with pytest.raises(InputError, match="solver"):
         linear_probe(X, y, solver="newton")
+
+
+def overlapping_classes(seed=7, n_classes=25, latent=12, features=40):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), rng.integers(6, 40, n_classes))
+    centres = rng.standard_normal((n_classes, latent)) * 1.2
+    return (centres[y] + rng.standard_normal((y.size, latent))) @ rng.standard_normal((latent, features)) + 5.0, y
+
+
+def test_linear_probe_on_rank_deficient_rows_equals_converged_sklearn_fit():
+    """Rows spanning 12 of 40 features (as mean-pooled embeddings of a small vocabulary): the torch solver fits on
+    their row space; accuracy as scikit-learn's converged fit on all 40 features, with and without bfloat16."""
+    X, y = overlapping_classes(seed=3, latent=12, features=40)
+    X = X - 5.0  # no offset: the rows' span (and the standardised rows' rank) stays 12
+    assert np.linalg.matrix_rank(standardise(X, X)[0]) == 12
+    converged = linear_probe(X, y, folds=5, seed=1, solver="sklearn", tol=1e-8, max_iter=20_000)
+    assert 0.3 < converged.mean < 0.9
+    for bf16 in (False, True):
+        ours = linear_probe(X, y, folds=5, seed=1, bf16=bf16)
+        assert abs(ours.mean - converged.mean) <= 0.005, (bf16, ours, converged)
+
+
+def test_row_space_is_an_orthonormal_basis_of_the_rows_or_none():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((50, 3)) @ rng.standard_normal((3, 8))
+    basis = row_space(A)
+    assert basis.shape == (8, 3)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(3), atol=1e-10)
+    np.testing.assert_allclose(A @ basis @ basis.T, A, atol=1e-9)  # the rows lie in the span
+    assert row_space(rng.standard_normal((50, 8))) is None
+
+
+def softmax_problem(seed=0, n=(60, 48), d=6, k=4, C=0.5):
+    """Two folds of different sizes (the second padded with zero rows), as `_fold_scores_torch` builds them."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    m = max(n)
+    Z = np.zeros((len(n), m, d), dtype=np.float32)
+    codes = np.zeros((len(n), m), dtype=np.int64)
+    for f, rows in enumerate(n):
+        Z[f, :rows] = rng.standard_normal((rows, d))
+        codes[f, :rows] = np.arange(rows) % k
+        Z[f, :rows] += 0.8 * np.eye(k, d)[codes[f, :rows]]
+    return SoftmaxFolds(torch.from_numpy(Z), torch.from_numpy(codes), list(n), k, C=C), Z, codes
+
+
+def test_softmax_folds_objective_and_gradient_are_scikit_learns():
+    """Objective = mean cross-entropy over the fold's own rows + ||W||^2 / (2 C n); padding rows count for
+    nothing; the gradient is the objective's (finite differences in float64)."""
+    import torch
+    from scipy.special import logsumexp
+
+    objective, Z, codes = softmax_problem()
+    rng = np.random.default_rng(1)
+    params = rng.standard_normal((2, objective.size)).astype(np.float32) * 0.3
+    loss, grad, largest = objective.evaluate(torch.from_numpy(params), [0, 1])
+
+    def reference(f, theta):
+        rows = (60, 48)[f]
+        W, b = theta[: 6 * 4].reshape(6, 4), theta[6 * 4 :]
+        logits = Z[f, :rows].astype(np.float64) @ W + b
+        nll = logsumexp(logits, axis=1) - logits[np.arange(rows), codes[f, :rows]]
+        return nll.mean() + (W * W).sum() / (2 * 0.5 * rows)
+
+    for f in (0, 1):
+        theta = params[f].astype(np.float64)
+        assert float(loss[f]) == pytest.approx(reference(f, theta), rel=1e-6)
+        numeric = np.array([(reference(f, theta + h) - reference(f, theta - h)) / 2e-6
+                            for h in np.eye(theta.size) * 1e-6])
+        np.testing.assert_allclose(grad[f].numpy(), numeric, atol=2e-5)
+        assert float(largest[f]) == pytest.approx(np.abs(numeric).max(), abs=2e-5)
+    alone, grad_alone, _ = objective.evaluate(torch.from_numpy(params[1:]), [1])  # one fold alone: the same
+    assert float(alone[0]) == pytest.approx(float(loss[1]), rel=1e-6)
+    np.testing.assert_allclose(grad_alone[0].numpy(), grad[1].numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("bf16_until", [None, 1e-2])
+def test_lbfgs_folds_reaches_each_folds_own_optimum(bf16_until):
+    """Side by side, each fold converges to its own optimum: scikit-learn's converged coefficients, and the
+    largest gradient entry at the end is below tol (also after a bfloat16 start)."""
+    from sklearn.linear_model import LogisticRegression
+
+    objective, Z, codes = softmax_problem(seed=2)
+    params, iterations = lbfgs_folds(objective, 2, tol=5e-5, max_iter=500, bf16_until=bf16_until)
+    _, _, largest = objective.evaluate(params, [0, 1])
+    assert float(largest.max()) <= 5e-5 and (iterations > 3).all() and (iterations < 500).all()
+    for f, rows in enumerate((60, 48)):
+        model = LogisticRegression(C=0.5, tol=1e-12, max_iter=10_000).fit(Z[f, :rows], codes[f, :rows])
+        W, b = params[f, :24].reshape(6, 4).numpy(), params[f, 24:].numpy()
+        np.testing.assert_allclose(W, model.coef_.T, atol=1e-3)
+        np.testing.assert_allclose(b, model.intercept_, atol=1e-3)
+    capped, capped_iterations = lbfgs_folds(objective, 2, tol=1e-12, max_iter=3)
+    assert (capped_iterations == 3).all()
 
 
 def test_fold_splits_are_stratified_kfold_and_standardise_is_standard_scaler():
