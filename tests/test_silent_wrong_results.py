@@ -220,10 +220,10 @@ def test_id_with_a_line_separator_is_refused_naming_it() -> None:
 
 
 def test_tsv_cells_escape_tabs_and_line_breaks(tmp_path: Path) -> None:
-    from hidden_geometry.io import write_tsv
+    from hidden_geometry.io import write_table
 
     path = tmp_path / "t.tsv"
-    write_tsv(path, ["model", "n"], [{"model": "a\tb\nc\u2028d", "n": 1}])
+    write_table(path, [{"model": "a\tb\nc\u2028d", "n": 1}], ["model", "n"])
     lines = path.read_text(encoding="utf-8").split("\n")
     assert lines[1] == "a\\tb\\nc\\u2028d\t1" and len(lines) == 3
 
