@@ -7,7 +7,7 @@ import numpy as np
 from _wf import logged
 
 from hidden_geometry import geometry, plots
-from hidden_geometry.io import read_json, read_tsv
+from hidden_geometry.io import read_json, read_table_columns
 
 
 def gride_curves(measure_files: list[str]) -> list[dict]:
@@ -27,8 +27,7 @@ def gride_curves(measure_files: list[str]) -> list[dict]:
 
 def read_overlap_matrix(path: str) -> np.ndarray:
     """overlap_matrix.tsv (written by summarize_model) as a float64 [L, L] array, NaN where NA."""
-    rows = read_tsv(path)
-    return np.array([[float("nan") if row[c] == "NA" else float(row[c]) for c in list(row)[1:]] for row in rows])
+    return np.column_stack(list(read_table_columns(path).values())[1:])
 
 
 def main(snakemake: Any) -> None:

@@ -13,8 +13,7 @@ from hidden_geometry import analysis
 from hidden_geometry.data.items import read_items
 from hidden_geometry.embeddings import load_token_sample
 from hidden_geometry.errors import InputError
-from hidden_geometry.geometry.graph_files import write_graph_file
-from hidden_geometry.io import write_json
+from hidden_geometry.io import write_graph_file, write_json
 
 
 def main(snakemake: Any) -> None:

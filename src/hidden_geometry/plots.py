@@ -22,7 +22,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
 from .errors import InputError  # noqa: E402
-from .io import read_tsv_columns  # noqa: E402
+from .io import RECORD_KEY, Record, read_table_columns  # noqa: E402
 
 # No dates or versions in the files: the same figure gives the same bytes.
 _METADATA = {
@@ -32,27 +32,23 @@ _METADATA = {
 
 
 @dataclass(frozen=True)
-class LayerProfile:
+class LayerProfile(Record):
     """Per-layer values of one model (from its layers.tsv), with its legend label and chosen layer."""
 
     label: str
     columns: Mapping[str, np.ndarray]
     chosen_layer: int | None = None
-    extra: Mapping[str, object] = field(default_factory=dict)
+    extra: Mapping[str, object] = field(default_factory=dict, metadata={RECORD_KEY: None})
 
     def column(self, name: str) -> np.ndarray:
         if name not in self.columns:
             raise InputError(f"layers table of {self.label!r}: no column {name!r}")
         return self.columns[name]
 
-    def to_dict(self) -> dict:
-        return {"label": self.label, "chosen_layer": self.chosen_layer,
-                "columns": {k: [None if math.isnan(x) else float(x) for x in v] for k, v in self.columns.items()}}
-
 
 def read_layers_table(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """layers.tsv as float arrays per column ('NA' -> NaN): `io.read_tsv_columns`."""
-    return read_tsv_columns(path)
+    """layers.tsv as float arrays per column ('NA' -> NaN): `io.read_table_columns`."""
+    return read_table_columns(path)
 
 
 def _new_axes(figsize: tuple[float, float] = (6.0, 4.0)) -> tuple[Figure, plt.Axes]:

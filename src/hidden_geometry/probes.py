@@ -20,10 +20,11 @@ import numpy as np
 
 from .errors import InputError
 from .geometry.neighbours import NeighbourGraph, check_k, validate_representation
+from .io import Record
 
 
 @dataclass(frozen=True)
-class ProbeResult:
+class ProbeResult(Record):
     """Accuracy mean and spread. Linear probe: mean and std over the folds. kNN probe: leave-one-out accuracy and
     its binomial standard error, n_folds = number of points. mean is NaN (JSON null) when undefined, with `reason`.
     """
@@ -34,19 +35,6 @@ class ProbeResult:
     reason: str = ""
     n: int = 0
     n_classes: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        def clean(v: float) -> float | None:
-            return None if not math.isfinite(v) else float(v)
-
-        return {
-            "mean": clean(self.mean),
-            "std": clean(self.std),
-            "n_folds": int(self.n_folds),
-            "reason": self.reason,
-            "n": int(self.n),
-            "n_classes": int(self.n_classes),
-        }
 
 
 BF16_UNTIL = 1e-3  # the torch solver's bfloat16 stage ends when every fold's largest gradient entry is below this

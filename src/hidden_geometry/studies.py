@@ -10,48 +10,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .errors import InputError
+from .io import Record, read_table
 
 MIN_MODELS = 4
 SUMMARIES = ("chosen", "last", "mean")
 
 
 def read_scores(path: str | Path) -> dict[str, float]:
-    """The external scores: a UTF-8 TSV with a header naming columns `model` and `score` (other columns ignored).
+    """The external scores: a UTF-8 TSV with a header naming columns `model` and `score` (other columns ignored;
+    lines starting with `#` are comments).
 
     Raises InputError naming the file and line for a missing column, a duplicate model or a non-numeric score.
     """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise InputError(f"{path}: cannot read the scores table ({error.strerror})") from None
-    lines = [line for line in lines if line.strip() and not line.startswith("#")]
-    if not lines:
-        raise InputError(f"{path}: empty scores table (expected a header with 'model' and 'score')")
-    header = lines[0].split("\t")
+    table = read_table(path, comment="#")
     for column in ("model", "score"):
-        if column not in header:
-            raise InputError(f"{path}: the header has no '{column}' column (columns: {', '.join(header)})")
-    model_col, score_col = header.index("model"), header.index("score")
+        if column not in table.columns:
+            raise InputError(f"{path}: the header has no '{column}' column (columns: {', '.join(table.columns)})")
     scores: dict[str, float] = {}
-    for number, line in enumerate(lines[1:], start=2):
-        fields = line.split("\t")
-        if len(fields) != len(header):
-            raise InputError(f"{path}, line {number}: {len(fields)} fields for {len(header)} columns")
-        model = fields[model_col].strip()
+    for number, model, cell in zip(table.index, table["model"], table["score"]):
+        model = model.strip()
         try:
-            score = float(fields[score_col])
+            score = float(cell)
         except ValueError:
-            raise InputError(f"{path}, line {number}: score {fields[score_col]!r} is not a number") from None
+            raise InputError(f"{path}, line {number}: score {cell!r} is not a number") from None
         if not math.isfinite(score):
-            raise InputError(f"{path}, line {number}: score {fields[score_col]!r} is not finite")
+            raise InputError(f"{path}, line {number}: score {cell!r} is not finite")
         if model in scores:
             raise InputError(f"{path}, line {number}: model {model!r} appears twice")
         scores[model] = score
@@ -70,7 +60,7 @@ def summarise_profile(values: Sequence[float], chosen_layer: int | None) -> dict
 
 
 @dataclass(frozen=True)
-class Association:
+class Association(Record):
     """One measure summary against the scores across models; NaN (written null) where undefined, with `reason`."""
 
     measure: str
@@ -84,10 +74,6 @@ class Association:
     slope: float
     intercept: float
     reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {key: (None if isinstance(value, float) and not math.isfinite(value) else value)
-                for key, value in asdict(self).items()}
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:

@@ -14,7 +14,7 @@ import yaml
 from hidden_geometry import analysis
 from hidden_geometry.data.items import ItemTable
 from hidden_geometry.errors import InputError
-from hidden_geometry.geometry.graph_files import UndefinedGraph
+from hidden_geometry.graph import UndefinedGraph
 
 ROOT = Path(__file__).resolve().parents[2]
 

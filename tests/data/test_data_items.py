@@ -82,7 +82,7 @@ def test_bad_tables_are_refused(ids, columns, message):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("", "empty items table"),
+        ("", "items.tsv: empty table"),
         ("name\tlabel\nx\ty\n", "must start with 'id'"),
         ("id\tlabel\na\tx\tEXTRA\n", ":2: 3 fields"),
         ("id\tlabel\na\tx\na\ty\n", r"items.tsv: items table: duplicate id 'a' \(items 0 and 1\)"),

@@ -198,8 +198,14 @@ def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def test_reserved_names_are_refused(demo: dict) -> None:
-    demo["datasets"]["figures"] = demo["datasets"].pop("demo_text")
-    assert "'datasets.figures': the name is reserved" in error_of(demo)
+    # the names come from the rules (workflow/rules/common.smk; test_config_errors runs them): here any list
+    demo["datasets"]["figures"] = {"kind": "synthetic_text", "n_per_class": 5}
+    prepared(copy.deepcopy(demo))  # no names given: the library knows no folder of the workflow
+    with pytest.raises(InputError, match="'datasets.figures': the name is reserved"):
+        hg_config.prepare_config(copy.deepcopy(demo), SCHEMA, base_dir=ROOT, reserved_names=["figures"])
+    demo["datasets"]["layers.tsv"] = demo["datasets"].pop("figures")
+    with pytest.raises(InputError, match="'datasets.layers.tsv': the name is that of a result file"):
+        hg_config.prepare_config(demo, SCHEMA, base_dir=ROOT, result_files=["layers.tsv"])
 
 
 def test_k_by_dataset_names_known_datasets_and_positive_integers(demo: dict) -> None:

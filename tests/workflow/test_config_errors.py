@@ -32,6 +32,11 @@ CASES = {
                            "config key 'models.esm2_t6_random.source': unknown fair-esm model 'esm2_t6_8M'"),
     "missing_path": (lambda c: c["datasets"].update(own={"kind": "text_tsv", "path": "no/such/file.tsv"}),
                      "config key 'datasets.own.path': path 'no/such/file.tsv' does not exist"),
+    # the names of the workflow's folders and result files come from the rules (common.smk)
+    "reserved_folder_name": (lambda c: c["datasets"].update(training={"kind": "synthetic_text", "n_per_class": 5}),
+                             "config key 'datasets.training': the name is reserved for the workflow's own folders"),
+    "result_file_name": (lambda c: c["datasets"].update({"items.tsv": {"kind": "synthetic_text", "n_per_class": 5}}),
+                         "config key 'datasets.items.tsv': the name is that of a result file"),
     "analysis_unknown_model": (lambda c: c["analyses"][0].update(models=["minilm", "gpt9"]),
                                "config key 'analyses.0.models.1': unknown model 'gpt9'"),
 }

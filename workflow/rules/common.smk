@@ -18,9 +18,42 @@ if not config:
     raise WorkflowError(
         "no config given: run with --configfile config/demo.yaml (offline demo) or --configfile config/config.yaml"
     )
+# The workflow's own folders (results_dir/<name>, results_dir/<dataset>/<model>/<name>) and the files it writes
+# beside a dataset's or model's folder: no dataset or model may take these names (the config check refuses them).
+RESULT_FOLDERS = (
+    "figures",
+    "logs",
+    "benchmarks",
+    "studies",
+    "training",
+    "embeddings",
+    "shards",
+    "graphs",
+    "measures",
+    "probe",
+)
+RESULT_FILES = (
+    "summary.tsv",
+    "items.tsv",
+    "dataset.json",
+    "images.npy",
+    "keep.npy",
+    "keep.json",
+    "layers.tsv",
+    "layer_choice.json",
+    "manifest.json",
+    "ids.txt",
+)
+
 try:
     # One line naming the key, before any job: unknown keys, wrong types, missing paths, unknown names.
-    hg_config.prepare_config(config, workflow.source_path(SCHEMA), base_dir=".")
+    hg_config.prepare_config(
+        config,
+        workflow.source_path(SCHEMA),
+        base_dir=".",
+        reserved_names=RESULT_FOLDERS,
+        result_files=RESULT_FILES,
+    )
     hg_config.check_studies(
         config,
         produced=[

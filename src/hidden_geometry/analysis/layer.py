@@ -24,7 +24,7 @@ import numpy as np
 from .. import geometry, probes
 from ..data.labels import is_unlabelled
 from ..errors import InputError
-from ..geometry.graph_files import UndefinedGraph
+from ..graph import UndefinedGraph
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,9 @@ class LayerMeasures:
     measures: Any = None  # geometry.layer_measures: the five measures of docs/measures.md
 
     def to_dict(self) -> dict[str, Any]:
-        """The measures JSON of the workflow (measures/layer_XXX.json, less `layer` and `label_column`)."""
+        """The measures JSON of the workflow (measures/layer_XXX.json, less `layer` and `label_column`). Not the
+        record of the fields (`io.as_record`): the graph is left out, and so are the measures an undefined layer or an
+        unlabelled dataset does not have."""
         out: dict[str, Any] = {"n_points": self.n_points, "exclude_groups": self.exclude_groups,
                                "label_reason": self.label_reason, "undefined_reason": self.undefined_reason}
         if self.undefined_reason is None:

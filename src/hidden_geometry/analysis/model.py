@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .. import geometry
-from ..geometry.graph_files import UndefinedGraph
+from ..graph import UndefinedGraph
 from ..io import FLOAT_DIGITS, json_ready
 from . import layer as layer_measures
 

@@ -33,6 +33,7 @@ import numpy as np
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
 from ..errors import InputError
+from ..io import Record
 from ._lines import iter_lines
 
 STANDARD_RESIDUES = "ACDEFGHIKLMNPQRSTVWY"
@@ -50,16 +51,13 @@ DUPLICATE_POLICIES = ("error", "first")
 
 
 @dataclass(frozen=True)
-class FastaRecord:
+class FastaRecord(Record):
     """One FASTA record: id (first word of the header), the rest of the header, the sequence, header line."""
 
     id: str
     description: str
     sequence: str
     line: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "description": self.description, "sequence": self.sequence, "line": self.line}
 
 
 @dataclass
@@ -73,6 +71,7 @@ class FastaStats:
     n_lowercase_records: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        """Not the record of the fields (`io.as_record`): the dropped ids with their counts."""
         return {
             "n_headers": self.n_headers,
             "n_records": self.n_records,
@@ -169,21 +168,13 @@ class _NumberedLines:
 
 
 @dataclass(frozen=True)
-class CleanedSequence:
+class CleanedSequence(Record):
     """The result of fitting one sequence to an alphabet; `sequence` is None when the sequence was dropped."""
 
     sequence: str | None
     mapped: dict[str, int]
     removed: dict[str, int]
     dropped_reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "sequence": self.sequence,
-            "mapped": dict(self.mapped),
-            "removed": dict(self.removed),
-            "dropped_reason": self.dropped_reason,
-        }
 
 
 def resolve_alphabet(alphabet: str) -> str:
@@ -285,6 +276,8 @@ class SequenceStats:
         self.dropped.setdefault(reason, []).append(item_id)
 
     def to_dict(self, max_ids: int = 50) -> dict[str, Any]:
+        """Not the record of the fields (`io.as_record`): counts per reason, at most `max_ids` ids of each, sorted
+        keys."""
         return {
             "n_in": self.n_in,
             "n_kept": self.n_kept,

@@ -1,16 +1,15 @@
 """The items table: what the data stage hands to the model stage (docs/architecture.md, section 1).
 
 `items.tsv` is UTF-8, tab-separated, with a header. Columns: `id` (unique), `label`, `group`, then
-dataset-specific columns, then the input column (`sequence` or `text`) last. Fields are written with the `csv`
-module's minimal quoting, so a tab, a newline or a double quote inside a text round-trips exactly through
-`read_items`; fields without such characters are written as they are (a plain `cut`/`awk` still works on protein
-tables). Images are stored beside the table as `images.npy`, uint8 [N, H, W, 3], row i = item i.
+dataset-specific columns, then the input column (`sequence` or `text`) last. Fields are written by
+`io.write_table(quoted=True)`, the csv module's minimal quoting, so a tab, a newline or a double quote inside a text
+round-trips exactly through `read_items`; fields without such characters are written as they are (a plain
+`cut`/`awk` still works on protein tables). Images are stored beside the table as `images.npy`, uint8
+[N, H, W, 3], row i = item i.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import numpy as np
 
 from ..atomic import atomic_path, write_text_atomic
 from ..errors import InputError
-from ..io import json_ready
+from ..io import json_ready, read_table, write_table
 
 # The first columns, always present and in this order.
 LEADING_COLUMNS = ("id", "label", "group")
@@ -102,26 +101,16 @@ class ItemTable:
         return list(LEADING_COLUMNS) + extras + tail
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: {'id': [...], column: [...], ...} in file order."""
+        """JSON-ready form: {'id': [...], column: [...], ...} in file order (the ids as a column, so not
+        `io.as_record`)."""
         return {name: self.labels(name) for name in self.column_names()}
 
 
-def _format_table(table: ItemTable) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-    names = table.column_names()
-    writer.writerow(names)
-    cols = [table.ids if n == "id" else table.columns[n] for n in names]
-    for row in zip(*cols):
-        writer.writerow(row)
-    return buffer.getvalue()
-
-
 def write_items(table: ItemTable, path: str | os.PathLike) -> Path:
-    """Write `table` to `path` as items.tsv (atomic; same table, same bytes)."""
-    target = Path(path)
-    write_text_atomic(target, _format_table(table))
-    return target
+    """Write `table` to `path` as items.tsv (`io.write_table`, quoted: atomic; same table, same bytes)."""
+    names = table.column_names()
+    columns = [table.ids if name == "id" else table.columns[name] for name in names]
+    return write_table(path, [dict(zip(names, row)) for row in zip(*columns)], names, quoted=True)
 
 
 def read_items(path: str | os.PathLike) -> ItemTable:
@@ -129,37 +118,12 @@ def read_items(path: str | os.PathLike) -> ItemTable:
     source = Path(path)
     if not source.is_file():
         raise InputError(f"{source}: items table not found")
-    raw = source.read_bytes()
-    try:
-        # Decode the bytes directly: read_text would turn a quoted "\r\n" inside a text into "\n".
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(f"{source}:{line}: not UTF-8 ({exc.reason})") from exc
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_MINIMAL)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InputError(f"{source}: empty items table (no header)") from None
-    except csv.Error as exc:
-        raise InputError(f"{source}:1: {exc}") from exc
-    if not header or header[0] != "id":
+    frame = read_table(source, quoted=True)
+    header = list(frame.columns)
+    if header[0] != "id":
         raise InputError(f"{source}:1: the header must start with 'id' (found {header[:1]})")
-    if len(set(header)) != len(header):
-        raise InputError(f"{source}:1: duplicate column names in the header")
-    values: list[list[str]] = [[] for _ in header]
     try:
-        for row in reader:
-            if len(row) != len(header):
-                raise InputError(
-                    f"{source}:{reader.line_num}: {len(row)} fields where the header has {len(header)}"
-                )
-            for column, value in zip(values, row):
-                column.append(value)
-    except csv.Error as exc:
-        raise InputError(f"{source}:{reader.line_num}: {exc}") from exc
-    try:
-        return ItemTable(ids=values[0], columns={name: col for name, col in zip(header[1:], values[1:])})
+        return ItemTable(ids=frame["id"].tolist(), columns={name: frame[name].tolist() for name in header[1:]})
     except InputError as exc:
         raise InputError(f"{source}: {exc}") from exc
 

@@ -81,7 +81,8 @@ class LabelAlignment:
         return self.n_classes < 2
 
     def to_dict(self, max_ids: int = 50) -> dict[str, Any]:
-        """Summary for dataset.json (not the labels themselves)."""
+        """Summary for dataset.json (not the labels themselves, so not `io.as_record`): counts, at most `max_ids`
+        ids of each kind."""
         return {
             "n_kept": len(self.keep),
             "n_missing": len(self.missing_ids),

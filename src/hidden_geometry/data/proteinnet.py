@@ -18,6 +18,7 @@ from typing import Any, Iterator, Sequence, TypeVar
 import numpy as np
 
 from ..errors import InputError
+from ..io import Record
 from ._lines import iter_lines
 
 # Rows per section, and the number of fields each row has in units of the sequence length L.
@@ -28,15 +29,12 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class ProteinNetRecord:
+class ProteinNetRecord(Record):
     """One record's id, primary sequence and the line of its [ID] section."""
 
     id: str
     sequence: str
     line: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "sequence": self.sequence, "line": self.line}
 
 
 def _check_section(source: Path, name: str, rows: list[tuple[int, str]], length: int | None, start: int) -> None:

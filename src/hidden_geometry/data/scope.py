@@ -26,6 +26,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import InputError
+from ..io import Record
 from .fasta import FastaRecord, FastaStats, read_fasta
 from .items import ItemTable
 
@@ -69,6 +70,8 @@ class ScopeDomain:
         raise InputError(f"SCOPe label level must be one of {LABEL_LEVELS}, got {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
+        """Not the record of the fields (`io.as_record`): the sccs levels spelled out and the length in place of
+        the sequence."""
         return {
             "id": self.id,
             "sccs": self.sccs,
@@ -101,7 +104,7 @@ def read_scope(path: str | os.PathLike, stats: FastaStats | None = None) -> list
 
 
 @dataclass(frozen=True)
-class SubsetSummary:
+class SubsetSummary(Record):
     """What `remote_homology_subset` kept and why the rest went."""
 
     n_in: int
@@ -112,18 +115,6 @@ class SubsetSummary:
     n_classes: int
     dropped: dict[str, int]
     parameters: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "n_in": self.n_in,
-            "n_kept": self.n_kept,
-            "n_superfamilies": self.n_superfamilies,
-            "n_families": self.n_families,
-            "n_folds": self.n_folds,
-            "n_classes": self.n_classes,
-            "dropped": dict(self.dropped),
-            "parameters": dict(self.parameters),
-        }
 
 
 def remote_homology_subset(

@@ -9,30 +9,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import InputError
+from ..io import Record
 from .neighbours import validate_representation
 
 
 @dataclass(frozen=True)
-class Anisotropy:
+class Anisotropy(Record):
     """pc1_share in [0, 1] (NaN only when every row is identical), mean_cosine in [-1, 1]."""
 
     pc1_share: float
     mean_cosine: float
     n: int
-
-    def to_dict(self) -> dict[str, Any]:
-        share = self.pc1_share
-        return {
-            "pc1_share": None if share != share else float(share),
-            "mean_cosine": float(self.mean_cosine),
-            "n": int(self.n),
-        }
 
 
 def _second_moment(X: np.ndarray, mean: np.ndarray, chunk: int = 8192) -> np.ndarray:

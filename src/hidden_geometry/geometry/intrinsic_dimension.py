@@ -28,6 +28,7 @@ from scipy.optimize import brentq
 from scipy.special import betaln
 
 from ..errors import InputError
+from ..io import RECORD_KEY, Record
 from .neighbours import NeighbourGraph, knn_graph
 
 _EPS64 = float(np.finfo(np.float64).eps)
@@ -38,7 +39,7 @@ def _float_or_none(value: float) -> float | None:
 
 
 @dataclass(frozen=True)
-class IDEstimate:
+class IDEstimate(Record):
     """One intrinsic-dimension estimate.
 
     err: for a single estimate the asymptotic standard error id / sqrt(n) of the maximum-likelihood form; for a
@@ -55,18 +56,6 @@ class IDEstimate:
     fraction: float = 1.0
     scale: float = float("nan")
     n_subsets: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": float(self.id),
-            "err": _float_or_none(self.err),
-            "n": int(self.n),
-            "duplicates": int(self.duplicates),
-            "method": self.method,
-            "fraction": float(self.fraction),
-            "scale": _float_or_none(self.scale),
-            "n_subsets": int(self.n_subsets),
-        }
 
 
 def _check_fraction(fraction: float) -> float:
@@ -182,7 +171,7 @@ def _subset_two_nn(
 
 
 @dataclass(frozen=True)
-class ScalingPoint:
+class ScalingPoint(Record):
     """TwoNN at one subset size: mean over the subsets, standard error of that mean, mean r1, r2 distance."""
 
     n: int
@@ -191,31 +180,15 @@ class ScalingPoint:
     scale: float
     n_subsets: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "n": int(self.n),
-            "id": float(self.id),
-            "err": _float_or_none(self.err),
-            "scale": float(self.scale),
-            "n_subsets": int(self.n_subsets),
-        }
-
 
 @dataclass(frozen=True)
-class IDScaling:
+class IDScaling(Record):
     """ID versus the number of points (N, N/2, N/4, ...): the paper's check that the ID is measured at a scale
     where it is stable."""
 
     points: list[ScalingPoint] = field(default_factory=list)
     duplicates: int = 0
     fraction: float = 0.9
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "points": [p.to_dict() for p in self.points],
-            "duplicates": int(self.duplicates),
-            "fraction": float(self.fraction),
-        }
 
 
 def _decimated(
@@ -306,7 +279,7 @@ def twonn_scaling(
 
 
 @dataclass(frozen=True)
-class GrideScale:
+class GrideScale(Record):
     """Gride at one pair of neighbour ranks: scale = mean distance to the n2-th neighbour."""
 
     n1: int
@@ -315,16 +288,6 @@ class GrideScale:
     id: float
     err: float
     n: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "n1": int(self.n1),
-            "n2": int(self.n2),
-            "scale": float(self.scale),
-            "id": float(self.id),
-            "err": _float_or_none(self.err),
-            "n": int(self.n),
-        }
 
 
 @dataclass(frozen=True)
@@ -346,6 +309,8 @@ class GrideResult:
         return self.scales[self.chosen].err
 
     def to_dict(self) -> dict[str, Any]:
+        """Not the record of the fields (`io.as_record`): the chosen scale's id and err at the top, as every ID
+        estimate has them, the chosen scale itself and its index."""
         chosen = self.scales[self.chosen]
         return {
             "id": float(chosen.id),
@@ -452,23 +417,14 @@ COMMON_RANK_RULE = (
 
 
 @dataclass(frozen=True)
-class CommonGrideRank:
+class CommonGrideRank(Record):
     """The rank pair chosen for all layers of a model, with each candidate's median relative change (the score)."""
 
     n1: int
     n2: int
-    candidates: list[int]
+    candidates: list[int] = field(metadata={RECORD_KEY: "candidates_n2"})
     scores: list[float]
     rule: str = COMMON_RANK_RULE
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "n1": int(self.n1),
-            "n2": int(self.n2),
-            "candidates_n2": [int(v) for v in self.candidates],
-            "scores": [float(v) for v in self.scores],
-            "rule": self.rule,
-        }
 
 
 def _curve_scales(curve: Any) -> list[dict[str, Any]]:

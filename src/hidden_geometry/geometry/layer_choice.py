@@ -22,16 +22,17 @@ to a later prominent peak (when there is one). Phases that do not occur are abse
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy.signal import find_peaks
 
 from ..errors import InputError
+from ..io import Record
 
 
 @dataclass(frozen=True)
-class LayerChoice:
+class LayerChoice(Record):
     """The chosen layer with its evidence (layers are indices into the profile, 0 = embedding layer)."""
 
     peak_layer: int
@@ -46,22 +47,6 @@ class LayerChoice:
     parameters: dict[str, float] = field(default_factory=dict)
     phases: list[dict[str, int | str]] = field(default_factory=list)
     second_peak_layer: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "peak_layer": int(self.peak_layer),
-            "chosen_layer": int(self.chosen_layer),
-            "peak_relative_depth": float(self.peak_relative_depth),
-            "chosen_relative_depth": float(self.chosen_relative_depth),
-            "ids": [float(v) for v in self.ids],
-            "smoothed_ids": [float(v) for v in self.smoothed_ids],
-            "relative_depths": [float(v) for v in self.relative_depths],
-            "rule": self.rule,
-            "found_peak": bool(self.found_peak),
-            "parameters": {key: float(v) for key, v in self.parameters.items()},
-            "phases": [dict(phase) for phase in self.phases],
-            "second_peak_layer": None if self.second_peak_layer is None else int(self.second_peak_layer),
-        }
 
 
 def smooth_profile(values: np.ndarray, window: int) -> np.ndarray:

@@ -26,76 +26,20 @@ How the graph is made exact and fast (the CPU engine is `_knn_cpu`, the torch en
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..atomic import atomic_path
 from ..errors import InputError
+from ..graph import METRICS, NeighbourGraph, check_k  # noqa: F401 - the graph as data; re-exported here
+from ..io import load_graph, save_graph  # noqa: F401 - the graph's file; re-exported here
 from . import _knn_cpu, _knn_lowdim, _knn_torch
 
-METRICS = ("euclidean", "cosine")
 PRECISIONS = ("auto", "float32", "bfloat16")
-GRAPH_KEYS = ("rows", "indices", "distances", "n_duplicates", "k", "metric", "n_input")
 # Below this many points "auto" stays with float32 products: the graph takes about a second either way, and
 # the bfloat16 pools would need the wider margin for no gain.
 _BF16_MIN_POINTS = 8192
-
-
-@dataclass(frozen=True, eq=False)
-class NeighbourGraph:
-    """The exact k nearest neighbours of the points kept.
-
-    rows: int64 [M], original row numbers of the points kept (keep-mask and duplicate removal applied).
-    indices: int64 [M, k], neighbours in ORIGINAL row numbering, self excluded, ascending distance, ties by index.
-    distances: float64 [M, k], exact (Euclidean distance, or cosine distance 1 - cos).
-    n_duplicates: rows removed because they repeat an earlier kept row exactly.
-    n_input: number of rows of the input array (labels indexed by original row number have this length).
-    """
-
-    rows: np.ndarray
-    indices: np.ndarray
-    distances: np.ndarray
-    n_duplicates: int
-    k: int
-    metric: str
-    n_input: int = -1
-
-    @property
-    def n_points(self) -> int:
-        """Number of points in the graph (M)."""
-        return int(self.rows.shape[0])
-
-    def truncated(self, k: int) -> "NeighbourGraph":
-        """The same graph keeping only the first `k` neighbours of each point."""
-        k = check_k(k, self.k, "graph")
-        return NeighbourGraph(
-            self.rows, self.indices[:, :k], self.distances[:, :k], self.n_duplicates, k, self.metric, self.n_input
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Summary (not the arrays)."""
-        return {
-            "n_points": self.n_points,
-            "n_input": int(self.n_input),
-            "n_duplicates": int(self.n_duplicates),
-            "k": int(self.k),
-            "metric": self.metric,
-        }
-
-
-def check_k(k: int | None, available: int, what: str) -> int:
-    """Return `k` (default `available`) after checking 1 <= k <= available."""
-    if k is None:
-        return int(available)
-    if isinstance(k, bool) or int(k) != k or k < 1:
-        raise InputError(f"k must be a positive integer, got {k!r}")
-    if k > available:
-        raise InputError(f"k={k} is larger than the {available} neighbours stored in the {what}")
-    return int(k)
 
 
 def validate_representation(X: Any, name: str = "representation", keep: np.ndarray | None = None) -> np.ndarray:
@@ -327,44 +271,3 @@ def knn_graph(
         metric=metric,
         n_input=int(X.shape[0]),
     )
-
-
-def save_graph(graph: NeighbourGraph, path: str | os.PathLike) -> None:
-    """Write the graph to a `.npz` file (atomically)."""
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                rows=graph.rows.astype(np.int64),
-                indices=graph.indices.astype(np.int64),
-                distances=graph.distances.astype(np.float64),
-                n_duplicates=np.int64(graph.n_duplicates),
-                k=np.int64(graph.k),
-                metric=np.str_(graph.metric),
-                n_input=np.int64(graph.n_input),
-            )
-
-
-def load_graph(path: str | os.PathLike) -> NeighbourGraph:
-    """Read a graph written by `save_graph`; a missing key or inconsistent shapes raise InputError."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [key for key in GRAPH_KEYS if key not in data.files]
-            if missing:
-                raise InputError(f"{path}: not a neighbour graph, missing key(s) {', '.join(missing)}")
-            rows = data["rows"].astype(np.int64)
-            indices = data["indices"].astype(np.int64)
-            distances = data["distances"].astype(np.float64)
-            n_duplicates, k, n_input = int(data["n_duplicates"]), int(data["k"]), int(data["n_input"])
-            metric = str(data["metric"])
-    except (OSError, ValueError, EOFError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{path}: cannot read a neighbour graph ({exc})") from exc
-    if indices.ndim != 2 or indices.shape != distances.shape or indices.shape != (rows.size, k):
-        raise InputError(
-            f"{path}: inconsistent shapes rows {rows.shape}, indices {indices.shape}, distances {distances.shape}"
-        )
-    if metric not in METRICS:
-        raise InputError(f"{path}: unknown metric {metric!r}")
-    return NeighbourGraph(rows, indices, distances, n_duplicates, k, metric, n_input)

@@ -15,12 +15,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import InputError
+from ..io import RECORD_KEY, Record
 from .neighbours import NeighbourGraph, check_k
 
 
@@ -83,10 +84,10 @@ def overlap_matrix(graphs: Sequence[NeighbourGraph | None], k: int) -> np.ndarra
 
 
 @dataclass(frozen=True)
-class LabelOverlap:
+class LabelOverlap(Record):
     """Label overlap with its evidence: points used, points with fewer than k eligible neighbours in the graph."""
 
-    value: float
+    value: float = field(metadata={RECORD_KEY: "overlap"})
     k: int
     n_points: int
     n_short: int
@@ -95,19 +96,6 @@ class LabelOverlap:
     excluded_groups: bool
     n_unlabelled: int = 0
     reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "overlap": float(self.value),
-            "k": int(self.k),
-            "n_points": int(self.n_points),
-            "n_short": int(self.n_short),
-            "n_without_neighbours": int(self.n_without_neighbours),
-            "class_balanced": bool(self.class_balanced),
-            "excluded_groups": bool(self.excluded_groups),
-            "n_unlabelled": int(self.n_unlabelled),
-            "reason": self.reason,
-        }
 
 
 def _codes(values: Sequence[Any] | np.ndarray, graph: NeighbourGraph, what: str) -> np.ndarray:

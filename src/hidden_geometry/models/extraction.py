@@ -30,7 +30,7 @@ import os
 import sys
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -39,6 +39,7 @@ import torch
 
 from ..atomic import atomic_path, write_text_atomic
 from ..errors import InputError
+from ..io import Record
 from .adapters import ModelAdapter
 from .role import model_role
 from .token_sample import TokenSample, merge_token_samples
@@ -74,7 +75,7 @@ def layer_file(layer: int) -> str:
 
 
 @dataclass(frozen=True)
-class ExtractionResult:
+class ExtractionResult(Record):
     """What one extraction (or gather) did; timing lives here and in the log, not in the manifest."""
 
     out_dir: str
@@ -90,12 +91,6 @@ class ExtractionResult:
     seconds: float
     items_per_second: float
     skipped: bool = False
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["nonfinite_items"] = list(self.nonfinite_items)
-        out["recomputed_fp32_items"] = list(self.recomputed_fp32_items)
-        return out
 
 
 def plan_batches(token_counts: Sequence[int], token_budget: int) -> list[list[int]]:

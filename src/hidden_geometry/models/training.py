@@ -34,6 +34,7 @@ import torch
 
 from ..atomic import write_text_atomic
 from ..errors import InputError
+from ..io import Record, read_table_columns, write_table
 from ._hf import quiet_transformers
 from .random_init import _bert_tokenizer
 
@@ -72,7 +73,7 @@ def heldout_split(n_texts: int, fraction: float, seed: int = 0) -> tuple[np.ndar
 
 
 @dataclass(frozen=True)
-class TrainingRun:
+class TrainingRun(Record):
     """What a training run did: losses per step (index = step - 1), the checkpoint folders by step, and the held-out
     loss of each checkpoint by step (empty without held-out texts)."""
 
@@ -80,11 +81,6 @@ class TrainingRun:
     losses: tuple[float, ...]
     checkpoints: dict[int, str]
     heldout_losses: dict[int, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {"objective": self.objective, "losses": list(self.losses),
-                "checkpoints": {str(k): v for k, v in self.checkpoints.items()},
-                "heldout_losses": {str(k): v for k, v in self.heldout_losses.items()}}
 
 
 def _build(objective: str, vocab_size: int, num_layers: int, hidden_size: int, heads: int, max_length: int,
@@ -250,7 +246,7 @@ def train_language_model(texts: Sequence[str], out_dir: str | Path, objective: s
             model.eval()
             save(step, value)
             model.train()
-    write_text_atomic(out / LOSS_FILE, "step\tloss\n" + "".join(f"{i + 1}\t{v:.6g}\n" for i, v in enumerate(losses)))
+    write_table(out / LOSS_FILE, [{"step": i + 1, "loss": v} for i, v in enumerate(losses)], ["step", "loss"])
     return TrainingRun(objective, tuple(losses), checkpoints, heldout_losses)
 
 
@@ -264,4 +260,5 @@ def read_step(folder: str | Path) -> int | None:
 
 def loss_curve(out_dir: str | Path) -> np.ndarray:
     """float64 [steps, 2] (step, loss) from loss.tsv."""
-    return np.loadtxt(Path(out_dir) / LOSS_FILE, delimiter="\t", skiprows=1, ndmin=2)
+    columns = read_table_columns(Path(out_dir) / LOSS_FILE)
+    return np.column_stack([columns["step"], columns["loss"]])
