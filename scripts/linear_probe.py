@@ -14,6 +14,9 @@ from hidden_geometry.io import write_json
 
 def main(snakemake: Any) -> None:
     with logged(snakemake) as log:
+        import torch
+
+        torch.set_num_threads(max(1, int(snakemake.threads)))  # the rule's threads, not every core
         layer, params = int(snakemake.wildcards.layer), snakemake.params
         items = read_items(snakemake.input.table)
         if params.label_column not in items.columns:
