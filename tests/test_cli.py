@@ -190,3 +190,15 @@ def test_every_argument_has_help_with_an_example():
                 continue
             assert action.help and "example" in action.help, (name, action.dest)
         assert sub is parser or "examples:" in sub.epilog
+
+
+def test_knn_process_loads_neither_pandas_nor_scipy(tmp_path):
+    # Every `hidden-geometry knn` process pays for its imports (the workflow starts one per layer): pandas and
+    # scipy cost about 0.4 s there and the graph needs neither (numba may load scipy's BLAS later, lazily).
+    np.save(tmp_path / "X.npy", cube(200))
+    code = ("import sys; from hidden_geometry.cli import main; "
+            f"main(['knn', {str(tmp_path / 'X.npy')!r}, '-k', '5', '-o', {str(tmp_path / 'g.npz')!r}]); "
+            "print(sorted(m for m in ('pandas', 'scipy.optimize', 'scipy.signal', 'scipy.special') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "g.npz").exists()

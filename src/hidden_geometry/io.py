@@ -26,10 +26,12 @@ import os
 import re
 from io import StringIO
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a table is read or written (0.2 s a process otherwise)
+    import pandas as pd
 
 from .atomic import atomic_path, write_text_atomic
 from .errors import InputError
@@ -152,6 +154,8 @@ TABLE_ENCODING = "utf-8"
 def _table_frame(table: pd.DataFrame | Sequence[Mapping[str, Any]], columns: Sequence[str] | None,
                  quoted: bool) -> pd.DataFrame:
     """The cells to write as strings, exactly `columns` (a frame's own columns when None)."""
+    import pandas as pd
+
     cell = str if quoted else format_cell
     if isinstance(table, pd.DataFrame):
         frame = table if columns is None else table.reindex(columns=list(columns))
@@ -212,6 +216,8 @@ def read_table(path: str | os.PathLike, quoted: bool = False, comment: str | Non
     and line. `quoted=True` reads the items table's format (csv minimal quoting; a quoted cell may hold tabs and line
     breaks).
     """
+    import pandas as pd
+
     source = Path(path)
     text = _decoded(source)
     if comment:

@@ -13,13 +13,13 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import InputError
 from .geometry.neighbours import NeighbourGraph, check_k, validate_representation
+from .hardware import bf16_products_are_native  # one answer for the probe and the neighbour graph
 from .io import Record
 
 
@@ -218,19 +218,6 @@ def _two_loop(grad: Any, pairs: list[tuple[Any, Any, float]]) -> Any:
     for (s, y, sy), a in zip(pairs, reversed(coefficients)):
         q = q + (a - float(torch.dot(y, q)) / sy) * s
     return q
-
-
-def bf16_products_are_native() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices in hardware (the Linux CPU flags amx_bf16 or avx512_bf16) and
-    torch's oneDNN kernels use them; elsewhere bfloat16 products are emulated, slower than float32."""
-    import torch
-
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split())
-    except OSError:
-        return False
-    mkldnn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    return bool(flags & {"amx_bf16", "avx512_bf16"}) and mkldnn is not None and bool(mkldnn())
 
 
 def row_space(A: np.ndarray, rtol: float = 1e-10) -> np.ndarray | None:

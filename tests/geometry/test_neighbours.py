@@ -107,6 +107,30 @@ def test_find_duplicates_exact_compare_and_signed_zero():
     np.testing.assert_array_equal(keep, [True, False, False, True, True])
 
 
+def test_find_duplicates_matches_first_occurrence_reference_on_every_width_and_dtype():
+    rng = np.random.default_rng(3)
+    for dtype, d in ((np.float32, 3), (np.float32, 1280), (np.float64, 5), (np.int32, 7), (np.float16, 9)):
+        base = rng.integers(-3, 4, size=(40, d)).astype(dtype)  # few values: some rows repeat by chance too
+        X = base[rng.integers(0, 40, size=300)]
+        X[rng.random(X.shape) < 0.01] *= -1  # a 0 becomes -0.0 in float rows: still equal
+        seen: set[bytes] = set()
+        expected = []
+        for row in X:
+            key = (row + 0 if row.dtype.kind == "f" else row).tobytes()
+            expected.append(key not in seen)
+            seen.add(key)
+        for chunk in (7, 4096):  # rows hashed in several chunks or one
+            np.testing.assert_array_equal(find_duplicates(X, chunk=chunk), expected, err_msg=f"{dtype} d={d}")
+
+
+def test_find_duplicates_survives_hash_collisions(monkeypatch):
+    import hidden_geometry.geometry.neighbours as nb
+
+    X = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [5.0, 6.0], [3.0, 4.0], [-0.0, 0.0], [0.0, 0.0]])
+    monkeypatch.setattr(nb, "_row_hashes", lambda arr, chunk: np.zeros(arr.shape[0], dtype=np.uint64))
+    np.testing.assert_array_equal(nb.find_duplicates(X), [True, True, False, True, False, True, False])
+
+
 def test_keep_mask_is_honoured():
     X = hypercube(200, 2, 4, seed=6)
     keep = np.ones(200, dtype=bool)

@@ -30,21 +30,22 @@ compares them with the float64 distances of the rows as given.
 
 bfloat16 products (8 significant bits, float32 accumulation) run at about 2.5 times the float32 rate on CPUs with
 AVX512-BF16 or AMX. Their error bound is about 1% of the squared norms, so the pools are wider (k + k/2 by
-default). `bf16_products_are_fast` decides per machine and checks that its matrix product keeps the
-accumulation model that the bound assumes; `predicted_uncertified` decides per data set, on a sample, whether
-such pools will certify enough rows to pay (clustered, low-dimensional data do; isotropic noise does not).
+default). `bf16_products_are_fast` decides per machine (from the CPU's flags, `hardware`) and checks that
+its matrix product keeps the accumulation model that the bound assumes; `predicted_uncertified` decides per data
+set, on a sample, whether such pools will certify enough rows to pay (clustered, low-dimensional data do;
+isotropic noise does not).
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
+from .. import hardware
 from . import _knn_kernels as kernels
 from ._knn_torch import _abs_err, centred_shift, ieee_float32, to_given_units
 from ._knn_torch import _threads as torch_threads
@@ -293,7 +294,7 @@ def load_kernels_in_background(dtype: np.dtype) -> None:
 
     Loading them from numba's cache costs about half a second of CPU in a new process, most of it numba's own
     set-up, which holds the GIL. Started before the input checks, it overlaps the work that comes before the
-    first kernel (the checks, the bfloat16 probe, the locality order and the reordered copy run in numpy and
+    first kernel (the checks, the locality order and the reordered copy run in numpy and
     torch, which release the GIL). Each kernel is called once on a tiny input; the graph's own calls wait on
     numba's lock until the loading is done. It changes the time only, never the graph.
     """
@@ -450,25 +451,10 @@ def product_keeps_bf16_model(matmul) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def bf16_products_are_fast() -> bool:
-    """True where bfloat16 matrix products keep the bound's model and run at least 1.5x faster than float32
-    ones on this CPU (best of three 1024 x 1312 x 1024 products each; measured once per process)."""
-    if not bf16_accumulation_is_float32():
-        return False
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn((1024, 1312), generator=gen)
-    y = torch.randn((1024, 1312), generator=gen)
-
-    def best(a: torch.Tensor, b: torch.Tensor) -> float:
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            torch.mm(a, b.T)
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    xb, yb = x.to(torch.bfloat16), y.to(torch.bfloat16)
-    best(x, y), best(xb, yb)  # warm both kernels
-    return best(x, y) >= 1.5 * best(xb, yb)
+    """True where this CPU multiplies bfloat16 in hardware (`hardware.bf16_products_are_native`: about 2.5x the
+    float32 rate here) and its matrix product keeps the bound's model (`bf16_accumulation_is_float32`, a
+    small product checked once per process)."""
+    return hardware.bf16_products_are_native() and bf16_accumulation_is_float32()
 
 
 def default_pool(k: int, precision: str) -> int:

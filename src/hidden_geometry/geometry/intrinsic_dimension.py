@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.optimize import brentq
-from scipy.special import betaln
 
 from ..errors import InputError
 from ..io import RECORD_KEY, Record
@@ -342,6 +340,8 @@ def _gride_score(d: float, mus: np.ndarray, n1: int, n2: int, reg: float = 1e-7)
 
 def gride_loglik(d: float, mus: np.ndarray, n1: int, n2: int) -> float:
     """Gride log-likelihood of d for ratios mu = r_n2 / r_n1 (DADApy's N - 1 convention in the d term)."""
+    from scipy.special import betaln  # scipy only where an ID is computed: `hidden-geometry knn` never loads it
+
     n = mus.shape[0]
     return float(
         (n - 1) * np.log(d)
@@ -362,6 +362,8 @@ def gride_mle(mus: np.ndarray, n1: int, n2: int, d_min: float = 1e-3, d_max: flo
         # DADApy's bisection would.
         d = d_max if abs(hi) < abs(lo) else d_min
     else:
+        from scipy.optimize import brentq
+
         d = brentq(_gride_score, d_min, d_max, args=(kept, n1, n2), xtol=1e-13, rtol=1e-14, maxiter=500)
     return float(d), float(1.0 / math.sqrt(gride_fisher_information(d, all_mus, n1, n2)))
 

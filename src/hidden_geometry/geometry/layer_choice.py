@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-from scipy.signal import find_peaks
 
 from ..errors import InputError
 from ..io import Record
@@ -75,6 +74,8 @@ def _descent_end(smoothed: np.ndarray, peak: int, stop: int, plateau_tol: float)
 
 def _later_peaks(smoothed: np.ndarray, peak: int, threshold: float) -> list[int]:
     """Prominent peaks after `peak`; here the last layer can be one (a profile that rises again to the end)."""
+    from scipy.signal import find_peaks  # imported where used: `hidden-geometry knn` never loads scipy
+
     padded = np.concatenate([[-np.inf], smoothed, [-np.inf]])
     peaks, _ = find_peaks(padded, prominence=threshold)
     return [int(p) - 1 for p in peaks if p - 1 > peak]
@@ -133,6 +134,8 @@ def choose_layer(
     span = float(smoothed.max() - smoothed.min())
     threshold = min_prominence * span
     # A -inf in front lets layer 0 be a peak (a profile that only falls); the end cannot be a "first peak".
+    from scipy.signal import find_peaks
+
     padded = np.concatenate([[-np.inf], smoothed])
     peaks, _ = find_peaks(padded, prominence=threshold if span > 0 else None)
     peaks = peaks - 1

@@ -68,29 +68,64 @@ def validate_representation(X: Any, name: str = "representation", keep: np.ndarr
     return arr
 
 
-def find_duplicates(X: np.ndarray) -> np.ndarray:
+def find_duplicates(X: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """Keep-mask: True for the first occurrence of each distinct row, False for its later exact copies.
 
-    Rows are grouped by a hash of their bytes and compared exactly within a group (-0.0 equals 0.0).
+    Rows are grouped by a 64-bit hash of their bytes (computed for all rows at once: a multiply-and-add of their
+    64-bit words with fixed odd constants, wrapping) and compared exactly within a group (-0.0 equals 0.0), so a
+    hash collision costs a comparison, never a wrong answer.
     """
     arr = np.ascontiguousarray(X)
     if arr.ndim != 2:
         raise InputError(f"find_duplicates: expected a 2-D array, got shape {arr.shape}")
-    keep = np.ones(arr.shape[0], dtype=bool)
-    first_of_hash: dict[int, list[int]] = {}
-    for i in range(arr.shape[0]):
-        # Adding 0.0 turns -0.0 into 0.0 so that equal values hash alike.
-        row = arr[i] + 0.0 if arr.dtype.kind == "f" else arr[i]
-        h = hash(row.tobytes())
-        seen = first_of_hash.get(h)
-        if seen is None:
-            first_of_hash[h] = [i]
-            continue
-        if any(np.array_equal(arr[j], arr[i]) for j in seen):
-            keep[i] = False
-        else:
-            seen.append(i)
+    n = arr.shape[0]
+    keep = np.ones(n, dtype=bool)
+    if n < 2:
+        return keep
+    hashes = _row_hashes(arr, chunk)
+    order = np.argsort(hashes, kind="stable")  # equal hashes stay in row order: the first copy comes first
+    ordered = hashes[order]
+    same = ordered[1:] == ordered[:-1]
+    if not same.any():
+        return keep
+    # Runs of equal hashes: compare exactly, in row order, against the distinct rows met so far in the run.
+    starts = np.flatnonzero(np.diff(np.concatenate(([False], same, [False])).astype(np.int8)) == 1)
+    for s in starts:
+        e = s + 1
+        while e < n and ordered[e] == ordered[s]:
+            e += 1
+        distinct: list[int] = []
+        for i in order[s:e].tolist():
+            if any(np.array_equal(arr[j], arr[i]) for j in distinct):
+                keep[i] = False
+            else:
+                distinct.append(i)
     return keep
+
+
+def _row_hashes(arr: np.ndarray, chunk: int) -> np.ndarray:
+    """A uint64 hash per row of its bytes, with -0.0 read as 0.0 in float rows (equal rows, equal hashes)."""
+    n = arr.shape[0]
+    width = arr.dtype.itemsize * arr.shape[1]
+    words = -(-width // 8)
+    odd = np.random.default_rng(0x5EED).integers(0, 2**63, size=words, dtype=np.uint64)
+    constants = odd * np.uint64(2) + np.uint64(1)
+    out = np.empty(n, dtype=np.uint64)
+    padded = np.zeros((min(chunk, n), words * 8), dtype=np.uint8)
+    for start in range(0, n, chunk):
+        part = arr[start : start + chunk]
+        if arr.dtype.kind == "f":
+            part = part + arr.dtype.type(0.0)  # -0.0 + 0.0 = 0.0: signed zeros hash alike
+        rows = part.shape[0]
+        if width % 8 == 0:
+            as_words = np.ascontiguousarray(part).view(np.uint64).reshape(rows, words)
+        else:
+            padded[:rows, :width] = np.ascontiguousarray(part).view(np.uint8).reshape(rows, width)
+            as_words = padded[:rows].view(np.uint64)
+        mixed = as_words * constants  # odd constants, wrapping modulo 2^64
+        mixed ^= mixed >> np.uint64(29)
+        out[start : start + rows] = mixed.sum(axis=1, dtype=np.uint64)
+    return out
 
 
 def shared_keep_mask(layers: list[np.ndarray], keep: np.ndarray | None = None) -> np.ndarray:
@@ -182,8 +217,8 @@ def default_block_size(n: int, device: torch.device) -> int:
 
 def resolve_precision(precision: str, n: int, device: torch.device) -> str:
     """The products' precision: float32 on CUDA; on CPU "auto" picks bfloat16 ("auto-bfloat16": checked
-    again on a sample of the data) for large inputs where this machine multiplies bfloat16 at least 1.5 times
-    faster than float32 (measured once per process)."""
+    again on a sample of the data) for large inputs where this CPU multiplies bfloat16 in hardware
+    (`_knn_cpu.bf16_products_are_fast`: the CPU's flags, and a small product keeping the bound's model)."""
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if device.type != "cpu":
