@@ -198,7 +198,28 @@ def test_knn_process_loads_neither_pandas_nor_scipy(tmp_path):
     np.save(tmp_path / "X.npy", cube(200))
     code = ("import sys; from hidden_geometry.cli import main; "
             f"main(['knn', {str(tmp_path / 'X.npy')!r}, '-k', '5', '-o', {str(tmp_path / 'g.npz')!r}]); "
-            "print(sorted(m for m in ('pandas', 'scipy.optimize', 'scipy.signal', 'scipy.special') if m in sys.modules))")
+            "print(sorted(m for m in ('pandas', 'scipy.optimize', 'scipy.signal', 'scipy.special') "
+            "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "g.npz").exists()
+
+
+def test_console_command_ends_quickly_with_its_status_and_full_output(tmp_path):
+    # The installed command ends with os._exit after `main` (no interpreter teardown): its status, its JSON line on
+    # a pipe (block-buffered, so only an explicit flush delivers it) and its output file must all still be there.
+    emb = tmp_path / "emb.npy"
+    np.save(emb, cube(300))
+    command = Path(sys.executable).parent / "hidden-geometry"
+    assert command.exists(), f"{command}: the console script is missing (make install)"
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}  # buffered, as usual
+    done = subprocess.run([str(command), "knn", str(emb), "-k", "4", "-o", str(tmp_path / "g.npz")],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["k"] == 4
+    with np.load(tmp_path / "g.npz") as graph:
+        assert graph["indices"].shape == (300, 4)
+    bad = subprocess.run([str(command), "knn", str(tmp_path / "absent.npy"), "-k", "4", "-o", str(tmp_path / "x.npz")],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and bad.stderr.startswith("hidden-geometry: error:") and bad.stdout == ""
+    assert not (tmp_path / "x.npz").exists()

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 import zipfile
 from typing import Any, Sequence
@@ -333,5 +335,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def console_main() -> None:
+    """The `hidden-geometry` command: `main`, then a quick exit with its status.
+
+    Once `main` has returned, every output file is in place (written atomically) and no work of ours is pending (the
+    thread pools are closed), so the process ends with `os._exit` after flushing the streams and logging: the
+    interpreter's own teardown with torch loaded took 0.36 to 0.48 s here, against 0.01 s, in every process that the
+    workflow or a user's loop starts. An exception escaping `main` (a bug) still ends the normal way, with its
+    traceback. Call `main` from Python: it returns the status and never exits.
+    """
+    status = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()
