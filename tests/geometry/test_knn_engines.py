@@ -525,3 +525,9 @@ def test_centring_and_rounding_to_bfloat16_matches_ldexp_and_torch(shift):
     np.testing.assert_array_equal(bits[:, :12], expected)
     np.testing.assert_allclose(norms, np.einsum("ij,ij->i", y.astype(np.float64), y.astype(np.float64)), rtol=1e-13)
     assert (bits[:, 12:] == 0).all()
+
+
+def test_bf16_unit_roundoff_written_out_equals_the_kernels():
+    from hidden_geometry.geometry import _knn_kernels
+
+    assert _knn_cpu._U16 == _knn_kernels.BF16_U == 2.0**-8

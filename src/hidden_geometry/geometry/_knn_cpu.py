@@ -46,13 +46,26 @@ import numpy as np
 import torch
 
 from .. import hardware
-from . import _knn_kernels as kernels
 from ._knn_torch import _abs_err, centred_shift, ieee_float32, to_given_units
 from ._knn_torch import _threads as torch_threads
 
+
+class _LazyKernels:
+    """The compiled kernels (`_knn_kernels`), imported on first use: importing numba costs about 0.3 s, which then
+    runs on the background loader thread (`load_kernels_in_background`) beside the input checks instead of in
+    front of everything in each process."""
+
+    def __getattr__(self, name: str):
+        from . import _knn_kernels
+
+        return getattr(_knn_kernels, name)
+
+
+kernels = _LazyKernels()
+
 # Unit roundoffs: float32 and bfloat16 (round to nearest).
 _U32 = float(np.finfo(np.float32).eps) / 2.0
-_U16 = kernels.BF16_U
+_U16 = 2.0**-8  # = _knn_kernels.BF16_U (tested); written out so that importing this module does not import numba
 # Relative slack on every computed bound, for the float64 rounding of the bound arithmetic itself.
 _SLACK = 1e-9
 # Relative slack when comparing a certified bound with a float64 distance computed by summation.
@@ -309,6 +322,11 @@ def load_kernels_in_background(dtype: np.dtype) -> None:
         pool = np.array([[1], [0]], dtype=np.int64)
         kernels.rank_candidates(E, np.arange(2, dtype=np.int64), pool, np.arange(2, dtype=np.int64), 1,
                                 np.zeros((2, 1), np.int64), np.zeros((2, 1)), 0, 2)
+        # The bfloat16 tile kernels, with the argument types of the graph's own calls (tile bits as int16).
+        bits, lower = np.zeros((2, 2), np.int16), kernels.bf16_lower_table()
+        vals, idx = _empty_pools(2, 1)
+        kernels.fill_from_diagonal_bf16(bits, lower, vals, idx, 0, np.zeros(2), 0, 2)
+        kernels.select_tile(bits, lower, vals, idx, 0, 0, np.zeros(2), np.zeros(2), 1.0, 0, 2, 0, 2)
 
     _loading[key] = threading.Thread(target=load, name="load-knn-kernels", daemon=True)
     _loading[key].start()

@@ -257,13 +257,15 @@ def knn_graph(
     del seed  # deterministic: no random choices are made
     if metric not in METRICS:
         raise InputError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    dev = _resolve_device(device)
+    if dev.type == "cpu" and isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] > _knn_lowdim.LOW_DIM:
+        # Before the checks, so that loading the compiled kernels overlaps them (a wrong guess of the rows' dtype
+        # costs time only: the right kernels then load at their first call).
+        _knn_cpu.load_kernels_in_background(X.dtype if metric == "euclidean" else np.float64)
     X = validate_representation(X, keep=keep)
     if isinstance(k, bool) or int(k) != k or k < 1:
         raise InputError(f"k must be a positive integer, got {k!r}")
     k = int(k)
-    dev = _resolve_device(device)
-    if dev.type == "cpu" and X.shape[1] > _knn_lowdim.LOW_DIM:
-        _knn_cpu.load_kernels_in_background(X.dtype if metric == "euclidean" else np.float64)
     candidates = _kept_rows(X.shape[0], keep)
     E_all = _exact_rows(X, candidates, metric)
     shift = _float64_shift(E_all)
