@@ -56,7 +56,11 @@ def worker(args: argparse.Namespace) -> None:
     before, cpu_before = time.perf_counter(), time.process_time()
     result = linear_probe(X, y, solver=solver, tol=tol, max_iter=args.max_iter)
     probe, cpu = time.perf_counter() - before, time.process_time() - cpu_before
-    print(json.dumps({"probe": probe, "cpu": cpu, "process": time.perf_counter() - start, "mean": result.mean,
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"probe": probe, "cpu": cpu, "process": time.perf_counter() - start,
+                      "process_cpu": usage.ru_utime + usage.ru_stime, "mean": result.mean,
                       "std": result.std, "n_folds": result.n_folds, "n": result.n, "classes": result.n_classes}))
 
 

@@ -37,7 +37,8 @@ class ProbeResult(Record):
     n_classes: int = 0
 
 
-BF16_UNTIL = 1e-3  # the torch solver's bfloat16 stage ends when every fold's largest gradient entry is below this
+BF16_UNTIL = 2e-4  # a fold's bfloat16 stage (torch solver) ends when its largest gradient entry is below this
+CHUNK_ROWS = 1024  # rows per block of the torch solver's objective (logits of a block stay in the processor's cache)
 
 
 def _undefined(reason: str, n: int, n_classes: int) -> ProbeResult:
@@ -60,37 +61,40 @@ class SoftmaxFolds:
     shorter folds); codes [folds, m]: their class codes (any code on padding); n_train [folds]. Fold f's objective is
     scikit-learn's LogisticRegression(C=C): mean cross-entropy over its n_train[f] rows + ||W||^2 / (2 C n_train[f]),
     intercept not penalised. Parameters of a fold are one flat vector (W [d, K] row-major, then b [K]).
-    `basis` [folds, D, d] (optional): Z holds the rows in that orthonormal basis of their row space (D original
-    features); the largest gradient entry is then reported for W' = basis @ W, the weights of the D features.
+    Other coordinates (`bound_coordinates`): Z holds A @ transform (A the standardised rows of D features) and W is
+    V with W_features = transform @ V; `report` [folds, D, d] maps the gradient of V to the gradient of W_features,
+    whose largest entry is then the one reported, and `penalty` [folds, d] weighs the rows of V in the L2 term:
+    ||W_features||^2 = sum_i penalty[i] ||V_i||^2 (zero-padded columns need a positive weight, e.g. 1).
     """
 
     def __init__(self, Z: Any, codes: Any, n_train: Sequence[int], n_classes: int, C: float = 1.0,
-                 basis: Any = None) -> None:
+                 report: Any = None, penalty: Any = None, chunk_rows: int = CHUNK_ROWS) -> None:
         import torch
 
         n_folds, m, d = Z.shape
-        self.d, self.n_classes, self.basis = d, n_classes, basis
+        self.d, self.n_classes, self.report = d, n_classes, report
         counts = torch.as_tensor(np.asarray(n_train), dtype=torch.float32)
         self.alpha = (1.0 / (C * counts)).reshape(n_folds, 1, 1)
+        if penalty is not None:
+            self.alpha = self.alpha * torch.as_tensor(penalty, dtype=torch.float32).reshape(n_folds, d, 1)
         rows = torch.arange(m).unsqueeze(0) < counts.unsqueeze(1)
-        self.weights = torch.where(rows, 1.0 / counts.unsqueeze(1), torch.zeros(())).unsqueeze(2)
-        self.Z, self.ZT = Z, Z.transpose(1, 2).contiguous()
-        self.target = codes.unsqueeze(2)
-        self.low: tuple[Any, Any] | None = None
+        weights = torch.where(rows, 1.0 / counts.unsqueeze(1), torch.zeros(())).unsqueeze(2)
+        # blocks of rows, each block's pass (logits, softmax, gradient) staying in the processor's cache
+        spans = [slice(start, start + chunk_rows) for start in range(0, m, chunk_rows)]
+        self.Z = [Z[:, span].contiguous() for span in spans]
+        self.ZT = [block.transpose(1, 2).contiguous() for block in self.Z]
+        self.weights = [weights[:, span] for span in spans]
+        self.target = [codes.unsqueeze(2)[:, span] for span in spans]
+        self.low: tuple[list[Any], list[Any]] | None = None  # the blocks in bfloat16, made when first asked for
 
     @property
     def size(self) -> int:
         return (self.d + 1) * self.n_classes
 
-    def use_bf16(self, on: bool) -> None:
-        """Matrix products in bfloat16 (inputs rounded, float32 accumulation) from now on, or float32 again."""
-        import torch
-
-        self.low = (self.Z.to(torch.bfloat16), self.ZT.to(torch.bfloat16)) if on else None
-
-    def evaluate(self, params: Any, folds: Sequence[int]) -> tuple[Any, Any, Any]:
+    def evaluate(self, params: Any, folds: Sequence[int], low: bool = False) -> tuple[Any, Any, Any]:
         """(objective [a] float64, gradient [a, size] float32, largest gradient entry [a]) at params [a, size] of
-        the folds `folds` (a of them)."""
+        the folds `folds` (a of them). `low`: the two matrix products in bfloat16 (rows, weights and residuals
+        rounded to bfloat16, products rounded to bfloat16 and added in float32), else float32."""
         import torch
 
         a, d, k = len(folds), self.d, self.n_classes
@@ -101,25 +105,33 @@ class SoftmaxFolds:
 
         W = params[:, : d * k].reshape(a, d, k)
         b = params[:, d * k :].reshape(a, 1, k)
-        alpha, weights, target = pick(self.alpha), pick(self.weights), pick(self.target)
-        if self.low is None:
-            logits = torch.baddbmm(b, pick(self.Z), W)
-        else:
-            logits = torch.bmm(pick(self.low[0]), W.to(torch.bfloat16)).float().add_(b)
-        picked = logits.gather(2, target)
-        top = logits.amax(dim=2, keepdim=True)
-        e = logits.sub_(top).exp_()
-        total = e.sum(dim=2, keepdim=True)
-        nll = (top + total.log() - picked).squeeze(2).double()
-        loss = (weights.squeeze(2).double() * nll).sum(dim=1) + 0.5 * (alpha * W * W).sum(dim=(1, 2)).double()
-        residual = e.mul_(weights / total).scatter_add_(2, target, -weights)  # (softmax - one-hot) / n_train
-        if self.low is None:
-            grad_W = torch.baddbmm(alpha * W, pick(self.ZT), residual)
-        else:
-            grad_W = torch.bmm(pick(self.low[1]), residual.to(torch.bfloat16)).float().add_(alpha * W)
-        grad_b = residual.sum(dim=1)
+        alpha = pick(self.alpha)
+        loss = 0.5 * (alpha * W * W).sum(dim=(1, 2)).double()
+        grad_W, grad_b = alpha * W, torch.zeros(a, k)
+        if low and self.low is None:
+            self.low = ([z.to(torch.bfloat16) for z in self.Z], [z.to(torch.bfloat16) for z in self.ZT])
+        blocks, blocks_T = self.low if low else (self.Z, self.ZT)
+        W_low = W.to(torch.bfloat16) if low else W
+        for Z, ZT, weights, target in zip(blocks, blocks_T, self.weights, self.target):
+            weights, target = pick(weights), pick(target)
+            if not low:
+                logits = torch.baddbmm(b, pick(Z), W)
+            else:
+                logits = torch.bmm(pick(Z), W_low).float().add_(b)
+            picked = logits.gather(2, target)
+            top = logits.amax(dim=2, keepdim=True)
+            e = logits.sub_(top).exp_()
+            total = e.sum(dim=2, keepdim=True)
+            nll = (top + total.log() - picked).squeeze(2).double()
+            loss += (weights.squeeze(2).double() * nll).sum(dim=1)
+            residual = e.mul_(weights / total).scatter_add_(2, target, -weights)  # (softmax - one-hot) / n_train
+            if not low:
+                grad_W.baddbmm_(pick(ZT), residual)
+            else:
+                grad_W += torch.bmm(pick(ZT), residual.to(torch.bfloat16))
+            grad_b += residual.sum(dim=1)
         grad = torch.cat([grad_W.reshape(a, -1), grad_b], dim=1)
-        feature_grad = grad_W if self.basis is None else torch.bmm(pick(self.basis), grad_W)
+        feature_grad = grad_W if self.report is None else torch.bmm(pick(self.report), grad_W)
         largest = torch.maximum(feature_grad.abs().amax(dim=(1, 2)), grad_b.abs().amax(dim=1))
         return loss, grad, largest
 
@@ -134,31 +146,37 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
     fails, or after `max_iter` iterations. Steps: two-loop recursion over the last `memory` pairs, initial Hessian
     scale s'y / y'y, the first step of length 1 / ||g|| (as L-BFGS-B), backtracking with quadratic interpolation
     until the Armijo condition holds (c1 = 1e-4; the objective is strictly convex, so s'y > 0).
-    `bf16_until`: products in bfloat16 until every running fold's largest gradient entry is below it (or a fold
-    stalls there), then float32 to the end, keeping the curvature pairs; the stopping rule is only applied in
-    float32. Returns (params [folds, size] float32, iterations per fold).
+    `bf16_until`: each fold's products in bfloat16 until its largest gradient entry is below it (or it stalls
+    there: no decrease, a failed line search), then float32 to the end, keeping its curvature pairs; the stopping
+    rule is only applied in float32. Returns (params [folds, size] float32, iterations per fold).
     """
     import torch
 
     ftol = 64 * np.finfo(np.float64).eps
     params = torch.zeros(n_folds, objective.size)
-    low = bf16_until is not None
-    objective.use_bf16(low)
     folds = list(range(n_folds))
-    loss, grad, largest = objective.evaluate(params, folds)
+    low = np.full(n_folds, bf16_until is not None)
+
+    def evaluate(at: Any, which: list[int]) -> tuple[Any, Any, Any]:  # each fold in its own precision
+        loss = torch.empty(len(which), dtype=torch.float64)
+        grad, largest = torch.empty(len(which), objective.size), torch.empty(len(which))
+        for precision in (True, False):
+            rows = [i for i, f in enumerate(which) if low[f] == precision]
+            if rows:
+                out = objective.evaluate(at[rows], [which[i] for i in rows], low=precision)
+                loss[rows], grad[rows], largest[rows] = out
+        return loss, grad, largest
+
+    loss, grad, largest = evaluate(params, folds)
     pairs: list[list[tuple[Any, Any, float]]] = [[] for _ in folds]
     iterations = np.zeros(n_folds, dtype=np.int64)
     done = np.zeros(n_folds, dtype=bool)
     while True:
-        if low:  # bfloat16 until every fold is below bf16_until, or one stalls, or none may go on
-            going = [f for f in folds if iterations[f] < max_iter]
-            if not going or done.any() or float(largest[going].max()) <= bf16_until:
-                low = False
-                objective.use_bf16(False)
-                done[:] = False
-                loss, grad, largest = objective.evaluate(params, folds)
-        if not low:
-            done |= (largest <= tol).numpy()
+        ending = [f for f in folds if low[f] and (done[f] or float(largest[f]) <= bf16_until)]
+        if ending:  # these folds' bfloat16 stage ends: float32 from their current point on
+            low[ending], done[ending] = False, False
+            loss[ending], grad[ending], largest[ending] = evaluate(params[ending], ending)
+        done |= ~low & (largest <= tol).numpy()
         running = [f for f in folds if not done[f] and iterations[f] < max_iter]
         if not running:
             break
@@ -172,7 +190,7 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
         pending = list(range(len(running)))
         for _ in range(max_line_search):
             trial = start[pending] + step[pending, None].float() * direction[pending]
-            new = objective.evaluate(trial, [running[j] for j in pending])
+            new = evaluate(trial, [running[j] for j in pending])
             still = []
             for i, j in enumerate(pending):
                 f0, t, new_loss = float(loss[running[j]]), float(step[j]), float(new[0][i])
@@ -220,19 +238,43 @@ def _two_loop(grad: Any, pairs: list[tuple[Any, Any, float]]) -> Any:
     return q
 
 
-def row_space(A: np.ndarray, rtol: float = 1e-10) -> np.ndarray | None:
-    """An orthonormal basis [D, r] of the span of A's rows (eigenvectors of A'A with eigenvalue > rtol times the
-    largest), or None where A has full column rank. W and basis @ basis.T @ W give every row the same logits, and
-    the penalty ||W||^2 is smallest with W in that span, so the L2-regularised optimum lies there: fitting on
-    A @ basis is the same problem with r instead of D features."""
+def row_space(A: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+    """The eigenvalues [r] and eigenvectors [D, r] of A'A above rtol times the largest: an orthonormal basis of the
+    span of A's rows. W and basis @ basis.T @ W give every row the same logits, and the penalty ||W||^2 is smallest
+    with W in that span, so the L2-regularised optimum lies there: fitting on A @ basis is the same problem with r
+    instead of D features."""
     import torch
 
-    gram = torch.from_numpy(np.ascontiguousarray(A.T @ A))
+    gram = torch.from_numpy(np.ascontiguousarray(A.T @ A, dtype=np.float64))
     values, vectors = torch.linalg.eigh(gram)
     keep = values > rtol * max(float(values[-1]), 0.0)
-    if bool(keep.all()):
-        return None
-    return vectors[:, keep].numpy()
+    return values[keep].numpy(), vectors[:, keep].numpy()
+
+
+@dataclass(frozen=True)
+class BoundCoordinates:
+    """Coordinates V of the weights in which Böhning's bound on the Hessian is the identity (see `bound_coordinates`).
+
+    W = transform @ V [D, r] (the D features' weights); the gradient of the D features' weights is report @ grad_V
+    [D, r] (used for scikit-learn's stopping rule); ||W||^2 = sum_i penalty[i] ||V_i||^2."""
+
+    transform: np.ndarray
+    report: np.ndarray
+    penalty: np.ndarray
+
+
+def bound_coordinates(A: np.ndarray, C: float = 1.0, rtol: float = 1e-10) -> BoundCoordinates:
+    """Coordinates that precondition the fit of scikit-learn's multinomial logistic regression on the standardised
+    (centred) training rows A [n, D]. Böhning's bound: the Hessian of the mean cross-entropy is at most
+    (A'A / n) (x) (I_K - 11'/K) / 2, so with the L2 term alpha = 1 / (C n) the Hessian of the objective is at most
+    M (x) I_K, M = A'A / (2 n) + alpha I. With A'A = U diag(s) U' (eigenvalues above rtol of the largest, the rows'
+    span: `row_space`) and m = s / (2 n) + alpha, W = U diag(m^-1/2) V turns M into the identity on the span: the
+    same problem (same logits, same optimum), whose curvature no longer depends on how unevenly the features vary.
+    The intercept needs nothing: A's columns are centred, so the bound does not couple it to W."""
+    n = A.shape[0]
+    values, vectors = row_space(A, rtol)
+    m = values / (2.0 * n) + 1.0 / (C * n)
+    return BoundCoordinates(vectors / np.sqrt(m), vectors * np.sqrt(m), 1.0 / m)
 
 
 def _fold_scores_sklearn(X, labels, splits, C, max_iter, tol):
@@ -257,26 +299,26 @@ def _fold_scores_torch(X, labels, splits, C, max_iter, tol, bf16_until):
     classes, codes = np.unique(labels, return_inverse=True)
     codes = codes.reshape(-1)
     parts = [standardise(X[train], X[test]) for train, test in splits]
-    bases = [row_space(train_rows) for train_rows, _ in parts]
-    width = max(X.shape[1] if basis is None else basis.shape[1] for basis in bases)
-    reduced = any(basis is not None for basis in bases)
+    coordinates = [bound_coordinates(train_rows, C) for train_rows, _ in parts]
+    width = max(c.transform.shape[1] for c in coordinates)
     longest = max(train.size for train, _ in splits)
     Z = np.zeros((len(splits), longest, width), dtype=np.float32)
     train_codes = np.zeros((len(splits), longest), dtype=np.int64)
-    padded_bases = np.zeros((len(splits), X.shape[1], width), dtype=np.float32)
+    reports = np.zeros((len(splits), X.shape[1], width), dtype=np.float32)
+    penalties = np.ones((len(splits), width), dtype=np.float32)
     tests = []
-    for f, ((train, test), (train_rows, test_rows), basis) in enumerate(zip(splits, parts, bases)):
-        # every class is in every training part (stratified, >= n_folds members); features beyond a fold's rank
-        # are zero columns, whose weights stay zero
-        basis = np.eye(X.shape[1]) if basis is None else basis
-        padded_bases[f, :, : basis.shape[1]] = basis
-        Z[f, : train.size, : basis.shape[1]] = train_rows @ basis if reduced else train_rows
+    for f, ((train, test), (train_rows, test_rows), c) in enumerate(zip(splits, parts, coordinates)):
+        # every class is in every training part (stratified, >= n_folds members); coordinates beyond a fold's
+        # rank are zero columns, whose weights stay zero
+        r = c.transform.shape[1]
+        reports[f, :, :r], penalties[f, :r] = c.report, c.penalty
+        Z[f, : train.size, :r] = train_rows @ c.transform
         train_codes[f, : train.size] = codes[train]
         test_block = np.zeros((test.size, width), dtype=np.float32)
-        test_block[:, : basis.shape[1]] = test_rows @ basis if reduced else test_rows
+        test_block[:, :r] = test_rows @ c.transform
         tests.append(test_block)
     objective = SoftmaxFolds(torch.from_numpy(Z), torch.from_numpy(train_codes), [t.size for t, _ in splits],
-                             classes.size, C=C, basis=torch.from_numpy(padded_bases) if reduced else None)
+                             classes.size, C=C, report=torch.from_numpy(reports), penalty=torch.from_numpy(penalties))
     with torch.no_grad():
         params, _ = lbfgs_folds(objective, len(splits), tol=tol, max_iter=max_iter, bf16_until=bf16_until)
     size = width * classes.size

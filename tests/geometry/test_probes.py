@@ -11,6 +11,7 @@ from hidden_geometry.errors import InputError
 from hidden_geometry.geometry import knn_graph
 from hidden_geometry.probes import (
     SoftmaxFolds,
+    bound_coordinates,
     fold_splits,
     knn_probe,
     knn_votes,
@@ -93,17 +94,78 @@ def test_linear_probe_on_rank_deficient_rows_equals_converged_sklearn_fit():
         assert abs(ours.mean - converged.mean) <= 0.005, (bf16, ours, converged)
 
 
-def test_row_space_is_an_orthonormal_basis_of_the_rows_or_none():
+def test_row_space_is_an_orthonormal_basis_of_the_rows():
     rng = np.random.default_rng(0)
     A = rng.standard_normal((50, 3)) @ rng.standard_normal((3, 8))
-    basis = row_space(A)
-    assert basis.shape == (8, 3)
+    values, basis = row_space(A)
+    assert basis.shape == (8, 3) and values.shape == (3,)
     np.testing.assert_allclose(basis.T @ basis, np.eye(3), atol=1e-10)
     np.testing.assert_allclose(A @ basis @ basis.T, A, atol=1e-9)  # the rows lie in the span
-    assert row_space(rng.standard_normal((50, 8))) is None
+    np.testing.assert_allclose(A.T @ A @ basis, basis * values, atol=1e-8)  # eigenpairs of A'A
+    assert row_space(rng.standard_normal((50, 8)))[1].shape == (8, 8)
 
 
-def softmax_problem(seed=0, n=(60, 48), d=6, k=4, C=0.5):
+def numeric_hessian(function, theta, h=1e-4):
+    """Central differences of the gradient `function` (float64), symmetrised."""
+    columns = [(function(theta + e) - function(theta - e)) / (2 * h) for e in np.eye(theta.size) * h]
+    H = np.array(columns)
+    return (H + H.T) / 2
+
+
+def softmax_gradient(A, codes, k, C, W, b):
+    """Gradient (W [D, k], b [k]) of scikit-learn's objective: mean cross-entropy + ||W||^2 / (2 C n), float64."""
+    n = A.shape[0]
+    logits = A @ W + b
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    residual = (p - np.eye(k)[codes]) / n
+    return A.T @ residual + W / (C * n), residual.sum(axis=0)
+
+
+def test_bound_coordinates_make_bohnings_bound_the_identity():
+    """M = A'A / (2n) + I / (C n) bounds the Hessian of the weights (M (x) I_K - Hessian is positive semi-definite,
+    finite differences, at random weights); in the coordinates V (W = transform V) the Hessian is at most the
+    identity, and the bound is attained for two classes at W = 0 (Hessian (A'A/n) (x) [[1,-1],[-1,1]] / 4)."""
+    rng = np.random.default_rng(5)
+    n, D, C = 40, 5, 0.7
+    A = rng.standard_normal((n, D)) @ np.diag([3.0, 1.0, 0.3, 0.1, 0.02])  # very uneven feature scales
+    A -= A.mean(axis=0)
+    c = bound_coordinates(A, C)
+    M = A.T @ A / (2 * n) + np.eye(D) / (C * n)
+    for k, seed in ((3, 0), (3, 1), (2, 2)):
+        codes = np.arange(n) % k
+        b = np.random.default_rng(seed).standard_normal(k) * 0.5
+
+        def weight_gradient(theta):
+            return softmax_gradient(A, codes, k, C, theta.reshape(D, k), b)[0].ravel()
+
+        W = np.random.default_rng(seed).standard_normal((D, k))
+        H = numeric_hessian(weight_gradient, W.ravel())
+        assert np.linalg.eigvalsh(np.kron(M, np.eye(k)) - H).min() > -1e-6
+        T = np.kron(c.transform, np.eye(k))  # vec(W) = T vec(V), row-major W [D, k]
+        assert np.linalg.eigvalsh(T.T @ H @ T).max() <= 1 + 1e-6
+    H0 = numeric_hessian(lambda t: softmax_gradient(A, np.arange(n) % 2, 2, C, t.reshape(D, 2), np.zeros(2))[0].ravel(),
+                         np.zeros(2 * D))
+    T = np.kron(c.transform, np.eye(2))
+    assert np.linalg.eigvalsh(T.T @ H0 @ T).max() == pytest.approx(1.0, abs=1e-6)
+    # the other fields: W'W = sum penalty V'V, and report maps grad V to grad W on the rows' span
+    V = rng.standard_normal((D, 3))
+    assert np.sum((c.transform @ V) ** 2) == pytest.approx(np.sum(c.penalty[:, None] * V**2))
+    G = rng.standard_normal((D, 3))
+    np.testing.assert_allclose(c.report @ (c.transform.T @ G), G, atol=1e-9)
+
+
+def test_bound_coordinates_keep_the_rows_span_only():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((30, 2)) @ rng.standard_normal((2, 6))
+    A -= A.mean(axis=0)
+    c = bound_coordinates(A)
+    assert c.transform.shape == c.report.shape == (6, 2) and c.penalty.shape == (2,)
+    M = A.T @ A / 60 + np.eye(6) / 30
+    np.testing.assert_allclose(c.transform.T @ M @ c.transform, np.eye(2), atol=1e-9)
+
+
+def softmax_problem(seed=0, n=(60, 48), d=6, k=4, C=0.5, chunk_rows=1024, penalty=None):
     """Two folds of different sizes (the second padded with zero rows), as `_fold_scores_torch` builds them."""
     import torch
 
@@ -115,16 +177,23 @@ def softmax_problem(seed=0, n=(60, 48), d=6, k=4, C=0.5):
         Z[f, :rows] = rng.standard_normal((rows, d))
         codes[f, :rows] = np.arange(rows) % k
         Z[f, :rows] += 0.8 * np.eye(k, d)[codes[f, :rows]]
-    return SoftmaxFolds(torch.from_numpy(Z), torch.from_numpy(codes), list(n), k, C=C), Z, codes
+    objective = SoftmaxFolds(torch.from_numpy(Z), torch.from_numpy(codes), list(n), k, C=C, chunk_rows=chunk_rows,
+                             penalty=penalty)
+    return objective, Z, codes
 
 
-def test_softmax_folds_objective_and_gradient_are_scikit_learns():
-    """Objective = mean cross-entropy over the fold's own rows + ||W||^2 / (2 C n); padding rows count for
-    nothing; the gradient is the objective's (finite differences in float64)."""
+@pytest.mark.parametrize("chunk_rows, weighted", [(1024, False), (16, False), (7, True)])
+def test_softmax_folds_objective_and_gradient_are_scikit_learns(chunk_rows, weighted):
+    """Objective = mean cross-entropy over the fold's own rows + ||W||^2 / (2 C n) (with `penalty`: row i of W
+    weighed by penalty[i]); padding rows count for nothing; the gradient is the objective's (finite differences in
+    float64); the same in one block of rows or in blocks of 16 or 7 rows (the last one short)."""
     import torch
     from scipy.special import logsumexp
 
-    objective, Z, codes = softmax_problem()
+    weights = np.ones((2, 6))
+    if weighted:
+        weights = np.array([[1.0, 2.0, 0.5, 3.0, 1.0, 0.1], [0.2, 1.0, 1.0, 4.0, 2.0, 1.0]])
+    objective, Z, codes = softmax_problem(chunk_rows=chunk_rows, penalty=weights if weighted else None)
     rng = np.random.default_rng(1)
     params = rng.standard_normal((2, objective.size)).astype(np.float32) * 0.3
     loss, grad, largest = objective.evaluate(torch.from_numpy(params), [0, 1])
@@ -134,7 +203,7 @@ def test_softmax_folds_objective_and_gradient_are_scikit_learns():
         W, b = theta[: 6 * 4].reshape(6, 4), theta[6 * 4 :]
         logits = Z[f, :rows].astype(np.float64) @ W + b
         nll = logsumexp(logits, axis=1) - logits[np.arange(rows), codes[f, :rows]]
-        return nll.mean() + (W * W).sum() / (2 * 0.5 * rows)
+        return nll.mean() + (weights[f][:, None] * W * W).sum() / (2 * 0.5 * rows)
 
     for f in (0, 1):
         theta = params[f].astype(np.float64)
@@ -146,6 +215,48 @@ def test_softmax_folds_objective_and_gradient_are_scikit_learns():
     alone, grad_alone, _ = objective.evaluate(torch.from_numpy(params[1:]), [1])  # one fold alone: the same
     assert float(alone[0]) == pytest.approx(float(loss[1]), rel=1e-6)
     np.testing.assert_allclose(grad_alone[0].numpy(), grad[1].numpy(), atol=1e-6)
+    low_loss, low_grad, _ = objective.evaluate(torch.from_numpy(params), [0, 1], low=True)  # bfloat16: close
+    np.testing.assert_allclose(low_loss.numpy(), loss.numpy(), rtol=2e-2)
+    assert float((low_grad - grad).abs().max()) < 0.05 * float(grad.abs().max())
+    assert float((low_grad - grad).abs().max()) > 0  # and not float32 under another name
+
+
+def test_lbfgs_in_bound_coordinates_reaches_scikit_learns_coefficients():
+    """The probe's path: standardised rows spanning 4 of 7 features with very uneven scales, fitted in
+    `bound_coordinates` (bfloat16 stage included); transform @ V is scikit-learn's converged W on the 7 standardised
+    features, and the stopping rule holds for the gradient of those 7 features' weights (computed here in float64)."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(11)
+    k, n = 5, (90, 72)
+    Z, codes, reports, penalties, transforms, rows_of = [], [], [], [], [], []
+    for rows in n:
+        y = np.arange(rows) % k
+        latent = rng.standard_normal((rows, 4)) + 1.5 * np.eye(k, 4)[y]
+        X = latent @ (rng.standard_normal((4, 7)) * [100.0, 1.0, 0.01, 3.0, 1.0, 10.0, 0.1]) + 7.0
+        A = standardise(X, X)[0]
+        c = bound_coordinates(A, 0.5)
+        assert c.transform.shape == (7, 4)
+        block = np.zeros((max(n), 4), dtype=np.float32)
+        block[:rows] = A @ c.transform
+        labels = np.zeros(max(n), dtype=np.int64)
+        labels[:rows] = y
+        Z.append(block), codes.append(labels), reports.append(c.report), penalties.append(c.penalty)
+        transforms.append(c.transform), rows_of.append((A, y))
+    objective = SoftmaxFolds(torch.from_numpy(np.stack(Z)), torch.from_numpy(np.stack(codes)), list(n), k, C=0.5,
+                             report=torch.from_numpy(np.stack(reports).astype(np.float32)),
+                             penalty=torch.from_numpy(np.stack(penalties)), chunk_rows=32)
+    params, iterations = lbfgs_folds(objective, 2, tol=1e-5, max_iter=500, bf16_until=1e-2)
+    assert (iterations < 500).all()
+    for f, (A, y) in enumerate(rows_of):
+        W = transforms[f] @ params[f, : 4 * k].reshape(4, k).double().numpy()
+        b = params[f, 4 * k :].double().numpy()
+        grad_W, grad_b = softmax_gradient(A, y, k, 0.5, W, b)
+        assert max(np.abs(grad_W).max(), np.abs(grad_b).max()) <= 1.5e-5
+        model = LogisticRegression(C=0.5, tol=1e-12, max_iter=100_000).fit(A, y)
+        np.testing.assert_allclose(W, model.coef_.T, atol=2e-3 * np.abs(model.coef_).max())
+        np.testing.assert_allclose(b, model.intercept_, atol=2e-3 * np.abs(model.intercept_).max() + 1e-4)
 
 
 @pytest.mark.parametrize("bf16_until", [None, 1e-2])
