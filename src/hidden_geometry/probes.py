@@ -245,7 +245,8 @@ def row_space(A: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, np.ndarra
     instead of D features."""
     import torch
 
-    gram = torch.from_numpy(np.ascontiguousarray(A.T @ A, dtype=np.float64))
+    A = np.asarray(A, dtype=np.float64)  # float32 rows: float32 rounding would make up eigenvalues above rtol
+    gram = torch.from_numpy(np.ascontiguousarray(A.T @ A))
     values, vectors = torch.linalg.eigh(gram)
     keep = values > rtol * max(float(values[-1]), 0.0)
     return values[keep].numpy(), vectors[:, keep].numpy()
@@ -298,6 +299,7 @@ def _fold_scores_torch(X, labels, splits, C, max_iter, tol, bf16_until):
 
     classes, codes = np.unique(labels, return_inverse=True)
     codes = codes.reshape(-1)
+    X = np.asarray(X, dtype=np.float64)  # float32 rows: their Gram matrix in float64, or the rank is lost in rounding
     parts = [standardise(X[train], X[test]) for train, test in splits]
     coordinates = [bound_coordinates(train_rows, C) for train_rows, _ in parts]
     width = max(c.transform.shape[1] for c in coordinates)
