@@ -163,10 +163,16 @@ def test_bound_coordinates_keep_the_rows_span_only():
     rng = np.random.default_rng(0)
     A = rng.standard_normal((30, 2)) @ rng.standard_normal((2, 6))
     A -= A.mean(axis=0)
-    c = bound_coordinates(A)
+    c = bound_coordinates(A, floor=0.0)
     assert c.transform.shape == c.report.shape == (6, 2) and c.penalty.shape == (2,)
     M = A.T @ A / 60 + np.eye(6) / 30
     np.testing.assert_allclose(c.transform.T @ M @ c.transform, np.eye(2), atol=1e-9)
+    # with a floor: m = max(eigenvalue of M, floor x mean eigenvalue of A'A / 2n), a larger bound (M' >= M)
+    values = np.linalg.eigvalsh(A.T @ A)[-2:]
+    floored = bound_coordinates(A, floor=3.0)
+    m = np.maximum(values / 60 + 1 / 30, 3.0 * values.mean() / 60)
+    np.testing.assert_allclose(np.sort(floored.penalty), np.sort(1 / m), rtol=1e-9)
+    assert (m > values / 60 + 1 / 30).any()
 
 
 def softmax_problem(seed=0, n=(60, 48), d=6, k=4, C=0.5, chunk_rows=1024, penalty=None):
