@@ -6,7 +6,8 @@ Rows: `--vectors A.npy [B.npy ...] --labels y.npy` (e.g. every layer of an extra
 each file is one source), and/or `--synthetic` clustered rows (`--n`, `--d`, `--classes`). `--reference` adds
 scikit-learn at tol 1e-8 (a converged fit) so that both can be compared with the optimum, not only with each other.
 Each run is a whole process (imports included in `process s`, not in `probe s`); `cpu s` is the probe's processor
-time (all threads), less sensitive than wall time to other jobs on the machine. The markdown section in
+time (all threads), less sensitive than wall time to other jobs on the machine; `process cpu s` the whole
+process's user + system time (imports of torch or scikit-learn included). The markdown section in
 docs/benchmarks.md, with the machine's load before and after each run, is rewritten after every source, so an
 interrupted run keeps what it measured.
 
@@ -76,15 +77,16 @@ def run(name: str, x: str, y: str, max_iter: int, threads: int | None) -> dict:
 
 def table(sources: list[tuple[str, dict, list[str]]], header: str) -> str:
     lines = [header, "",
-             "| rows | solver | tol | probe s | cpu s | process s | speed-up (probe) | speed-up (cpu) | speed-up "
-             "(process) | accuracy mean | std | minus scikit-learn |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| rows | solver | tol | probe s | cpu s | process s | process cpu s | speed-up (probe) | "
+             "speed-up (cpu) | speed-up (process cpu) | accuracy mean | std | minus scikit-learn |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for source, rows, _ in sources:
         base = rows["sklearn"]
         for name, r in rows.items():
             lines.append(f"| {source} | {RUNS[name][0]} | {RUNS[name][1]:g} | {r['probe']:.1f} | {r['cpu']:.1f} | "
-                         f"{r['process']:.1f} | {base['probe'] / r['probe']:.2f} | {base['cpu'] / r['cpu']:.2f} | "
-                         f"{base['process'] / r['process']:.2f} | {r['mean']:.4f} | {r['std']:.4f} | "
+                         f"{r['process']:.1f} | {r['process_cpu']:.1f} | {base['probe'] / r['probe']:.2f} | "
+                         f"{base['cpu'] / r['cpu']:.2f} | {base['process_cpu'] / r['process_cpu']:.2f} | "
+                         f"{r['mean']:.4f} | {r['std']:.4f} | "
                          f"{r['mean'] - base['mean']:+.4f} |")
     lines += ["", "Load average (1, 5, 15 min) before and after each run, by rows: "
               + "; ".join(f"{source}: {' | '.join(loads)}" for source, _, loads in sources) + "."]
