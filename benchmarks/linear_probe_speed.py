@@ -7,8 +7,8 @@ each file is one source), and/or `--synthetic` clustered rows (`--n`, `--d`, `--
 scikit-learn at tol 1e-8 (a converged fit) so that both can be compared with the optimum, not only with each other.
 Each run is a whole process (imports included in `process s`, not in `probe s`); `cpu s` is the probe's processor
 time (all threads), less sensitive than wall time to other jobs on the machine; `process cpu s` the whole
-process's user + system time up to the end of the probe (imports of torch or scikit-learn included). The markdown section in
-docs/benchmarks.md, with the machine's load before and after each run, is rewritten after every source, so an
+process's user + system time up to the end of the probe (imports of torch or scikit-learn included). The markdown
+section in docs/benchmarks.md, with the machine's load before and after each run, is rewritten after every source, so an
 interrupted run keeps what it measured.
 
     python benchmarks/linear_probe_speed.py --vectors emb/layer_00*.npy --labels labels.npy --synthetic
