@@ -281,7 +281,8 @@ def bound_coordinates(A: np.ndarray, C: float = 1.0, rtol: float = 1e-10,
     directions in which the rows hardly vary are not blown up to the scale of the others (see `BOUND_FLOOR`)."""
     n = A.shape[0]
     values, vectors = row_space(A, rtol)
-    m = np.maximum(values / (2.0 * n) + 1.0 / (C * n), floor * float(values.mean()) / (2.0 * n))
+    typical = float(values.mean()) if values.size else 0.0  # no span (constant rows): no coordinates, intercepts only
+    m = np.maximum(values / (2.0 * n) + 1.0 / (C * n), floor * typical / (2.0 * n))
     return BoundCoordinates(vectors / np.sqrt(m), vectors * np.sqrt(m), 1.0 / m)
 
 

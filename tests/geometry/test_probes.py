@@ -231,6 +231,18 @@ def test_softmax_folds_objective_and_gradient_are_scikit_learns(chunk_rows, weig
     assert float((low_grad - grad).abs().max()) > 0  # and not float32 under another name
 
 
+def test_constant_rows_give_no_coordinates_and_the_majority_class_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a mean of no eigenvalues warned before (RuntimeWarning)
+        c = bound_coordinates(np.zeros((12, 4)))
+        assert c.transform.shape == (4, 0) and c.penalty.shape == (0,)
+        y = np.array([0] * 30 + [1] * 15)
+        result = linear_probe(np.ones((45, 3)), y, folds=3)
+    assert result.mean == pytest.approx(30 / 45)  # intercepts only: every row gets the larger class
+
+
 def test_lbfgs_in_bound_coordinates_reaches_scikit_learns_coefficients():
     """The probe's path: standardised rows spanning 4 of 7 features with very uneven scales, fitted in
     `bound_coordinates` (bfloat16 stage included); transform @ V is scikit-learn's converged W on the 7 standardised
