@@ -213,12 +213,40 @@ def _refuse_overwriting_input(output: str, inputs: Sequence[str]) -> None:
             raise InputError(f"{output}: the output is the input file {source}: choose another -o")
 
 
+def _started(function, *args):
+    """Run function(*args) on a new thread; returns what waits for it and gives its result (or raises its
+    exception, as the call itself would have, in the caller's thread)."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="read-input", daemon=True)
+    thread.start()
+
+    def result():
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+    return result
+
+
 def run_knn(args: argparse.Namespace) -> dict[str, Any]:
+    _refuse_overwriting_input(args.output, [args.file])
+    # The rows are read while torch and the graph's modules are imported (about 1.2 s, mostly holding the GIL; the
+    # file read releases it): the same array and the same errors as reading them first.
+    rows = _started(load_embeddings, args.file, args.key)
     from .geometry import knn_graph
     from .io import write_graph_file
 
-    _refuse_overwriting_input(args.output, [args.file])
-    X = load_embeddings(args.file, args.key)
+    X = rows()
     graph = knn_graph(X, args.k, metric=args.metric)
     write_graph_file(args.output, graph)
     return {"output": str(args.output), **graph.to_dict()}
