@@ -225,3 +225,18 @@ def test_console_command_ends_quickly_with_its_status_and_full_output(tmp_path):
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and bad.stderr.startswith("hidden-geometry: error:") and bad.stdout == ""
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_knn_reads_its_input_on_a_thread_with_the_same_result_and_errors(tmp_path):
+    # `knn` reads the rows on a thread while torch is imported: the caller gets the function's value, or its own
+    # exception (same type and message), raised when it asks for the result.
+    from hidden_geometry.cli import _started
+    from hidden_geometry.embeddings import load_embeddings
+    from hidden_geometry.errors import InputError
+
+    X = cube(50)
+    np.save(tmp_path / "X.npy", X)
+    assert np.array_equal(_started(load_embeddings, tmp_path / "X.npy", None)(), X)
+    result = _started(load_embeddings, tmp_path / "absent.npy", None)
+    with pytest.raises(InputError, match="no such file"):
+        result()

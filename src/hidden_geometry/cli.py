@@ -223,7 +223,7 @@ def _started(function, *args):
     def target() -> None:
         try:
             outcome["value"] = function(*args)
-        except BaseException as exc:  # handed to the waiting thread, which raises it
+        except Exception as exc:  # noqa: BLE001 - re-raised in the waiting thread by result()
             outcome["error"] = exc
 
     thread = threading.Thread(target=target, name="read-input", daemon=True)
