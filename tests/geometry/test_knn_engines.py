@@ -531,3 +531,59 @@ def test_bf16_unit_roundoff_written_out_equals_the_kernels():
     from hidden_geometry.geometry import _knn_kernels
 
     assert _knn_cpu._U16 == _knn_kernels.BF16_U == 2.0**-8
+
+
+# ---- the off-diagonal tiles pipelined on two threads ------------------------------------------------------------
+
+
+def _products(bf16: bool, n: int = 1100, dim: int = 48):
+    E = clustered(n, dim, seed=41)
+    return _knn_cpu._Bfloat16Products(E, 2) if bf16 else _knn_cpu._Float32Products(E)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_pipelined_tiles_give_the_pools_of_the_shared_loop_bit_for_bit(bf16):
+    # 1,100 rows in blocks of 256: 5 blocks (the last one short), 10 off-diagonal tiles of three shapes.
+    products = _products(bf16)
+    with _knn_cpu.ieee_float32(torch.device("cpu")):
+        shared = _knn_cpu._symmetric_pools(products, 1100, 20, 256, 2, pipeline=False)
+        piped = _knn_cpu._symmetric_pools(products, 1100, 20, 256, 2, pipeline=True)
+        single = _knn_cpu._symmetric_pools(products, 1100, 20, 256, 1)
+    for vals, idx in (piped, single):
+        np.testing.assert_array_equal(idx, shared[1])
+        np.testing.assert_array_equal(vals.view(np.int64), shared[0].view(np.int64))
+    # The off-diagonal tiles did enter the pools (candidates from other blocks), and every slot is filled.
+    assert (piped[1] // 256 != np.arange(1100)[:, None] // 256).mean() > 0.2
+    assert (piped[1] >= 0).all() and np.isfinite(piped[0]).all()
+
+
+class _FailingProducts:
+    """Products that raise at the `fail_at`-th call of `method` (after the diagonal tiles)."""
+
+    def __init__(self, products, method: str, fail_at: int):
+        self._products, self._method, self._left = products, method, fail_at
+        self.tile_dtype = products.tile_dtype
+
+    def __getattr__(self, name):
+        attribute = getattr(self._products, name)
+        if name != self._method:
+            return attribute
+
+        def counted(*args):
+            self._left -= 1
+            if self._left == 0:
+                raise RuntimeError(f"{name} failed")
+            return attribute(*args)
+
+        return counted
+
+
+@pytest.mark.parametrize("method, fail_at", [("factor", 8), ("select", 3)])
+def test_an_error_on_either_pipelined_thread_is_raised_and_stops_both(method, fail_at):
+    # "factor" is called on the products thread (after the 5 diagonal tiles), "select" on the selecting one.
+    import threading
+
+    failing = _FailingProducts(_products(False), method, fail_at)
+    with _knn_cpu.ieee_float32(torch.device("cpu")), pytest.raises(RuntimeError, match=f"{method} failed"):
+        _knn_cpu._symmetric_pools(failing, 1100, 20, 256, 2, pipeline=True)
+    assert not any(t.name == "knn-products" for t in threading.enumerate())
