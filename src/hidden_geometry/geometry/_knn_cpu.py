@@ -426,8 +426,9 @@ def _pipelined_off_diagonal(products, vals: np.ndarray, idx: np.ndarray, n: int,
 
     Why: with both threads on each product and then on each selection, the products ran at about 730 GFLOP/s
     in the graph against 1,250 on one thread alone (OpenMP wake-ups and waits at every tile). Measured at
-    N = 30,000, D = 1,280 (manifold data, 2 cores, otherwise idle): pools 3.48 to 3.62 s wall (6.1 to 6.5 s
-    CPU) shared, 2.64 to 3.27 s (4.4 to 5.8 s CPU) pipelined. Memory: at most three tiles at a time.
+    N = 30,000, D = 1,280 (manifold data, 2 cores, otherwise idle), 7 interleaved rounds: the pools took a
+    median 4.11 s wall (7.44 s CPU) shared, 3.69 s (6.51 s CPU) pipelined, less in every round (docs/benchmarks.md).
+    Memory: at most three tiles at a time.
     An error on either thread stops both and is raised here."""
     import queue
 
