@@ -587,3 +587,23 @@ def test_an_error_on_either_pipelined_thread_is_raised_and_stops_both(method, fa
     with _knn_cpu.ieee_float32(torch.device("cpu")), pytest.raises(RuntimeError, match=f"{method} failed"):
         _knn_cpu._symmetric_pools(failing, 1100, 20, 256, 2, pipeline=True)
     assert not any(t.name == "knn-products" for t in threading.enumerate())
+
+
+def test_pipelined_tiles_leave_torch_thread_count_as_it_was():
+    # torch.set_num_threads is also what threads started later inherit: the products thread's one thread must not
+    # outlive the graph (a notebook's later torch work in a new thread would run on one thread).
+    import threading
+
+    def seen_by_a_new_thread() -> int:
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        return seen[0]
+
+    with _knn_cpu.torch_threads(3):  # a setting that neither the graph's 2 threads nor the products' 1 thread is
+        assert seen_by_a_new_thread() == 3
+        with _knn_cpu.ieee_float32(torch.device("cpu")):
+            _knn_cpu._symmetric_pools(_products(False), 1100, 20, 256, 2, pipeline=True)
+        assert seen_by_a_new_thread() == 3
+        assert torch.get_num_threads() == 3

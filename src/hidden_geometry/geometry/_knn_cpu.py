@@ -441,17 +441,18 @@ def _pipelined_off_diagonal(products, vals: np.ndarray, idx: np.ndarray, n: int,
     stop = threading.Event()
 
     def produce() -> None:
-        torch.set_num_threads(1)
+        # one torch thread here; torch's setting is also what threads started later inherit, so it is restored
         try:
-            for i0, i1, j0, j1 in pairs:
-                if stop.is_set():
-                    return
-                shape = (i1 - i0, j1 - j0)
-                with lock:
-                    spare = free.setdefault(shape, [])
-                    out = spare.pop() if spare else torch.empty(shape, dtype=products.tile_dtype)
-                torch.mm(products.factor(i0, i1), products.columns(j0, j1).T, out=out)
-                ready.put((i0, i1, j0, j1, out))
+            with torch_threads(1):
+                for i0, i1, j0, j1 in pairs:
+                    if stop.is_set():
+                        return
+                    shape = (i1 - i0, j1 - j0)
+                    with lock:
+                        spare = free.setdefault(shape, [])
+                        out = spare.pop() if spare else torch.empty(shape, dtype=products.tile_dtype)
+                    torch.mm(products.factor(i0, i1), products.columns(j0, j1).T, out=out)
+                    ready.put((i0, i1, j0, j1, out))
         except BaseException as exc:  # noqa: BLE001 - re-raised by the selecting thread
             ready.put(exc)
 
