@@ -227,16 +227,16 @@ def test_console_command_ends_quickly_with_its_status_and_full_output(tmp_path):
     assert not (tmp_path / "x.npz").exists()
 
 
-def test_knn_reads_its_input_on_a_thread_with_the_same_result_and_errors(tmp_path):
-    # `knn` reads the rows on a thread while torch is imported: the caller gets the function's value, or its own
-    # exception (same type and message), raised when it asks for the result.
-    from hidden_geometry.cli import _started
+def test_knn_reads_its_input_on_a_thread_with_the_same_result_and_errors(capsys, emb, tmp_path):
+    # `knn` reads the rows on a thread while torch is imported: the graph is the library's graph of the file as
+    # read in the caller's thread, and the reader's own error (type and message) reaches the caller.
     from hidden_geometry.embeddings import load_embeddings
-    from hidden_geometry.errors import InputError
+    from hidden_geometry.geometry import knn_graph
 
-    X = cube(50)
-    np.save(tmp_path / "X.npy", X)
-    assert np.array_equal(_started(load_embeddings, tmp_path / "X.npy", None)(), X)
-    result = _started(load_embeddings, tmp_path / "absent.npy", None)
-    with pytest.raises(InputError, match="no such file"):
-        result()
+    status, _, _ = run(capsys, "knn", emb, "-k", "7", "-o", tmp_path / "graph.npz")
+    expected = knn_graph(load_embeddings(emb, None), 7)
+    with np.load(tmp_path / "graph.npz") as data:
+        assert status == 0 and np.array_equal(data["indices"], expected.indices)
+        assert np.array_equal(data["distances"].view(np.int64), expected.distances.view(np.int64))
+    status, out, err = run(capsys, "knn", tmp_path / "absent.npy", "-k", "7", "-o", tmp_path / "x.npz")
+    assert status == 2 and out == "" and "no such file" in err and "Traceback" not in err

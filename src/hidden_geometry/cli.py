@@ -213,40 +213,18 @@ def _refuse_overwriting_input(output: str, inputs: Sequence[str]) -> None:
             raise InputError(f"{output}: the output is the input file {source}: choose another -o")
 
 
-def _started(function, *args):
-    """Run function(*args) on a new thread; returns what waits for it and gives its result (or raises its
-    exception, as the call itself would have, in the caller's thread)."""
-    import threading
-
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = function(*args)
-        except Exception as exc:  # noqa: BLE001 - re-raised in the waiting thread by result()
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, name="read-input", daemon=True)
-    thread.start()
-
-    def result():
-        thread.join()
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["value"]
-
-    return result
-
-
 def run_knn(args: argparse.Namespace) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
     _refuse_overwriting_input(args.output, [args.file])
     # The rows are read while torch and the graph's modules are imported (about 1.2 s, mostly holding the GIL; the
-    # file read releases it): the same array and the same errors as reading them first.
-    rows = _started(load_embeddings, args.file, args.key)
-    from .geometry import knn_graph
-    from .io import write_graph_file
+    # file read releases it): the same array, and the same errors (`result` raises the reader's own exception).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-input") as reader:
+        rows = reader.submit(load_embeddings, args.file, args.key)
+        from .geometry import knn_graph
+        from .io import write_graph_file
 
-    X = rows()
+        X = rows.result()
     graph = knn_graph(X, args.k, metric=args.metric)
     write_graph_file(args.output, graph)
     return {"output": str(args.output), **graph.to_dict()}
