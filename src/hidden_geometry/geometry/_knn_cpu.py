@@ -403,19 +403,22 @@ def _symmetric_pools(
         if pipeline and threads >= 2:
             _pipelined_off_diagonal(products, vals, idx, n, block)
             return vals, idx
-        for bi, i0 in enumerate(starts):
-            i1 = min(i0 + block, n)
-            factor_rows = slice(i0, i1)
-            for j0 in starts[bi + 1 :]:
-                j1 = min(j0 + block, n)
-                cols = slice(j0, j1)
-                t = tile(i0, i1, j0, j1)
-                err_row, err_col = products.err(factor_rows, cols), products.err(cols, factor_rows)
-                workers.run([
-                    functools.partial(products.select, t, vals, idx, i0, j0, err_row, err_col, rows, columns)
-                    for rows, columns in zip(_parts(i1 - i0, workers.threads), _parts(j1 - j0, workers.threads))
-                ])
+        for i0, i1, j0, j1 in _off_diagonal_tiles(n, block):
+            factor_rows, cols = slice(i0, i1), slice(j0, j1)
+            t = tile(i0, i1, j0, j1)
+            err_row, err_col = products.err(factor_rows, cols), products.err(cols, factor_rows)
+            workers.run([
+                functools.partial(products.select, t, vals, idx, i0, j0, err_row, err_col, rows, columns)
+                for rows, columns in zip(_parts(i1 - i0, workers.threads), _parts(j1 - j0, workers.threads))
+            ])
     return vals, idx
+
+
+def _off_diagonal_tiles(n: int, block: int) -> list[tuple[int, int, int, int]]:
+    """(i0, i1, j0, j1) of each pair of row blocks I < J, in the order the pools receive them (block rows first)."""
+    starts = list(range(0, n, block))
+    return [(i0, min(i0 + block, n), j0, min(j0 + block, n))
+            for bi, i0 in enumerate(starts) for j0 in starts[bi + 1 :]]
 
 
 def _pipelined_off_diagonal(products, vals: np.ndarray, idx: np.ndarray, n: int, block: int) -> None:
@@ -432,9 +435,7 @@ def _pipelined_off_diagonal(products, vals: np.ndarray, idx: np.ndarray, n: int,
     An error on either thread stops both and is raised here."""
     import queue
 
-    starts = list(range(0, n, block))
-    pairs = [(i0, min(i0 + block, n), j0, min(j0 + block, n))
-             for bi, i0 in enumerate(starts) for j0 in starts[bi + 1 :]]
+    pairs = _off_diagonal_tiles(n, block)
     ready: queue.Queue = queue.Queue(maxsize=1)
     free: dict[tuple[int, int], list[torch.Tensor]] = {}
     lock = threading.Lock()
