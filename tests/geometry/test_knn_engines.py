@@ -377,6 +377,17 @@ def test_k_equal_to_n_minus_one_is_certified_without_a_shortcut():
         np.testing.assert_array_equal(idx, reference(E, 29)[0])
 
 
+
+def test_the_device_re_rank_gives_the_host_re_rank_bit_for_bit():
+    # On a GPU the pools are re-ranked by `_pair_distances` over all of a row's candidates at once (large chunks),
+    # on the CPU by `_pool_distances` (each pair once, block pair by block pair): the same float64 distances.
+    E = torch.from_numpy(clustered(700, 40, seed=28, offset=300.0))
+    pools = np.random.default_rng(28).integers(0, 700, (700, 23))
+    host = _knn_torch._pool_distances(E, pools)
+    device_way = _knn_torch._pair_distances(E, torch.arange(700), torch.from_numpy(pools), 37).numpy()
+    np.testing.assert_array_equal(device_way, host)
+    assert (host > 0.0).mean() > 0.9  # real distances (a random pool may hold the row itself)
+
 # ---- IEEE float32 products whatever the caller's torch settings ------------------------------------------------
 
 

@@ -278,15 +278,17 @@ def _float32_pools(
 
 
 def _pair_distances(E: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk: int = 4) -> torch.Tensor:
-    """Euclidean distances between E[a[i]] and E[b[i, j]] from direct float64 differences -> float64 [len(a), width].
+    """Euclidean distances between E[a[i]] and E[b[i, j]] from direct float64 differences -> float64 [len(a), width]
+    on E's device.
 
     Rows are gathered a few at a time into reused buffers (they stay in cache; fresh large buffers are slow).
     """
     n, width = b.shape
-    out = torch.empty((n, width), dtype=torch.float64)
+    a, b = a.to(E.device), b.to(E.device)
+    out = torch.empty((n, width), dtype=torch.float64, device=E.device)
     chunk = max(1, min(chunk, n))
-    gathered = torch.empty((chunk * width, E.shape[1]), dtype=E.dtype)
-    wide = gathered if E.dtype == torch.float64 else torch.empty(gathered.shape, dtype=torch.float64)
+    gathered = torch.empty((chunk * width, E.shape[1]), dtype=E.dtype, device=E.device)
+    wide = gathered if E.dtype == torch.float64 else torch.empty_like(gathered, dtype=torch.float64)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         m = (stop - start) * width
@@ -298,6 +300,10 @@ def _pair_distances(E: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk: in
         diff.sub_(E[a[start:stop]].to(torch.float64)[:, None, :])
         out[start:stop] = torch.linalg.vector_norm(diff, dim=2)
     return out
+
+
+# Bytes of float64 differences one step of the re-rank on a GPU may hold.
+_GPU_RERANK_BYTES = 1 << 30
 
 
 def _pool_distances(
@@ -358,7 +364,8 @@ def _brute_force_rows(E: torch.Tensor, queries: np.ndarray, k: int, chunk: int =
         dist = np.empty(n, dtype=np.float64)
         for start in range(0, n, chunk):
             cols = torch.arange(start, min(start + chunk, n))
-            dist[start : start + cols.numel()] = _pair_distances(E, torch.tensor([int(q)]), cols[None, :], 1)[0].numpy()
+            part = _pair_distances(E, torch.tensor([int(q)]), cols[None, :], 1)[0]
+            dist[start : start + cols.numel()] = part.cpu().numpy()
         dist[q] = np.inf
         kth = np.partition(dist, k - 1)[k - 1]
         cand = np.flatnonzero(dist <= kth)
@@ -378,7 +385,12 @@ def _exact_rerank(
     own = np.arange(n, dtype=np.int64)[:, None]
     empty = (pool_idx < 0) | (pool_idx == own)
     pool_idx = np.where(empty, -1, pool_idx)
-    exact = _pool_distances(E, np.where(empty, own, pool_idx))
+    if E.device.type == "cpu":
+        exact = _pool_distances(E, np.where(empty, own, pool_idx))
+    else:  # every (row, candidate) pair at once, rows in large chunks: the GPU is not cache-bound like the CPU
+        chunk = max(1, _GPU_RERANK_BYTES // (8 * width * E.shape[1]))
+        pairs = torch.from_numpy(np.where(empty, own, pool_idx))
+        exact = _pair_distances(E, torch.arange(n), pairs, chunk).cpu().numpy()
     exact[empty] = np.inf
     idx, dist = _rank(pool_idx, exact, k)
     # Worst-case float32 error of one product entry (any summation order), with room for the centring rounding:
@@ -403,7 +415,7 @@ def torch_graph(
         A, norms, shift = _augmented_rows(E)
         pool_vals, pool_idx = _float32_pools(A, E.shape[1], width, block, device, threads)
         del A
-        Et = torch.from_numpy(np.ascontiguousarray(E))
+        Et = torch.from_numpy(np.ascontiguousarray(E)).to(device)
         local_idx, dist, unsure = _exact_rerank(Et, pool_vals, pool_idx, k, norms, shift)
         if unsure.size:
             local_idx[unsure], dist[unsure] = _brute_force_rows(Et, unsure, k)
