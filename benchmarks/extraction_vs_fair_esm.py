@@ -50,7 +50,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from extraction_speed import SCOPE_FILE, checkpoint_for, sample_sequences, shared_data_dir  # noqa: E402
+from extraction_speed import MODELS, SCOPE_FILE, checkpoint_for, sample_sequences, shared_data_dir  # noqa: E402
 from knn_graph import load_average, machine, write_section  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out" / "extraction_vs_fair_esm"
@@ -139,14 +139,15 @@ def write_fasta(path: Path, n_items: int, seed: int) -> tuple[int, int]:
     return len(sequences), sum(len(s) for s in sequences)
 
 
-def ours_worker(model: str, fasta: str, out_dir: str, dtype: str, token_budget: int, token_sample: int) -> dict:
+def ours_worker(model: str, fasta: str, out_dir: str, dtype: str, token_budget: int, token_sample: int,
+                device: str = "cpu") -> dict:
     """The workflow's extraction job without Snakemake (runs inside the measured process)."""
     began = time.perf_counter()
     from hidden_geometry.data.fasta import read_fasta
     from hidden_geometry.models import extract_representations, load_model
 
     records = list(read_fasta(fasta))
-    adapter = load_model({"path": model, "dtype": dtype}, device="cpu", name=Path(model).stem)
+    adapter = load_model({"path": model, "dtype": dtype}, device=device, name=Path(model).stem)
     loaded = time.perf_counter()
     result = extract_representations(adapter, [r.sequence for r in records], [r.id for r in records], out_dir,
                                      token_budget=token_budget, progress=False, token_sample=token_sample, seed=0,
@@ -170,15 +171,15 @@ def run_process(command: list[str], log: Path) -> dict:
     return {"wall_s": wall, "cpu_s": cpu, "load_before": before_load, "load_after": os.getloadavg()[0]}
 
 
-def peer_command(script: Path, model: Path, fasta: Path, out_dir: Path, n_layers: int) -> list[str]:
+def peer_command(script: Path, model: Path, fasta: Path, out_dir: Path, n_layers: int, device: str) -> list[str]:
     layers = [str(i) for i in range(n_layers)]
     return [sys.executable, "-c", SHIM, str(script), str(model), str(fasta), str(out_dir), "--include", "mean",
-            "--repr_layers", *layers]
+            "--repr_layers", *layers] + (["--nogpu"] if device == "cpu" else [])
 
 
 def ours_command(model: Path, fasta: Path, out_dir: Path, dtype: str, args: argparse.Namespace) -> list[str]:
     return [sys.executable, __file__, "--worker", str(model), str(fasta), str(out_dir), dtype,
-            "--token-budget", str(args.token_budget), "--token-sample", str(args.token_sample)]
+            "--token-budget", str(args.token_budget), "--token-sample", str(args.token_sample), "--device", args.device]
 
 
 def peer_vectors(out_dir: Path, ids: list[str], n_layers: int) -> list[np.ndarray]:
@@ -199,24 +200,30 @@ def relative_errors(ours: list[np.ndarray], reference: list[np.ndarray]) -> np.n
     return np.stack([np.linalg.norm(a - b, axis=1) / np.linalg.norm(b, axis=1) for a, b in zip(ours, reference)])
 
 
-def gemm_rates() -> dict[str, float]:
-    """GFLOP/s of F.linear over 2,048 tokens x 320 -> 1,280 (t6's fc1), fp32 and bf16, torch's default threads."""
+def gemm_rates(device: str = "cpu", dim: int = 320, tokens: int = 2048) -> dict[str, float]:
+    """GFLOP/s of F.linear over `tokens` x dim -> 4 dim (the model's fc1), fp32 (IEEE: TF32 off) and bf16, on
+    `device` (torch's default threads on the CPU)."""
     import torch
     import torch.nn.functional as F
 
+    torch.backends.cuda.matmul.allow_tf32 = False
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     rates = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        x, w = torch.randn(2048, 320).to(dtype), torch.randn(1280, 320).to(dtype)
+        x = torch.randn(tokens, dim, device=device).to(dtype)
+        w = torch.randn(4 * dim, dim, device=device).to(dtype)
         with torch.inference_mode():
             for _ in range(3):
                 F.linear(x, w)
             best = float("inf")
             for _ in range(5):
+                sync()
                 began = time.perf_counter()
                 for _ in range(10):
                     F.linear(x, w)
+                sync()
                 best = min(best, (time.perf_counter() - began) / 10)
-        rates[name] = 2 * 2048 * 320 * 1280 / best / 1e9
+        rates[name] = 2 * tokens * dim * 4 * dim / best / 1e9
     return rates
 
 
@@ -242,10 +249,11 @@ def speed(args: argparse.Namespace) -> dict:
     tokens = residues + 2 * n_seq
     models = {}
     for name in args.models:
-        path = checkpoint_for("t6_8M", cache) if name == "random" else trained_checkpoint(cache)
+        path = checkpoint_for(args.size, cache) if name == "random" else trained_checkpoint(cache)
         if path is not None:
             models[name] = path
-    rates = gemm_rates()
+    dim = MODELS[args.size][1] if "random" in models else 320
+    rates = gemm_rates(args.device, dim, 16384 if args.device == "cuda" else 2048)
     print(f"{n_seq} sequences, {residues} residues; GEMM GFLOP/s: {rates}; load {load_average()}", flush=True)
     tools = ["peer"] + [f"ours-{d}" for d in args.dtypes]
     runs: dict[tuple[str, str], list[dict]] = {}
@@ -258,7 +266,7 @@ def speed(args: argparse.Namespace) -> dict:
                 out_dir = OUT / "runs" / f"{name}-{tool}"
                 shutil.rmtree(out_dir, ignore_errors=True)
                 if tool == "peer":
-                    command = peer_command(script, model, fasta, out_dir, n_layers)
+                    command = peer_command(script, model, fasta, out_dir, n_layers, args.device)
                 else:
                     command = ours_command(model, fasta, out_dir, tool.split("-")[1], args)
                 run = run_process(command, OUT / "runs" / f"{name}-{tool}.log")
@@ -274,18 +282,28 @@ def speed(args: argparse.Namespace) -> dict:
                 errors[(name, tool)] = {"max": float(err.max()), "median": float(np.median(err)),
                                         "max_per_layer": [float(e) for e in err.max(axis=1)]}
             errors[(name, "params")] = {"block_parameters": params, "n_layers": n_layers}
-    return {"n_items": n_seq, "residues": residues, "tokens": tokens, "gemm_gflops": rates, "runs": runs,
+    gpu = None
+    if args.device == "cuda":
+        import torch
+
+        gpu = f"{torch.cuda.get_device_name(0)} (torch {torch.__version__})"
+    return {"device": args.device, "gpu": gpu, "n_items": n_seq, "residues": residues, "tokens": tokens,
+            "gemm_gflops": rates, "runs": runs,
             "errors": errors, "script_sha256": _sha256(script), "models": {k: str(v) for k, v in models.items()}}
 
 
 def speed_table(result: dict, args: argparse.Namespace) -> str:
     rates, tokens = result["gemm_gflops"], result["tokens"]
+    gpu = result.get("gpu")
+    size = args.size.split("_")[0] if "random" in args.models else "t6"
+    layers = next(v["n_layers"] for (_, kind), v in result["errors"].items() if kind == "params")
     lines = [
-        f"### ESM-2 t6 extraction against fair-esm's scripts/extract.py: {result['n_items']} SCOPe sequences, "
-        f"{result['residues']} residues",
+        f"### ESM-2 {size} extraction against fair-esm's scripts/extract.py: {result['n_items']} SCOPe sequences, "
+        f"{result['residues']} residues" + (f", on {gpu}" if gpu else ""),
         "",
         f"{machine()}; torch's default threads in every process; {args.rounds} interleaved rounds, medians. "
-        f"Peer: extract.py (sha256 {result['script_sha256'][:16]}) `--include mean --repr_layers 0..6`, "
+        f"Peer: extract.py (sha256 {result['script_sha256'][:16]}) `--include mean --repr_layers 0..{layers - 1}"
+        f"{'' if gpu else ' --nogpu'}`, "
         f"`--toks_per_batch` 4096 (its default). Ours: `load_model` + `extract_representations`, token budget "
         f"{args.token_budget}, token sample {args.token_sample} (the workflow's defaults). Matrix products measured "
         f"in the run: {rates['fp32']:.0f} GFLOP/s fp32, {rates['bf16']:.0f} GFLOP/s bf16.",
@@ -308,7 +326,7 @@ def speed_table(result: dict, args: argparse.Namespace) -> str:
             diff = "" if tool == "peer" else f"{result['errors'][(name, tool)]['max']:.1e}"
             loads = ", ".join(f"{r['load_before']:.1f}-{r['load_after']:.1f}" for r in runs)
             label = "extract.py (fp32)" if tool == "peer" else f"hidden_geometry ({precision})"
-            lines.append(f"| {name} t6 | {label} | {wall:.1f} | {cpu:.1f} | {peer_wall / wall:.2f}x "
+            lines.append(f"| {name} {size} | {label} | {wall:.1f} | {cpu:.1f} | {peer_wall / wall:.2f}x "
                          f"| {peer_cpu / cpu:.2f}x | {limit:.1f} | {diff} | {loads} |")
     return "\n".join(lines)
 
@@ -374,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", choices=["random", "trained"], default=["random", "trained"])
     parser.add_argument("--dtypes", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
     parser.add_argument("--token-budget", type=int, default=4096)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where both tools run (extract.py gets --nogpu on the CPU)")
+    parser.add_argument("--size", choices=sorted(MODELS), default="t6_8M", help="the random-weight model's shape")
     parser.add_argument("--token-sample", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quality", action="store_true", help="also measure what bf16 changes (see above)")
@@ -385,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.worker:
         model, fasta, out_dir, dtype = args.worker
-        print(json.dumps(ours_worker(model, fasta, out_dir, dtype, args.token_budget, args.token_sample)))
+        print(json.dumps(ours_worker(model, fasta, out_dir, dtype, args.token_budget, args.token_sample,
+                                     args.device)))
         return 0
     if not (shared_data_dir() / SCOPE_FILE).is_file():
         print(f"SCOPe file not found under {shared_data_dir()} (set HG_SHARED_DATA)", file=sys.stderr)
@@ -400,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         (OUT / "speed.json").write_text(json.dumps(serial, indent=1) + "\n", encoding="utf-8")
         if not args.no_doc:
             tag = "" if args.models == ["random"] else "_" + "_".join(args.models)
+            if args.size != "t6_8M" or args.device != "cpu":
+                tag += f"_{args.size}_{args.device}"
             write_section(table, BEGIN.replace("esm:", f"esm{tag}:"), END.replace("esm:", f"esm{tag}:"))
     if args.quality:
         table = quality(args)

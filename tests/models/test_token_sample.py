@@ -90,3 +90,26 @@ def test_the_same_token_offered_twice_counts_once() -> None:
     assert sample.keys.size == 3 and sample.states[0].shape == (3, 3)
     with pytest.raises(InputError, match="positive integer"):
         TokenSample(n_layers=1, size=0)
+
+
+def test_slots_hold_the_bottom_keys_of_every_offer_across_evictions() -> None:
+    # Many offers of random keys, some offered again: whatever the order of entries and evictions, the sample is
+    # the bottom-`size` of all unique keys, in key order, each with the states of its first offer.
+    rng = np.random.default_rng(7)
+    for size in (1, 5, 17, 40):
+        sample = TokenSample(n_layers=2, size=size)
+        offered_keys, offered_states = [], []
+        for _ in range(12):
+            keys = rng.random(int(rng.integers(1, 30)))
+            if offered_keys:
+                keys = np.concatenate([keys, rng.choice(np.concatenate(offered_keys), size=3)])
+            states = [rng.standard_normal((keys.size, 4)).astype(np.float32) for _ in range(2)]
+            sample._merge(keys, states)
+            offered_keys.append(keys)
+            offered_states.append(states)
+        every_key = np.concatenate(offered_keys)
+        unique, first = np.unique(every_key, return_index=True)
+        np.testing.assert_array_equal(sample.keys, unique[:size])
+        for layer in range(2):
+            every_state = np.concatenate([states[layer] for states in offered_states])
+            np.testing.assert_array_equal(sample.states[layer], every_state[first[:size]])

@@ -36,21 +36,39 @@ def item_keys(item: Any, n_tokens: int, seed: int) -> np.ndarray:
 
 
 class TokenSample:
-    """Bottom-`size` sample of token states over all the batches offered; memory O(size x D x n_layers)."""
+    """Bottom-`size` sample of token states over all the batches offered; memory O(size x D x n_layers).
+
+    The sample lives in fixed slots (one [size, D] buffer per layer): a batch writes only the tokens that enter
+    it, into the slots of the ones they push out, so a batch costs O(tokens entering x D), not a copy of the
+    whole sample (which, at 34 layers x 1,280 wide, had cost more than a GPU's forward pass).
+    """
 
     def __init__(self, n_layers: int, size: int, seed: int = 0) -> None:
         if isinstance(size, bool) or int(size) != size or size < 1:
             raise InputError(f"extraction.token_sample must be a positive integer, got {size!r}")
         self.n_layers, self.size, self.seed = int(n_layers), int(size), int(seed)
-        self.keys = np.empty(0, dtype=np.float64)
-        self.states: list[np.ndarray] | None = None
+        self._keys = np.empty(0, dtype=np.float64)  # the held tokens' keys, in slot order
+        self._slots: list[np.ndarray] | None = None  # per layer [size, D]; rows 0..len(_keys)-1 are held
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The held tokens' keys, ascending."""
+        return np.sort(self._keys)
+
+    @property
+    def states(self) -> list[np.ndarray] | None:
+        """The held tokens' states per layer, in the order of `keys`; None before any token was held."""
+        if self._slots is None:
+            return None
+        order = np.argsort(self._keys, kind="stable")
+        return [slots[: self._keys.size][order] for slots in self._slots]
 
     def offer(self, items: Sequence[Any], states: Sequence[torch.Tensor], real: torch.Tensor) -> None:
         """Consider the real tokens of one batch: `states` one [B, T, D] tensor per layer, `real` bool [B, T]."""
         if len(states) != self.n_layers:
             raise RuntimeError(f"token sample: {len(states)} layers offered, expected {self.n_layers}")
         mask = real.detach().cpu().numpy().astype(bool)
-        threshold = self.keys[-1] if self.keys.size >= self.size else np.inf
+        threshold = self._keys.max() if self._keys.size >= self.size else np.inf
         rows, cols, keys = [], [], []
         for b, item in enumerate(items):
             positions = np.flatnonzero(mask[b])
@@ -67,21 +85,36 @@ class TokenSample:
         self._merge(keys_a, new)
 
     def _merge(self, keys: np.ndarray, states: list[np.ndarray]) -> None:
-        if self.states is None:
-            all_keys, all_states = keys, states
-        else:
-            all_keys = np.concatenate([self.keys, keys])
-            all_states = [np.concatenate([old, part]) for old, part in zip(self.states, states)]
         # Unique keys: the same token offered twice (an fp32 recompute of a batch) counts once.
-        all_keys, first = np.unique(all_keys, return_index=True)
-        keep = first[: self.size]
-        self.keys = all_keys[: self.size]
-        self.states = [np.ascontiguousarray(s[keep], dtype=np.float32) for s in all_states]
+        keys, first = np.unique(keys, return_index=True)
+        fresh = ~np.isin(keys, self._keys)
+        keys, first = keys[fresh], first[fresh]
+        if keys.size == 0:
+            return
+        if self._slots is None:
+            self._slots = [np.empty((self.size, part.shape[1]), dtype=np.float32) for part in states]
+        held = self._keys.size
+        combined = np.concatenate([self._keys, keys])
+        keep = np.argpartition(combined, self.size - 1)[: self.size] if combined.size > self.size else None
+        if keep is None:  # room for all: they take the next free slots
+            entering, slots = np.arange(keys.size), np.arange(held, held + keys.size)
+        else:  # the entering tokens take the slots of the ones they push out, then the free slots
+            entering = np.sort(keep[keep >= held]) - held
+            pushed_out = np.setdiff1d(np.arange(held), keep[keep < held])
+            slots = np.concatenate([pushed_out, np.arange(held, self.size)])[: entering.size]
+        grown = min(self.size, held + keys.size)
+        if grown > held:
+            self._keys = np.concatenate([self._keys, np.empty(grown - held)])
+        self._keys[slots] = keys[entering]
+        rows = first[entering]
+        for buffer, part in zip(self._slots, states):
+            buffer[slots] = part[rows]
 
     def save(self, out_dir: str | Path) -> None:
-        """Write tokens_XXX.npy for every layer and tokens_keys.npy (an empty sample writes 0 rows)."""
+        """Write tokens_XXX.npy for every layer and tokens_keys.npy, both in key order (an empty sample writes 0
+        rows)."""
         out = Path(out_dir)
-        states = self.states if self.states is not None else [np.empty((0, 0), np.float32)] * self.n_layers
+        states = self.states if self._slots is not None else [np.empty((0, 0), np.float32)] * self.n_layers
         for layer, values in enumerate(states):
             _save(out / token_file(layer), values)
         _save(out / KEYS_FILE, self.keys)
