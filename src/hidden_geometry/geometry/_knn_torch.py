@@ -29,6 +29,8 @@ _PARALLEL_MIN_WORK = 1 << 24
 # flush-to-zero in bfloat16 dot-product instructions). Per unit of product width, with room for the rows'
 # rounding and the final rounding of the result: with row norms at most 1 this bounds every absolute error.
 _TINY32 = float(np.finfo(np.float32).tiny)
+# Bytes of float64 differences one step of the re-rank may hold on a GPU (on the CPU: a few rows, kept in cache).
+_GPU_RERANK_BYTES = 1 << 30
 
 
 def _abs_err(width: int) -> float:
@@ -281,7 +283,8 @@ def _pair_distances(E: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk: in
     """Euclidean distances between E[a[i]] and E[b[i, j]] from direct float64 differences -> float64 [len(a), width]
     on E's device.
 
-    Rows are gathered a few at a time into reused buffers (they stay in cache; fresh large buffers are slow).
+    Rows are gathered `chunk` rows of `a` at a time into reused buffers: a few on the CPU (they stay in cache; fresh
+    large buffers are slow), up to `_GPU_RERANK_BYTES` of differences on a GPU (`_exact_rerank`).
     """
     n, width = b.shape
     a, b = a.to(E.device), b.to(E.device)
@@ -300,10 +303,6 @@ def _pair_distances(E: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk: in
         diff.sub_(E[a[start:stop]].to(torch.float64)[:, None, :])
         out[start:stop] = torch.linalg.vector_norm(diff, dim=2)
     return out
-
-
-# Bytes of float64 differences one step of the re-rank on a GPU may hold.
-_GPU_RERANK_BYTES = 1 << 30
 
 
 def _pool_distances(
