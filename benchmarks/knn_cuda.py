@@ -30,7 +30,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from knn_graph import drop_self, exact_neighbours, load_average, machine, make_data, write_section  # noqa: E402
+from knn_graph import (  # noqa: E402
+    all_rows,
+    drop_self,
+    exact_neighbours,
+    load_average,
+    machine,
+    make_data,
+    recall,
+    write_section,
+)
 
 BEGIN, END = "<!-- knn_graph_cuda:begin -->", "<!-- knn_graph_cuda:end -->"
 
@@ -60,9 +69,7 @@ def worker(method: str, data_path: str, k: int, out_path: str) -> None:
 
         def run() -> np.ndarray:
             graph = knn_graph(X, k, device="cuda")
-            found = np.full((X.shape[0], k), -1, dtype=np.int64)
-            found[graph.rows] = graph.indices
-            return found
+            return all_rows(graph.rows, graph.indices, X.shape[0])
 
         knn_graph(X[:2000], k, device="cuda")  # warm-up: CUDA context, kernels
     else:
@@ -141,8 +148,7 @@ def main() -> int:
                     return 1
                 if method == "cli":
                     with np.load(out + ".npz") as graph:
-                        found = np.full((args.n, args.k), -1, dtype=np.int64)
-                        found[graph["rows"]] = graph["indices"]
+                        found = all_rows(graph["rows"], graph["indices"], args.n)
                     seconds = float("nan")
                 else:
                     seconds = json.loads(Path(out + ".json").read_text(encoding="utf-8"))["seconds"]
@@ -154,9 +160,7 @@ def main() -> int:
                 print(f"round {round_ + 1} {method}: process {wall:.2f} s, graph {seconds:.2f} s", flush=True)
     exact = exact_neighbours(X, queries, args.k)
     for entry in results.values():
-        found = entry.pop("indices")[queries]
-        entry["recall"] = float(np.mean([len(exact[i] & set(found[i].tolist())) / args.k
-                                         for i in range(len(queries))]))
+        entry["recall"] = recall(entry.pop("indices"), exact, queries, args.k)
         entry["wall"] = float(np.median(entry["walls"]))
         entry["seconds"] = float(np.nanmedian(entry["inner"])) if np.isfinite(entry["inner"]).any() else None
     rate = fp32_tflops(args.d)

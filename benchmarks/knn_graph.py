@@ -111,9 +111,7 @@ def worker(method: str, data_path: str, k: int, threads: int, out_path: str) -> 
 
         def run() -> np.ndarray:
             graph = knn_graph(X, k, precision="auto" if method == "ours" else "float32")
-            found = np.full((X.shape[0], k), -1, dtype=np.int64)
-            found[graph.rows] = graph.indices
-            return found
+            return all_rows(graph.rows, graph.indices, X.shape[0])
 
     elif method == "faiss":
         import faiss
@@ -148,6 +146,18 @@ def worker(method: str, data_path: str, k: int, threads: int, out_path: str) -> 
         json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": rss_before, "engine": extra}),
         encoding="utf-8",
     )
+
+
+def all_rows(rows: np.ndarray, indices: np.ndarray, n: int) -> np.ndarray:
+    """A graph's neighbour indices as an [n, k] array over all n input rows (-1 for rows it left out)."""
+    found = np.full((n, indices.shape[1]), -1, dtype=np.int64)
+    found[rows] = indices
+    return found
+
+
+def recall(found: np.ndarray, exact: list[set[int]], queries: np.ndarray, k: int) -> float:
+    """Mean share of the exact k nearest (`exact_neighbours` of `queries`) among the found neighbours."""
+    return float(np.mean([len(exact[i] & set(found[q].tolist())) / k for i, q in enumerate(queries)]))
 
 
 def drop_self(found: np.ndarray, k: int) -> np.ndarray:
@@ -269,8 +279,7 @@ def main() -> None:
                     continue
                 if method == "cli":
                     with np.load(out + ".npz") as graph:
-                        found = np.full((args.n, args.k), -1, dtype=np.int64)
-                        found[graph["rows"]] = graph["indices"]
+                        found = all_rows(graph["rows"], graph["indices"], args.n)
                     info = {"seconds": float("nan"), "peak_rss_mb": float("nan"), "engine": {}, "indices": found}
                 else:
                     info = json.loads(Path(out + ".json").read_text(encoding="utf-8"))
@@ -288,8 +297,7 @@ def main() -> None:
             entry["seconds"] = float(np.nanmedian(entry["inner"])) if inner_finite else float("nan")
     exact = exact_neighbours(X, queries, args.k)
     for info in results.values():
-        found = info["indices"][queries]
-        info["recall"] = float(np.mean([len(exact[i] & set(found[i].tolist())) / args.k for i in range(len(queries))]))
+        info["recall"] = recall(info["indices"], exact, queries, args.k)
     reference = {dtype: matmul_gflops(args.d, args.threads, dtype=dtype) for dtype in ("float32", "bfloat16")}
     load_end = load_average()
 
