@@ -296,14 +296,13 @@ def speed_table(result: dict, args: argparse.Namespace) -> str:
     rates, tokens = result["gemm_gflops"], result["tokens"]
     gpu = result.get("gpu")
     size = args.size.split("_")[0] if "random" in args.models else "t6"
-    layers = next(v["n_layers"] for (_, kind), v in result["errors"].items() if kind == "params")
     lines = [
         f"### ESM-2 {size} extraction against fair-esm's scripts/extract.py: {result['n_items']} SCOPe sequences, "
         f"{result['residues']} residues" + (f", on {gpu}" if gpu else ""),
         "",
         f"{machine()}; torch's default threads in every process; {args.rounds} interleaved rounds, medians. "
-        f"Peer: extract.py (sha256 {result['script_sha256'][:16]}) `--include mean --repr_layers 0..{layers - 1}"
-        f"{'' if gpu else ' --nogpu'}`, "
+        f"Peer: extract.py (sha256 {result['script_sha256'][:16]}) `--include mean --repr_layers` (every layer of "
+        f"the model){'' if gpu else ', `--nogpu`'}, "
         f"`--toks_per_batch` 4096 (its default). Ours: `load_model` + `extract_representations`, token budget "
         f"{args.token_budget}, token sample {args.token_sample} (the workflow's defaults). Matrix products measured "
         f"in the run: {rates['fp32']:.0f} GFLOP/s fp32, {rates['bf16']:.0f} GFLOP/s bf16.",
