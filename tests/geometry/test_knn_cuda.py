@@ -14,7 +14,7 @@ import torch
 from hidden_geometry.geometry import _knn_torch, knn_graph
 
 from .manifolds import gaussian
-from .test_knn_engines import clustered, reference
+from .test_knn_engines import clustered, reference, scaled_case
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch sees none)")
 CUDA = torch.device("cuda")
@@ -37,9 +37,7 @@ def test_the_default_device_is_cuda_and_its_graph_is_the_cpu_graph():
 @pytest.mark.parametrize("scale", [1e-30, 1e-22, 1e-10, 1.0, 1e10, 1e19, 1e30])
 def test_every_magnitude_on_cuda_gives_the_float64_brute_force_answer(scale, dtype):
     # pool=0 and several blocks: the certificate does all the work on the GPU's float32 products too.
-    base = clustered(500, 64, seed=20, offset=30.0)
-    X = (base.astype(np.float64) * scale).astype(dtype)
-    ref_idx, ref_sq = reference(X, 8)
+    X, ref_idx, ref_sq = scaled_case(scale, dtype)
     graph = knn_graph(X, 8, device="cuda", pool=0, block_size=128)
     np.testing.assert_array_equal(graph.indices, ref_idx)
     np.testing.assert_allclose(graph.distances, np.sqrt(ref_sq), rtol=1e-12)

@@ -285,15 +285,19 @@ def test_trained_representations_are_certified_by_bfloat16_pools(shared_data):
 # ---- every finite magnitude ------------------------------------------------------------------------------------
 
 
+def scaled_case(scale: float, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The magnitude sweep's rows (clustered, offset) times `scale` in `dtype`, and their 8 nearest by reference."""
+    X = (clustered(500, 64, seed=20, offset=30.0).astype(np.float64) * scale).astype(dtype)
+    return (X, *reference(X, 8))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("scale", [1e-30, 1e-22, 1e-10, 1.0, 1e10, 1e19, 1e30])
 def test_every_magnitude_gives_the_float64_brute_force_answer(scale, dtype):
     # The same data scaled from 1e-30 to 1e30: float32 squared norms overflow at 1e19 and products underflow at
     # 1e-22 without the power-of-two scaling. No extra pool width (pool=0), several blocks: the certificate
     # does all the work, for float32 and bfloat16 products.
-    base = clustered(500, 64, seed=20, offset=30.0)
-    X = (base.astype(np.float64) * scale).astype(dtype)
-    ref_idx, ref_sq = reference(X, 8)
+    X, ref_idx, ref_sq = scaled_case(scale, dtype)
     for precision in ("float32", "bfloat16"):
         graph = knn_graph(X, 8, precision=precision, pool=0, block_size=128)
         np.testing.assert_array_equal(graph.indices, ref_idx, err_msg=precision)

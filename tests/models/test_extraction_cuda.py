@@ -59,7 +59,7 @@ def test_fp32_on_cuda_equals_the_cpu_to_1e_4(model: str, kind: str, proteins: li
     assert errors.max() < 1e-4, errors.max()
 
 
-def test_batches_on_cuda_do_not_change_the_vectors(esm_t6: Path, proteins: list[str], tmp_path: Path) -> None:
+def test_batches_on_cuda_do_not_change_the_vectors(esm_t6: Path, proteins: list[str]) -> None:
     # One item per batch against all items in one padded batch: the padding and the batch shape must not leak
     # into the vectors (different GPU kernels may run; fp32 rounding only).
     adapter = load_model({"path": str(esm_t6), "dtype": "fp32"}, device="cuda", name="t6")
