@@ -384,12 +384,12 @@ def _exact_rerank(
     own = np.arange(n, dtype=np.int64)[:, None]
     empty = (pool_idx < 0) | (pool_idx == own)
     pool_idx = np.where(empty, -1, pool_idx)
+    pairs = np.where(empty, own, pool_idx)  # an empty slot as the row itself: a valid index, set to +inf below
     if E.device.type == "cpu":
-        exact = _pool_distances(E, np.where(empty, own, pool_idx))
+        exact = _pool_distances(E, pairs)
     else:  # every (row, candidate) pair at once, rows in large chunks: the GPU is not cache-bound like the CPU
         chunk = max(1, _GPU_RERANK_BYTES // (8 * width * E.shape[1]))
-        pairs = torch.from_numpy(np.where(empty, own, pool_idx))
-        exact = _pair_distances(E, torch.arange(n), pairs, chunk).cpu().numpy()
+        exact = _pair_distances(E, torch.arange(n), torch.from_numpy(pairs), chunk).cpu().numpy()
     exact[empty] = np.inf
     idx, dist = _rank(pool_idx, exact, k)
     # Worst-case float32 error of one product entry (any summation order), with room for the centring rounding:
