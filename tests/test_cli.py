@@ -207,6 +207,16 @@ def test_knn_process_loads_neither_pandas_nor_scipy(tmp_path):
     assert (tmp_path / "g.npz").exists()
 
 
+def test_building_the_parser_does_not_import_torch():
+    # `hidden-geometry knn` reads its rows on a thread while torch (about 1.1 s, mostly holding the GIL) is imported
+    # for the graph: that overlap exists only if nothing before `run_knn` imports torch. The `layers` options take
+    # their defaults from the torch-free `analysis.defaults`, not from the analysis modules.
+    code = ("import sys; from hidden_geometry.cli import build_parser; build_parser(); "
+            "import hidden_geometry.analysis; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
 def test_console_command_ends_quickly_with_its_status_and_full_output(tmp_path):
     # The installed command ends with os._exit after `main` (no interpreter teardown): its status, its JSON line on
     # a pipe (block-buffered, so only an explicit flush delivers it) and its output file must all still be there.

@@ -128,7 +128,7 @@ def add_overlap_parser(sub: Any) -> None:
 
 def add_layers_parser(sub: Any) -> None:
     """`layers`: the workflow's layers.tsv from an extraction folder; options named as the config's keys."""
-    from .analysis import layer as defaults
+    from .analysis import defaults
 
     p = _subparser(
         sub, "layers", "every layer's geometry and linear probe, and the layer choice: the workflow's layers.tsv",

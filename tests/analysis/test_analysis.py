@@ -90,10 +90,11 @@ def test_schema_defaults_are_the_analysis_defaults() -> None:
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
     geometry = {k: v["default"] for k, v in schema["properties"]["geometry"]["properties"].items()}
     probe = {k: v["default"] for k, v in schema["properties"]["probe"]["properties"].items()}
-    from hidden_geometry.analysis import layer as defaults
+    from hidden_geometry.analysis import defaults, layer
 
     assert (geometry["graph_k"], geometry["k"], geometry["metric"]) == (defaults.GRAPH_K, defaults.K, defaults.METRIC)
     assert (geometry["twonn_fraction"], geometry["decimation_repeats"]) == (defaults.TWONN_FRACTION,
                                                                          defaults.DECIMATION_REPEATS)
     assert (probe["folds"], probe["max_items"], schema["properties"]["seed"]["default"]) == (
         defaults.FOLDS, defaults.MAX_ITEMS, defaults.SEED)
+    assert (layer.GRAPH_K, layer.K, layer.FOLDS) == (defaults.GRAPH_K, defaults.K, defaults.FOLDS)  # one home

@@ -477,6 +477,41 @@ def test_the_heaps_after_a_tile_hold_the_smallest_bounds():
 
 
 @pytest.mark.parametrize("bf16", [False, True])
+def test_a_wide_tile_with_few_entries_below_the_heaps_merges_like_the_reference(bf16):
+    # The case the vectorised scan is for: most 32-entry chunks of a row hold no entry below the heaps'
+    # thresholds and are skipped, about 1% of the entries fall below, and 301 columns leave a short last chunk.
+    # Reference: each heap after the tile holds the `width` smallest of its old bounds and the tile's.
+    from hidden_geometry.geometry import _knn_kernels
+
+    rng = np.random.default_rng(34)
+    n_rows, n_cols, width = 40, 301, 5
+    values = rng.uniform(0.5, 1.0, (n_rows, n_cols)).astype(np.float32)  # above every heap (at most 0.3)
+    below = rng.random((n_rows, n_cols)) < 0.01
+    values[below] = rng.uniform(0.0, 0.2, int(below.sum())).astype(np.float32)
+    values[7, -1] = 0.0  # in the short last chunk, below everything in row 7's heap
+    vals = -np.sort(-rng.uniform(0.1, 0.3, (n_rows + n_cols, width)), axis=1)
+    idx = rng.integers(1000, 2000, (n_rows + n_cols, width)).astype(np.int64)
+    err_row, err_col = rng.uniform(0, 0.01, n_rows), rng.uniform(0, 0.01, n_cols)
+    if bf16:
+        tile = torch.from_numpy(values).to(torch.bfloat16).view(torch.int16).numpy()
+        lower, scale = bf16_lower_table(), 1.0 / (1.0 - 2.0**-8 / (1.0 - 2.0**-8))
+        tile_bounds = lower[tile.astype(np.int64) & 0xFFFF]
+    else:
+        tile, lower, scale, tile_bounds = values, None, 1.0, values.astype(np.float64)
+    new_vals, new_idx = vals.copy(), idx.copy()
+    _knn_kernels.select_tile(tile, lower, new_vals, new_idx, 0, n_rows, err_row, err_col, scale, 0, n_rows, 0,
+                             n_cols)
+    for r in range(n_rows):
+        bounds = np.concatenate([vals[r], tile_bounds[r] - err_row[r]])
+        np.testing.assert_array_equal(np.sort(new_vals[r]), np.sort(bounds)[:width])
+    for c in range(n_cols):
+        bounds = np.concatenate([vals[n_rows + c], tile_bounds[:, c] - err_col[c]])
+        np.testing.assert_array_equal(np.sort(new_vals[n_rows + c]), np.sort(bounds)[:width])
+    assert n_rows + n_cols - 1 in new_idx[7]  # the entry in the short last chunk entered row 7's heap
+    assert not np.array_equal(new_idx, idx)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
 def test_a_diagonal_tile_filled_in_parts_gives_the_pools_of_one_call(bf16):
     from hidden_geometry.geometry import _knn_kernels
 
@@ -548,7 +583,7 @@ def test_bf16_unit_roundoff_written_out_equals_the_kernels():
     assert _knn_cpu._U16 == _knn_kernels.BF16_U == 2.0**-8
 
 
-# ---- the off-diagonal tiles pipelined on two threads ------------------------------------------------------------
+# ---- the tiles pipelined on two threads ------------------------------------------------------------------------
 
 
 def _products(bf16: bool, n: int = 1100, dim: int = 48):
@@ -595,7 +630,7 @@ class _FailingProducts:
 
 @pytest.mark.parametrize("method, fail_at", [("factor", 8), ("select", 3)])
 def test_an_error_on_either_pipelined_thread_is_raised_and_stops_both(method, fail_at):
-    # "factor" is called on the products thread (after the 5 diagonal tiles), "select" on the selecting one.
+    # "factor" is called on the products thread (for every tile), "select" on the selecting one.
     import threading
 
     failing = _FailingProducts(_products(False), method, fail_at)

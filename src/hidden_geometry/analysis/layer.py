@@ -25,13 +25,18 @@ from .. import geometry, probes
 from ..data.labels import is_unlabelled
 from ..errors import InputError
 from ..graph import UndefinedGraph
+from .defaults import (  # noqa: F401 - the config's defaults, keyword defaults here and re-exported
+    DECIMATION_REPEATS,
+    FOLDS,
+    GRAPH_K,
+    MAX_ITEMS,
+    METRIC,
+    SEED,
+    TWONN_FRACTION,
+    K,
+)
 
 log = logging.getLogger(__name__)
-
-# Defaults of the config's `geometry:` and `probe:` sections (workflow/schemas/config.schema.yaml; a test checks
-# that both agree).
-GRAPH_K, K, METRIC, TWONN_FRACTION, DECIMATION_REPEATS = 64, 10, "euclidean", 0.9, 10
-FOLDS, MAX_ITEMS, SEED = 5, None, 0
 
 
 def distinct_k(X: np.ndarray, k: int, keep: np.ndarray | None = None) -> tuple[int, int]:

@@ -8,8 +8,8 @@ How a row's k nearest neighbours are made exact, whatever the precision of the p
    the norms and the centring.
 2. Each row keeps the `width` smallest lower bounds (a max-heap, `_knn_kernels`). Whatever is outside the pool
    has a lower bound at least the heap top `b`. The threads share each diagonal tile's fill by rows
-   (`_Workers`); the off-diagonal tiles are pipelined, one thread multiplying the next tile while another
-   selects from this one (`_pipelined_off_diagonal`). Every heap receives its entries in the same order as
+   (`_Workers`), or the tiles are pipelined, one thread multiplying the next tile while another selects from
+   this one (`_pipelined_pools`). Every heap receives its entries in the same order as
    from one thread, so the pools do not depend on the number of threads.
 3. The pool is re-ranked with squared distances computed in float64 from the original rows (direct differences),
    ties broken by index. If `b` exceeds the k-th exact squared distance, nothing outside the pool can be as near,
@@ -333,6 +333,15 @@ def load_kernels_in_background(dtype: np.dtype) -> None:
     _loading[key].start()
 
 
+def _gather_rows(E: np.ndarray, rows: np.ndarray, threads: int) -> np.ndarray:
+    """E[rows] as a new C-contiguous array, its parts copied on `threads` threads (numpy's take releases the GIL;
+    most of the time is the first touch of the new pages)."""
+    out = np.empty((rows.size, E.shape[1]), dtype=E.dtype)
+    _split_rows(lambda lo, hi: np.take(E, rows[lo:hi], axis=0, out=out[lo:hi]), lambda lo, hi: (lo, hi),
+                rows.size, threads)
+    return out
+
+
 def _empty_pools(n: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((n, width), np.inf), np.full((n, width), -1, dtype=np.int64)
 
@@ -374,14 +383,17 @@ def _symmetric_pools(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-row pools (lower bounds, indices) over all pairs, each pair of row blocks multiplied once.
 
-    The diagonal tiles come first: they fill every pool, so that the off-diagonal tiles meet tight thresholds.
-    The selection in each diagonal tile is shared between `threads` threads (split by rows). The off-diagonal
-    tiles, with two threads or more and `pipeline`, go through `_pipelined_off_diagonal` (one thread multiplies
-    the next tile while another selects from this one); otherwise each tile's product and then its selection
-    are shared: thread t updates the heaps of the t-th part of the tile's rows and of the t-th part of its
-    columns. Every way gives the same pools.
+    Each block's diagonal tile comes before every other tile of that block: it fills the block's pools, so that
+    the off-diagonal tiles meet tight thresholds. With two threads or more and `pipeline`, the tiles go through
+    `_pipelined_pools` (one thread multiplies the next tile while another selects from this one). Otherwise the
+    diagonal tiles come first, each tile's product and then its selection shared by the threads: thread t
+    updates the heaps of the t-th part of the tile's rows and of the t-th part of its columns. Every way gives
+    each heap the same entries in the same order, so the same pools.
     """
     vals, idx = _empty_pools(n, width)
+    if pipeline and threads >= 2:
+        _pipelined_pools(products, vals, idx, n, block)
+        return vals, idx
     starts = list(range(0, n, block))
     buffers: dict[tuple[int, int], torch.Tensor] = {}
 
@@ -400,9 +412,6 @@ def _symmetric_pools(
             products.check(t, i0, err)
             workers.run([functools.partial(products.fill, t, vals, idx, i0, err, lo, hi)
                          for lo, hi in _parts(i1 - i0, workers.threads)])
-        if pipeline and threads >= 2:
-            _pipelined_off_diagonal(products, vals, idx, n, block)
-            return vals, idx
         for i0, i1, j0, j1 in _off_diagonal_tiles(n, block):
             factor_rows, cols = slice(i0, i1), slice(j0, j1)
             t = tile(i0, i1, j0, j1)
@@ -421,21 +430,45 @@ def _off_diagonal_tiles(n: int, block: int) -> list[tuple[int, int, int, int]]:
             for bi, i0 in enumerate(starts) for j0 in starts[bi + 1 :]]
 
 
-def _pipelined_off_diagonal(products, vals: np.ndarray, idx: np.ndarray, n: int, block: int) -> None:
-    """The off-diagonal tiles of `_symmetric_pools` on two threads, one tile apart: a producer thread multiplies
-    the next tile (one torch thread) while this thread selects from the current one (one call over the whole
-    tile). The tiles are selected in the same order as by the shared loop, and a tile selected in one call gives
-    the pools of one selected in parts, so the pools are the same bit for bit.
+def _tiles_by_column(n: int, block: int) -> list[tuple[int, int, int, int]]:
+    """(i0, i1, j0, j1) of every tile I <= J, column by column: the diagonal tile (J, J), then (I, J) for I < J.
+
+    Block K's heaps then receive (K, K), (0, K), ..., (K - 1, K), (K, K + 1), ..., (K, last): the order of the
+    diagonal tiles first and the rest block row by block row, so both orders give the same pools."""
+    starts = list(range(0, n, block))
+    tiles = []
+    for bj, j0 in enumerate(starts):
+        j1 = min(j0 + block, n)
+        tiles.append((j0, j1, j0, j1))
+        tiles.extend((i0, min(i0 + block, n), j0, j1) for i0 in starts[:bj])
+    return tiles
+
+
+# Share of a diagonal tile's rows that the multiplying thread fills before it hands the tile over (the selecting
+# thread fills the rest). At N = 30,000, D = 1,280 (bfloat16) the products take about 1.3 s, the diagonal fills
+# 0.7 s and the off-diagonal selections 1.0 s of CPU; shares of 0.2 to 0.5 measured alike (1.5 to 1.6 s wall).
+_PRODUCER_FILL_SHARE = 0.25
+
+
+def _pipelined_pools(products, vals: np.ndarray, idx: np.ndarray, n: int, block: int) -> None:
+    """The tiles of `_symmetric_pools` on two threads, in `_tiles_by_column` order: a producer thread multiplies
+    the next tile (one torch thread), while this thread selects from the current one (one call over the whole
+    tile). A diagonal tile's fill is shared: the producer fills its first rows before handing it over, this
+    thread the rest. Every heap receives the entries of `_symmetric_pools`' shared loop in the same order (a tile
+    selected in one call gives the pools of one selected in parts), so the pools are the same bit for bit; and
+    no two threads touch one heap at a time (the producer fills block J's first rows before any tile of block J
+    is handed over, and the tiles handed over before it touch blocks below J only).
 
     Why: with both threads on each product and then on each selection, the products ran at about 730 GFLOP/s
     in the graph against 1,250 on one thread alone (OpenMP wake-ups and waits at every tile). Measured at
     N = 30,000, D = 1,280 (manifold data, 2 cores, otherwise idle), 7 interleaved rounds: the pools took a
-    median 4.11 s wall (7.44 s CPU) shared, 3.69 s (6.51 s CPU) pipelined, less in every round (docs/benchmarks.md).
+    median 4.11 s wall (7.44 s CPU) shared, 3.69 s (6.51 s CPU) with the off-diagonal tiles pipelined, less in
+    every round (docs/benchmarks.md); the diagonal tiles joined the pipeline later (docs/benchmarks.md).
     Memory: at most three tiles at a time.
     An error on either thread stops both and is raised here."""
     import queue
 
-    pairs = _off_diagonal_tiles(n, block)
+    tiles = _tiles_by_column(n, block)
     ready: queue.Queue = queue.Queue(maxsize=1)
     free: dict[tuple[int, int], list[torch.Tensor]] = {}
     lock = threading.Lock()
@@ -445,7 +478,7 @@ def _pipelined_off_diagonal(products, vals: np.ndarray, idx: np.ndarray, n: int,
         # one torch thread here; torch's setting is also what threads started later inherit, so it is restored
         try:
             with torch_threads(1):
-                for i0, i1, j0, j1 in pairs:
+                for i0, i1, j0, j1 in tiles:
                     if stop.is_set():
                         return
                     shape = (i1 - i0, j1 - j0)
@@ -453,21 +486,31 @@ def _pipelined_off_diagonal(products, vals: np.ndarray, idx: np.ndarray, n: int,
                         spare = free.setdefault(shape, [])
                         out = spare.pop() if spare else torch.empty(shape, dtype=products.tile_dtype)
                     torch.mm(products.factor(i0, i1), products.columns(j0, j1).T, out=out)
-                    ready.put((i0, i1, j0, j1, out))
+                    err, split = None, 0
+                    if i0 == j0:
+                        own = slice(i0, i1)
+                        err = products.err(own, own)
+                        products.check(out, i0, err)
+                        split = int((i1 - i0) * _PRODUCER_FILL_SHARE)
+                        products.fill(out, vals, idx, i0, err, 0, split)
+                    ready.put((i0, i1, j0, j1, out, err, split))
         except BaseException as exc:  # noqa: BLE001 - re-raised by the selecting thread
             ready.put(exc)
 
     producer = threading.Thread(target=produce, name="knn-products", daemon=True)
     producer.start()
     try:
-        for _ in pairs:
+        for _ in tiles:
             item = ready.get()
             if isinstance(item, BaseException):
                 raise item
-            i0, i1, j0, j1, t = item
-            rows, cols = slice(i0, i1), slice(j0, j1)
-            err_row, err_col = products.err(rows, cols), products.err(cols, rows)
-            products.select(t, vals, idx, i0, j0, err_row, err_col, (0, i1 - i0), (0, j1 - j0))
+            i0, i1, j0, j1, t, err, split = item
+            if i0 == j0:
+                products.fill(t, vals, idx, i0, err, split, i1 - i0)
+            else:
+                rows, cols = slice(i0, i1), slice(j0, j1)
+                err_row, err_col = products.err(rows, cols), products.err(cols, rows)
+                products.select(t, vals, idx, i0, j0, err_row, err_col, (0, i1 - i0), (0, j1 - j0))
             with lock:
                 free[tuple(t.shape)].append(t)
     finally:
@@ -585,6 +628,18 @@ _TREE_MAX_DIM = 4096
 _BRUTE_FORCE_ROWS = 8
 
 
+def graph_order(E: np.ndarray, block: int) -> np.ndarray | None:
+    """The locality order that the graph of E's rows in blocks of `block` uses (None for a single block, where
+    the rows stay as given). One thread: its products are small, and with two threads the waits cost more than
+    they gain (measured at N = 30,000, D = 1,280 on 2 shared cores: 0.12 s of CPU on one thread, 0.58 s on
+    two)."""
+    n_blocks = -(-E.shape[0] // block)
+    if n_blocks <= 1:
+        return None
+    with ieee_float32(torch.device("cpu")):
+        return locality_order(E, min(256, 4 * n_blocks), 1)
+
+
 def locality_order(E: np.ndarray, n_clusters: int, threads: int, seed: int = 0, iters: int = 4) -> np.ndarray:
     """A permutation of the rows that puts likely neighbours in the same block: rows sorted by their nearest
     k-means centre (a few Lloyd steps on a sample, float32). It changes only the speed, never the graph: with
@@ -630,7 +685,9 @@ def _nearest_centre(rows: torch.Tensor, centres: torch.Tensor, offset: torch.Ten
 _BF16_MAX_UNCERTIFIED = 0.1
 
 
-def predicted_uncertified(products: "_Bfloat16Products", k: int, width: int, sample: int = 128) -> float:
+def predicted_uncertified(
+    products: "_Bfloat16Products", k: int, width: int, sample: int = 128, threads: int = 1
+) -> float:
     """Share of rows whose bfloat16 pool of `width` would not certify their k nearest, predicted on a sample.
 
     One bfloat16 product of the sample rows with all rows: a row fails when its width-th smallest lower bound
@@ -640,27 +697,39 @@ def predicted_uncertified(products: "_Bfloat16Products", k: int, width: int, sam
     """
     n = products.rows.shape[0]
     rows = np.sort(np.random.default_rng(0).choice(n, size=min(sample, n), replace=False))
-    failed = 0
-    for start in range(0, rows.size, 16):  # 16 sample rows at a time: [16, N] float64 temporaries only
-        part_rows = rows[start : start + 16]
-        # One thread: a [16, N] product is too small to share, and a second thread's wake-ups cost more.
-        with torch_threads(1):
-            factor = products.as_factor(products.rows[torch.from_numpy(part_rows)])
-            bits = (factor @ products.rows.T).view(torch.int16).numpy().astype(np.int64) & 0xFFFF
+
+    def failures(part_rows: np.ndarray) -> int:
+        factor = products.as_factor(products.rows[torch.from_numpy(part_rows)])
+        bits = (factor @ products.rows.T).view(torch.int16).numpy().astype(np.int64) & 0xFFFF
         values = products.values[bits]
         bounds = products.lower[bits] - products.err(part_rows, slice(0, n))[:, None]
         values[np.arange(part_rows.size), part_rows] = np.inf  # the point itself
         bounds[np.arange(part_rows.size), part_rows] = np.inf
         kth_value = np.partition(values, k - 1, axis=1)[:, k - 1]
         wth_bound = np.partition(bounds, width - 1, axis=1)[:, width - 1]
-        failed += int(np.sum(~(wth_bound > kth_value)))
+        return int(np.sum(~(wth_bound > kth_value)))
+
+    # 16 sample rows at a time ([16, N] float64 temporaries only), the parts on `threads` threads, each product on
+    # its own thread: a [16, N] product is too small to share, and a second thread's wake-ups cost more.
+    parts = [rows[start : start + 16] for start in range(0, rows.size, 16)]
+    with torch_threads(1), ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        failed = sum(pool.map(failures, parts))
     return failed / rows.size
 
 
 def cpu_graph(
-    E: np.ndarray, k: int, width: int, block: int, threads: int, precision: str, fallback_width: int | None = None
+    E: np.ndarray,
+    k: int,
+    width: int,
+    block: int,
+    threads: int,
+    precision: str,
+    fallback_width: int | None = None,
+    order: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Exact k nearest (local indices, float64 squared distances) of every row of E among the others.
+
+    order: `graph_order(E, block)` where the caller has computed it already (it changes the speed only).
 
     precision: "bfloat16", "float32", or "auto-bfloat16" (bfloat16 unless a sample predicts that too many rows
     would need the float32 pass; then float32 with pools of `fallback_width`).
@@ -670,19 +739,23 @@ def cpu_graph(
     Runs with IEEE float32 products whatever the caller's torch settings (`ieee_float32`).
     """
     with ieee_float32(torch.device("cpu")):
-        return _cpu_graph(E, k, width, block, threads, precision, fallback_width)
+        return _cpu_graph(E, k, width, block, threads, precision, fallback_width, order)
 
 
 def _cpu_graph(
-    E: np.ndarray, k: int, width: int, block: int, threads: int, precision: str, fallback_width: int | None
+    E: np.ndarray,
+    k: int,
+    width: int,
+    block: int,
+    threads: int,
+    precision: str,
+    fallback_width: int | None,
+    order: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     n = E.shape[0]
-    n_blocks = -(-n // block)
-    if n_blocks > 1:
-        # One thread: its products are small, and with two threads the waits cost more than they gain (measured
-        # at N = 30,000, D = 1,280 on 2 shared cores: 0.12 s of CPU on one thread, 0.58 s on two).
-        names = locality_order(E, min(256, 4 * n_blocks), 1)
-        Ep = np.ascontiguousarray(E[names])
+    names = order if order is not None else graph_order(E, block)
+    if names is not None:
+        Ep = _gather_rows(E, names, threads)
     else:
         names, Ep = np.arange(n, dtype=np.int64), np.ascontiguousarray(E)
     products = None
@@ -693,7 +766,7 @@ def _cpu_graph(
         except OverflowError:
             pass  # never for scaled rows (norms at most 1); float32 instead, never a wrong pool
         if products is not None and precision == "auto-bfloat16":
-            predicted = predicted_uncertified(products, k, width)
+            predicted = predicted_uncertified(products, k, width, threads=threads)
             if predicted > _BF16_MAX_UNCERTIFIED:
                 products = None
         if products is None:

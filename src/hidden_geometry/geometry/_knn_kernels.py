@@ -223,6 +223,20 @@ def _bound(v, lower, err: float) -> float:
     return lower[v & 0xFFFF] - err
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _chunk_hits(row: np.ndarray, row_thr, col_thr: np.ndarray, hits: np.ndarray) -> None:
+    """hits[c] <- how many entries of row[c _CHUNK : (c + 1) _CHUNK] lie below the row's threshold or their
+    column's (col_thr, aligned with row), for every c of hits. Branch-free with a fixed trip count and indices
+    from `range` alone (an offset added to them makes numba check for negative indices, which stops the
+    vectorisation): vector compares, 18 -> 4 ms a 4,096 x 4,096 tile when no entry passes."""
+    for c in range(hits.shape[0]):
+        count = 0
+        for t in range(_CHUNK):
+            v = row[c * _CHUNK + t]
+            count += (v < row_thr) + (v < col_thr[c * _CHUNK + t])
+        hits[c] = count
+
+
 @njit(cache=True, nogil=True)
 def select_tile(
     tile: np.ndarray,
@@ -254,6 +268,7 @@ def select_tile(
     n_rows, n_cols = tile.shape
     never = _never(lower)
     col_thr = np.full(n_cols, never)
+    hits = np.empty(n_cols // _CHUNK + 1, dtype=np.int64)
     for b in range(cols_lo, cols_hi):
         col_thr[b] = _threshold(vals[col0 + b, 0] + err_col[b], lower, scale)
     for a in range(n_rows):
@@ -265,14 +280,17 @@ def select_tile(
         # A row whose heap is not updated here is scanned over the updated columns only.
         first = 0 if own_row else cols_lo
         last = n_cols if own_row else cols_hi
-        for b0 in range(first, last, _CHUNK):
+        # Vectorised scan first: most chunks hold no entry below either threshold once the pools are full. The
+        # thresholds only fall while the row is merged (only this row's pushes change them), so a chunk without
+        # an entry below them now has none later: the merge below skips exactly what a scan at its time would.
+        n_full = (last - first) // _CHUNK
+        _chunk_hits(tile[a, first:last], row_thr, col_thr[first:last], hits[:n_full])
+        for chunk in range(n_full + 1):
+            b0 = first + chunk * _CHUNK
             b1 = min(b0 + _CHUNK, last)
-            # Vectorised scan: most chunks hold no entry below either threshold once the pools are full.
-            hit = 0
-            for b in range(b0, b1):
-                v = tile[a, b]
-                hit |= (v < row_thr) | (v < col_thr[b])
-            if hit == 0:
+            if b0 >= b1:
+                break
+            if chunk < n_full and hits[chunk] == 0:
                 continue
             for b in range(b0, b1):
                 v = tile[a, b]

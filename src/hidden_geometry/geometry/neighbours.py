@@ -26,6 +26,7 @@ How the graph is made exact and fast (the CPU engine is `_knn_cpu`, the torch en
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -271,7 +272,19 @@ def knn_graph(
     shift = _float64_shift(E_all)
     if shift:
         E_all = np.ldexp(E_all, -shift)  # exact (checked by _float64_shift); distances scaled back below
-    unique = find_duplicates(E_all)
+    order = None
+    if dev.type == "cpu" and E_all.shape[1] > _knn_lowdim.LOW_DIM:  # the CPU engine's tiles
+        # The duplicates are found on a second thread while the engine's locality order of all kept rows is
+        # computed here (both mostly outside the GIL); the order is used where no row turns out to be a copy.
+        n_all = E_all.shape[0]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="find-duplicates") as helper:
+            found = helper.submit(find_duplicates, E_all)
+            order = _knn_cpu.graph_order(E_all, int(block_size) if block_size else default_block_size(n_all, dev))
+            unique = found.result()
+        if not unique.all():
+            order = None
+    else:
+        unique = find_duplicates(E_all)
     rows = candidates[unique]
     E = E_all if unique.all() else E_all[unique]
     n_duplicates = int(candidates.size - rows.size)
@@ -292,7 +305,7 @@ def knn_graph(
             if E.shape[1] <= _knn_lowdim.LOW_DIM:  # float products certify little here: a float64 k-d tree
                 local_idx, sq = _knn_lowdim.tree_graph(E, k, threads)
             else:
-                local_idx, sq, _ = _knn_cpu.cpu_graph(E, k, width, block, threads, chosen, fallback_width)
+                local_idx, sq, _ = _knn_cpu.cpu_graph(E, k, width, block, threads, chosen, fallback_width, order)
         else:
             local_idx, sq = _knn_torch.torch_graph(E, k, width, block, dev, threads)
     except OverflowError as exc:  # never expected after the scaling above; refused rather than wrong
