@@ -304,10 +304,19 @@ def test_fold_splits_are_stratified_kfold_and_standardise_is_standard_scaler():
     from sklearn.model_selection import StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
-    y = np.repeat(np.arange(4), [10, 7, 12, 5])
-    expected = StratifiedKFold(n_splits=5, shuffle=True, random_state=3).split(np.zeros((y.size, 1)), y)
-    for (train, test), (train_ref, test_ref) in zip(fold_splits(y, 5, 3), expected):
-        assert np.array_equal(train, train_ref) and np.array_equal(test, test_ref)
+    rng = np.random.default_rng(7)
+    cases = [(np.repeat(np.arange(4), [10, 7, 12, 5]), 5, 3)]
+    for trial in range(12):  # shuffled labels, gaps in the codes, strings, classes first seen out of order
+        counts = rng.integers(2, 40, rng.integers(2, 30))
+        codes = rng.permutation(np.repeat(rng.choice(1000, counts.size, replace=False), counts))
+        y = codes.astype(str) if trial % 3 == 0 else codes
+        cases.append((y, int(rng.integers(2, min(counts) + 1)), int(rng.integers(0, 2**31))))
+    for y, folds, seed in cases:
+        expected = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(y.reshape(-1, 1), y))
+        got = fold_splits(y, folds, seed)
+        assert len(got) == len(expected) == folds
+        for (train, test), (train_ref, test_ref) in zip(got, expected):
+            assert np.array_equal(train, train_ref) and np.array_equal(test, test_ref)
     rng = np.random.default_rng(0)
     A, B = rng.standard_normal((30, 4)) * 3 + 1, rng.standard_normal((9, 4))
     A[:, 2] = 4.0  # a constant feature keeps scale 1
@@ -342,3 +351,17 @@ def test_knn_probe_single_class_is_nan_with_reason():
     graph = knn_graph(X, 5)
     result = knn_probe(graph, np.ones(X.shape[0]))
     assert math.isnan(result.mean) and "class" in result.reason
+
+
+def test_a_probe_process_with_the_torch_solver_does_not_import_scikit_learn():
+    # Every workflow `linear_probe` job is a new process: importing scikit-learn cost about 1.1 s there, for the folds
+    # only (`fold_splits` now makes them, the same folds as StratifiedKFold).
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from hidden_geometry.probes import linear_probe; "
+            "rng = np.random.default_rng(0); y = np.repeat(np.arange(3), 20); "
+            "X = rng.standard_normal((60, 5)) + 2.0 * y[:, None]; r = linear_probe(X, y, folds=4); "
+            "print(r.n_folds, r.mean > 0.8, 'sklearn' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["4", "True", "False"]
