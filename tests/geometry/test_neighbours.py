@@ -98,6 +98,10 @@ def test_duplicates_removed_once_and_counted():
     clean = knn_graph(X, 5)
     np.testing.assert_array_equal(graph.indices, clean.indices)
     assert np.all(graph.distances > 0)
+    # Several blocks: the locality order computed beside the duplicate search (of all 304 rows) must be dropped.
+    blocked = knn_graph(Xd, 5, block_size=64)
+    np.testing.assert_array_equal(blocked.indices, clean.indices)
+    np.testing.assert_array_equal(blocked.distances, clean.distances)
 
 
 def test_find_duplicates_exact_compare_and_signed_zero():

@@ -228,7 +228,7 @@ def _chunk_hits(row: np.ndarray, row_thr, col_thr: np.ndarray, hits: np.ndarray)
     """hits[c] <- how many entries of row[c _CHUNK : (c + 1) _CHUNK] lie below the row's threshold or their
     column's (col_thr, aligned with row), for every c of hits. Branch-free with a fixed trip count and indices
     from `range` alone (an offset added to them makes numba check for negative indices, which stops the
-    vectorisation): vector compares, 18 -> 4 ms a 4,096 x 4,096 tile when no entry passes."""
+    vectorisation). A 4,096 x 4,096 tile with no entry below: 18 ms scanned chunk by chunk before, 7 ms now."""
     for c in range(hits.shape[0]):
         count = 0
         for t in range(_CHUNK):
