@@ -38,6 +38,7 @@ from knn_graph import (  # noqa: E402
     machine,
     make_data,
     recall,
+    recall_queries,
     write_section,
 )
 
@@ -126,7 +127,7 @@ def main() -> int:
         print("no CUDA device: this benchmark measures the GPU engine", file=sys.stderr)
         return 1
     X = make_data(args.n, args.d, args.seed, 0.0, args.data)
-    queries = np.random.default_rng(args.seed + 1).choice(args.n, size=min(args.queries, args.n), replace=False)
+    queries = recall_queries(args.n, args.queries, args.seed)
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         data_path = str(Path(tmp) / "X.npy")

@@ -170,6 +170,12 @@ def drop_self(found: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def recall_queries(n: int, count: int, seed: int) -> np.ndarray:
+    """The rows whose exact neighbours give the recall: `count` distinct rows of n, drawn with seed + 1 (the data
+    use `seed` itself)."""
+    return np.random.default_rng(seed + 1).choice(n, size=min(count, n), replace=False)
+
+
 def exact_neighbours(X: np.ndarray, queries: np.ndarray, k: int) -> list[set[int]]:
     """Exact k nearest of the query rows as sets: float64 distances of the centred rows (one float64 product)."""
     X64 = X.astype(np.float64)
@@ -253,7 +259,7 @@ def main() -> None:
 
     load_start = load_average()
     X = make_data(args.n, args.d, args.seed, args.offset, args.data)
-    queries = np.random.default_rng(args.seed + 1).choice(args.n, size=min(args.queries, args.n), replace=False)
+    queries = recall_queries(args.n, args.queries, args.seed)
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         data_path = str(Path(tmp) / "X.npy")

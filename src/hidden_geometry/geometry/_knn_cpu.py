@@ -717,6 +717,7 @@ def predicted_uncertified(
     return failed / rows.size
 
 
+@ieee_float32(torch.device("cpu"))
 def cpu_graph(
     E: np.ndarray,
     k: int,
@@ -736,22 +737,8 @@ def cpu_graph(
     Returns also what each stage did: {"rows", "float32_pass", "brute_force" (rows settled there), "precision"
     and "width" (of the pass that ran), "predicted_uncertified" (auto's sample), "bound_violation" (why a
     bfloat16 pass was abandoned for float32, or None)}.
-    Runs with IEEE float32 products whatever the caller's torch settings (`ieee_float32`).
+    Runs with IEEE float32 products whatever the caller's torch settings (`ieee_float32`, entered at each call).
     """
-    with ieee_float32(torch.device("cpu")):
-        return _cpu_graph(E, k, width, block, threads, precision, fallback_width, order)
-
-
-def _cpu_graph(
-    E: np.ndarray,
-    k: int,
-    width: int,
-    block: int,
-    threads: int,
-    precision: str,
-    fallback_width: int | None,
-    order: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, dict]:
     n = E.shape[0]
     names = order if order is not None else graph_order(E, block)
     if names is not None:
