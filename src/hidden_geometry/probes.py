@@ -37,7 +37,13 @@ class ProbeResult(Record):
     n_classes: int = 0
 
 
-BF16_UNTIL = 2e-4  # a fold's bfloat16 stage (torch solver) ends when its largest gradient entry is below this
+# the torch solver's anchored evaluations (`SoftmaxFolds`): a fold is re-anchored (one float32 evaluation) when its
+# largest gradient entry has fallen to this fraction of its value at the fold's last anchor
+REANCHOR = 0.1
+# the torch solver's line search also accepts a step whose objective rose by at most this fraction if the slope
+# there meets the approximate Wolfe conditions (Hager and Zhang 2005, their epsilon)
+APPROXIMATE_WOLFE = 1e-6
+ANCHOR_BYTES = 2 << 30  # above this much memory for the anchors' logits and residuals, float32 evaluations only
 # the torch solver's coordinates: Böhning's bound raised to at least this fraction of its mean eigenvalue. With 0
 # (the bound itself) the fits stopped at scikit-learn's rule 0.0054 below its accuracy on layer 2 of the real
 # vectors (least converged in the directions of least variance) and took twice the iterations on synthetic rows
@@ -69,6 +75,14 @@ class SoftmaxFolds:
     V with W_features = transform @ V; `report` [folds, D, d] maps the gradient of V to the gradient of W_features,
     whose largest entry is then the one reported, and `penalty` [folds, d] weighs the rows of V in the L2 term:
     ||W_features||^2 = sum_i penalty[i] ||V_i||^2 (zero-padded columns need a positive weight, e.g. 1).
+
+    Two precisions (`evaluate`'s `mode`): "float32", and "anchored": the float32 values at the fold's anchor plus
+    bfloat16 products of the CHANGES since it, logits = L_a + Z (W - W_a) and gradient = Z'R_a + Z'(w (p - p_a)),
+    where L_a, the probabilities p_a and Z'R_a (R = w (p - onehot), w = 1 / n_train) come from a float32 evaluation
+    with `anchor=True` at W_a. Its rounding errors scale with the distance from the anchor, not with the logits and
+    residuals themselves (bfloat16 products of those stalled at a largest gradient entry of about 1e-4), and at the
+    anchor it is the float32 evaluation. The anchors hold two float32 values per row and class of every fold
+    (`anchor_bytes`). The softmax passes are fused numba kernels (`_probe_kernels`).
     """
 
     def __init__(self, Z: Any, codes: Any, n_train: Sequence[int], n_classes: int, C: float = 1.0,
@@ -76,72 +90,180 @@ class SoftmaxFolds:
         import torch
 
         n_folds, m, d = Z.shape
-        self.d, self.n_classes, self.report = d, n_classes, report
+        self.n_folds, self.d, self.n_classes, self.report = n_folds, d, n_classes, report
         counts = torch.as_tensor(np.asarray(n_train), dtype=torch.float32)
         self.alpha = (1.0 / (C * counts)).reshape(n_folds, 1, 1)
         if penalty is not None:
             self.alpha = self.alpha * torch.as_tensor(penalty, dtype=torch.float32).reshape(n_folds, d, 1)
         rows = torch.arange(m).unsqueeze(0) < counts.unsqueeze(1)
-        weights = torch.where(rows, 1.0 / counts.unsqueeze(1), torch.zeros(())).unsqueeze(2)
+        weights = torch.where(rows, 1.0 / counts.unsqueeze(1), torch.zeros(())).numpy()
+        codes = np.ascontiguousarray(np.asarray(codes), dtype=np.int64)
         # blocks of rows, each block's pass (logits, softmax, gradient) staying in the processor's cache
         spans = [slice(start, start + chunk_rows) for start in range(0, m, chunk_rows)]
         self.Z = [Z[:, span].contiguous() for span in spans]
         self.ZT = [block.transpose(1, 2).contiguous() for block in self.Z]
-        self.weights = [weights[:, span] for span in spans]
-        self.target = [codes.unsqueeze(2)[:, span] for span in spans]
-        self.low: tuple[list[Any], list[Any]] | None = None  # the blocks in bfloat16, made when first asked for
+        self.weights = [np.ascontiguousarray(weights[:, span]) for span in spans]
+        self.target = [np.ascontiguousarray(codes[:, span]) for span in spans]
+        # the blocks, their transposes and `report` in bfloat16, made when first asked for
+        self.low: tuple[list[Any], list[Any], Any] | None = None
+        # anchors (made by the first evaluation with anchor=True): W_a [folds, d, K], b_a [folds, 1, K], Z'R_a, and
+        # per block the logits L_a and probabilities p_a [folds, rows, K]
+        self.anchors: dict[str, Any] | None = None
+        self.anchor_bytes = 2 * 4 * n_folds * m * n_classes
 
     @property
     def size(self) -> int:
         return (self.d + 1) * self.n_classes
 
-    def evaluate(self, params: Any, folds: Sequence[int], low: bool = False) -> tuple[Any, Any, Any]:
-        """(objective [a] float64, gradient [a, size] float32, largest gradient entry [a]) at params [a, size] of
-        the folds `folds` (a of them). `low`: the two matrix products in bfloat16 (rows, weights and residuals
-        rounded to bfloat16, products rounded to bfloat16 and added in float32), else float32."""
+    def _zero_anchors(self) -> dict[str, Any]:
+        """Every fold anchored at zero: W_a = b_a = 0, logits 0, p = 1/K; Z'R_a is the caller's to set."""
         import torch
 
+        n_folds, d, k = self.n_folds, self.d, self.n_classes
+        return {"W": torch.zeros(n_folds, d, k), "b": torch.zeros(n_folds, 1, k), "grad": torch.zeros(n_folds, d, k),
+                "logits": [np.zeros(z.shape[:2] + (k,), np.float32) for z in self.Z],
+                "p": [np.full(z.shape[:2] + (k,), 1.0 / k, np.float32) for z in self.Z]}
+
+    def at_zero(self, anchor: bool = False) -> tuple[Any, Any, Any]:
+        """`evaluate` of every fold in float32 at zero weights and intercepts, where no product is needed: the logits
+        are 0, p = 1/K, the objective log K and the gradient Z'w (1/K - onehot), from the weighted sums of the rows
+        and of each class's rows. `anchor`: every fold's anchor is then this point."""
+        import torch
+
+        k, d, n_folds = self.n_classes, self.d, self.n_folds
+        rows_sum, class_sums = torch.zeros(n_folds, d, dtype=torch.float64), torch.zeros(n_folds, d, k,
+                                                                                          dtype=torch.float64)
+        weight_sum, class_weights = np.zeros(n_folds), np.zeros((n_folds, k))
+        for Z, weights, target in zip(self.Z, self.weights, self.target):
+            weighted = Z.double() * torch.from_numpy(weights).double().unsqueeze(2)
+            rows_sum += weighted.sum(dim=1)
+            for f in range(n_folds):
+                class_sums[f].index_add_(1, torch.from_numpy(target[f]), weighted[f].T)
+                np.add.at(class_weights[f], target[f], weights[f])
+            weight_sum += weights.sum(axis=1, dtype=np.float64)
+        grad_W = (rows_sum.unsqueeze(2) / k - class_sums).float()
+        grad_b = torch.from_numpy(weight_sum[:, None] / k - class_weights).float()
+        loss = torch.from_numpy(weight_sum * math.log(k))
+        if anchor:
+            self.anchors = self._zero_anchors()
+            self.anchors["grad"] = grad_W.clone()
+        feature_grad = grad_W if self.report is None else torch.bmm(self.report, grad_W)
+        largest = torch.maximum(feature_grad.abs().amax(dim=(1, 2)), grad_b.abs().amax(dim=1))
+        return loss, torch.cat([grad_W.reshape(n_folds, -1), grad_b], dim=1), largest
+
+    def evaluate(self, params: Any, folds: Sequence[int], mode: str = "float32",
+                 anchor: bool = False) -> tuple[Any, Any, Any]:
+        """(objective [a] float64, gradient [a, size] float32, largest gradient entry [a]) at params [a, size] of
+        the folds `folds` (a of them). `mode`: "float32" or "anchored" (every fold asked for must have an anchor).
+        `anchor` (float32 only): these folds' anchors become this evaluation."""
+        import torch
+
+        from . import _probe_kernels as kernels
+
+        if mode not in ("float32", "anchored") or (anchor and mode != "float32"):
+            raise ValueError(f"evaluate: mode {mode!r} with anchor={anchor}")
+        if mode == "anchored" and self.anchors is None:
+            raise ValueError("evaluate: anchored mode before any anchor")
         a, d, k = len(folds), self.d, self.n_classes
-        index = torch.as_tensor(list(folds))
+        fold_ids = np.asarray(folds, dtype=np.int64)
+        index = torch.from_numpy(fold_ids)
+        every = a == self.n_folds and bool((fold_ids == np.arange(a)).all())
 
         def pick(t: Any) -> Any:  # the folds' slices (no copy when all folds are asked for)
-            return t if a == t.shape[0] and list(folds) == list(range(a)) else t[index]
+            return t if every else t[index]
 
         W = params[:, : d * k].reshape(a, d, k)
         b = params[:, d * k :].reshape(a, 1, k)
         alpha = pick(self.alpha)
-        loss = 0.5 * (alpha * W * W).sum(dim=(1, 2)).double()
-        grad_W, grad_b = alpha * W, torch.zeros(a, k)
-        if low and self.low is None:
-            self.low = ([z.to(torch.bfloat16) for z in self.Z], [z.to(torch.bfloat16) for z in self.ZT])
-        blocks, blocks_T = self.low if low else (self.Z, self.ZT)
-        W_low = W.to(torch.bfloat16) if low else W
-        for Z, ZT, weights, target in zip(blocks, blocks_T, self.weights, self.target):
-            weights, target = pick(weights), pick(target)
-            if not low:
-                logits = torch.baddbmm(b, pick(Z), W)
+        loss = np.zeros(a)
+        grad_b = np.zeros((a, k))
+        if anchor and self.anchors is None:
+            self.anchors = self._zero_anchors()
+        anchors = self.anchors
+        unused = np.zeros((0, 0, 0), np.float32)
+        if mode == "anchored":
+            if self.low is None:
+                self.low = ([z.to(torch.bfloat16) for z in self.Z], [z.to(torch.bfloat16) for z in self.ZT],
+                            None if self.report is None else self.report.to(torch.bfloat16))
+            factor = (W - pick(anchors["W"])).to(torch.bfloat16)
+            shift = (b - pick(anchors["b"])).reshape(a, k).contiguous().numpy()
+            data_W = pick(anchors["grad"]).clone()
+            blocks, blocks_T, _ = self.low
+        else:
+            data_W = torch.zeros(a, d, k)
+            blocks, blocks_T = self.Z, self.ZT
+        for block, (Z, ZT, weights, target) in enumerate(zip(blocks, blocks_T, self.weights, self.target)):
+            if mode == "float32":
+                logits = torch.empty(a, Z.shape[1], k)
+                _products(torch.baddbmm, torch.addmm, (b, Z, W), logits, fold_ids, every)
+                kernels.float32_block(logits.numpy(), fold_ids, target, weights, loss, grad_b,
+                                      anchors["logits"][block] if anchor else unused,
+                                      anchors["p"][block] if anchor else unused, anchor)
+                _accumulate(data_W, ZT, logits, fold_ids, every)
             else:
-                logits = torch.bmm(pick(Z), W_low).float().add_(b)
-            picked = logits.gather(2, target)
-            top = logits.amax(dim=2, keepdim=True)
-            e = logits.sub_(top).exp_()
-            total = e.sum(dim=2, keepdim=True)
-            nll = (top + total.log() - picked).squeeze(2).double()
-            loss += (weights.squeeze(2).double() * nll).sum(dim=1)
-            residual = e.mul_(weights / total).scatter_add_(2, target, -weights)  # (softmax - one-hot) / n_train
-            if not low:
-                grad_W.baddbmm_(pick(ZT), residual)
-            else:
-                grad_W += torch.bmm(pick(ZT), residual.to(torch.bfloat16))
-            grad_b += residual.sum(dim=1)
+                product = torch.empty(a, Z.shape[1], k, dtype=torch.bfloat16)
+                _products(None, None, (None, Z, factor), product, fold_ids, every)
+                delta = torch.empty_like(product)
+                kernels.anchored_block(product.view(torch.int16).numpy(), fold_ids, shift, target, weights,
+                                       anchors["logits"][block], anchors["p"][block],
+                                       delta.view(torch.int16).numpy(), loss, grad_b)
+                _accumulate(data_W, ZT, delta, fold_ids, every)
+        if anchor:
+            anchors["W"][index], anchors["b"][index], anchors["grad"][index] = W, b, data_W
+        grad_W = data_W.add_(alpha * W)
+        grad_b = torch.from_numpy(grad_b).float()
+        loss = torch.from_numpy(loss) + 0.5 * (alpha * W * W).sum(dim=(1, 2)).double()
         grad = torch.cat([grad_W.reshape(a, -1), grad_b], dim=1)
-        feature_grad = grad_W if self.report is None else torch.bmm(pick(self.report), grad_W)
+        if self.report is None:
+            feature_grad = grad_W
+        elif mode == "float32":
+            feature_grad = torch.bmm(pick(self.report), grad_W)
+        else:  # anchored values are approximate anyway: the features' gradient in bfloat16 (AMX) too
+            feature_grad = torch.bmm(pick(self.low[2]), grad_W.to(torch.bfloat16))
         largest = torch.maximum(feature_grad.abs().amax(dim=(1, 2)), grad_b.abs().amax(dim=1))
         return loss, grad, largest
 
 
+def _products(batched: Any, single: Any, factors: tuple[Any, Any, Any], out: Any, folds: np.ndarray,
+              every: bool) -> None:
+    """out[i] = bias[i] + rows[folds[i]] @ weights[i] (no bias: a plain product), in one batched call when every
+    fold is asked for, else fold by fold on views (no copies of the folds' rows)."""
+    import torch
+
+    bias, rows, weights = factors
+    if every:
+        if bias is None:
+            torch.bmm(rows, weights, out=out)
+        else:
+            batched(bias, rows, weights, out=out)
+        return
+    for i, f in enumerate(folds):
+        if bias is None:
+            torch.mm(rows[f], weights[i], out=out[i])
+        else:
+            single(bias[i], rows[f], weights[i], out=out[i])
+
+
+def _accumulate(data_W: Any, rows_T: Any, residual: Any, folds: np.ndarray, every: bool) -> None:
+    """data_W[i] += rows_T[folds[i]] @ residual[i] (float32 accumulation of float32 or bfloat16 products)."""
+    import torch
+
+    if every:
+        if residual.dtype == data_W.dtype:
+            data_W.baddbmm_(rows_T, residual)
+        else:
+            data_W += torch.bmm(rows_T, residual)
+        return
+    for i, f in enumerate(folds):
+        if residual.dtype == data_W.dtype:
+            data_W[i].addmm_(rows_T[f], residual[i])
+        else:
+            data_W[i] += torch.mm(rows_T[f], residual[i])
+
+
 def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_iter: int = 1000, memory: int = 10,
-                bf16_until: float | None = None, max_line_search: int = 50) -> tuple[Any, np.ndarray]:
+                anchored: bool = False, max_line_search: int = 50,
+                reanchor: float = REANCHOR) -> tuple[Any, np.ndarray]:
     """One L-BFGS per fold, run side by side: the folds' objectives and gradients are computed in one batched call,
     but every fold has its own curvature pairs, step length and stopping rule (as scikit-learn's per-fold fits).
 
@@ -150,37 +272,46 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
     fails, or after `max_iter` iterations. Steps: two-loop recursion over the last `memory` pairs, initial Hessian
     scale s'y / y'y, the first step of length 1 / ||g|| (as L-BFGS-B), backtracking with quadratic interpolation
     until the Armijo condition holds (c1 = 1e-4; the objective is strictly convex, so s'y > 0).
-    `bf16_until`: each fold's products in bfloat16 until its largest gradient entry is below it (or it stalls
-    there: no decrease, a failed line search), then float32 to the end, keeping its curvature pairs; the stopping
-    rule is only applied in float32. Returns (params [folds, size] float32, iterations per fold).
+    `anchored`: evaluations in `SoftmaxFolds`' anchored mode; a fold is re-anchored (a float32 evaluation at its
+    current point) when its largest gradient entry has fallen to `reanchor` times its value at the last anchor, or
+    below `tol`, or when it stalls (no decrease, a failed line search); the stopping rule is only applied to float32
+    values (at a fresh anchor), and a fold that stalls there goes on in float32, where a second stall ends it.
+    Returns (params [folds, size] float32, iterations per fold).
     """
     import torch
 
     ftol = 64 * np.finfo(np.float64).eps
     params = torch.zeros(n_folds, objective.size)
     folds = list(range(n_folds))
-    low = np.full(n_folds, bf16_until is not None)
+    # exact[f]: fold f is evaluated in float32 (all folds without anchors; an anchored fold after it stalls at a
+    # fresh anchor, where anchored values can no longer tell a decrease from their rounding); fresh[f]: its current
+    # values come from a float32 evaluation
+    exact = np.full(n_folds, not anchored)
+    fresh = np.ones(n_folds, dtype=bool)
 
     def evaluate(at: Any, which: list[int]) -> tuple[Any, Any, Any]:  # each fold in its own precision
         loss = torch.empty(len(which), dtype=torch.float64)
         grad, largest = torch.empty(len(which), objective.size), torch.empty(len(which))
-        for precision in (True, False):
-            rows = [i for i, f in enumerate(which) if low[f] == precision]
+        for precise in (True, False):
+            rows = [i for i, f in enumerate(which) if exact[f] == precise]
             if rows:
-                out = objective.evaluate(at[rows], [which[i] for i in rows], low=precision)
+                out = objective.evaluate(at[rows], [which[i] for i in rows], "float32" if precise else "anchored")
                 loss[rows], grad[rows], largest[rows] = out
         return loss, grad, largest
 
-    loss, grad, largest = evaluate(params, folds)
+    loss, grad, largest = objective.at_zero(anchor=anchored)
+    at_anchor = largest.clone()  # each fold's largest gradient entry at its last anchor
+    stalled = np.zeros(n_folds, dtype=bool)
     pairs: list[list[tuple[Any, Any, float]]] = [[] for _ in folds]
     iterations = np.zeros(n_folds, dtype=np.int64)
     done = np.zeros(n_folds, dtype=bool)
     while True:
-        ending = [f for f in folds if low[f] and (done[f] or float(largest[f]) <= bf16_until)]
-        if ending:  # these folds' bfloat16 stage ends: float32 from their current point on
-            low[ending], done[ending] = False, False
-            loss[ending], grad[ending], largest[ending] = evaluate(params[ending], ending)
-        done |= ~low & (largest <= tol).numpy()
+        due = [f for f in folds if not done[f] and not fresh[f] and iterations[f] < max_iter
+               and (stalled[f] or exact[f] or float(largest[f]) <= max(tol, reanchor * float(at_anchor[f])))]
+        if due:  # re-anchored: float32 values at the current point
+            loss[due], grad[due], largest[due] = objective.evaluate(params[due], due, anchor=True)
+            at_anchor[due], fresh[due], stalled[due] = largest[due], True, False
+        done |= fresh & (largest <= tol).numpy()
         running = [f for f in folds if not done[f] and iterations[f] < max_iter]
         if not running:
             break
@@ -191,6 +322,7 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
             if not pairs[f]:
                 step[j] = min(1.0, 1.0 / float(direction[j].norm()))
         start, accepted = params[running], [None] * len(running)
+        start_fresh = fresh[running].copy()
         pending = list(range(len(running)))
         for _ in range(max_line_search):
             trial = start[pending] + step[pending, None].float() * direction[pending]
@@ -199,8 +331,15 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
             for i, j in enumerate(pending):
                 f0, t, new_loss = float(loss[running[j]]), float(step[j]), float(new[0][i])
                 if new_loss <= f0 + 1e-4 * t * float(slope[j]):
-                    accepted[j] = (trial[i], new[0][i], new[1][i], new[2][i])
+                    accepted[j] = (trial[i], new[0][i], new[1][i], new[2][i], True)
                     continue
+                # near the optimum the decrease is below the rounding of the objective (float32 logits): Hager and
+                # Zhang's approximate Wolfe conditions judge the step by the slope at the trial point instead
+                if new_loss <= f0 + APPROXIMATE_WOLFE * abs(f0):
+                    new_slope = float(torch.dot(new[1][i], direction[j]))
+                    if 0.9 * float(slope[j]) <= new_slope <= -0.8 * float(slope[j]):
+                        accepted[j] = (trial[i], new[0][i], new[1][i], new[2][i], False)
+                        continue
                 curvature = 2.0 * (new_loss - f0 - t * float(slope[j]))
                 guess = -float(slope[j]) * t * t / curvature if curvature > 0 else 0.5 * t
                 step[j] = min(max(guess, 0.1 * t), 0.5 * t)
@@ -210,17 +349,26 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
                 break
         for j, f in enumerate(running):
             iterations[f] += 1
-            if accepted[j] is None:
-                done[f] = True  # the line search failed: no decrease found along the direction
-                continue
-            new_params, new_loss, new_grad, new_largest = accepted[j]
-            s, y = new_params - params[f], new_grad - grad[f]
-            sy = float(torch.dot(s, y))
-            if sy > 1e-10 * float(torch.dot(y, y)):
-                pairs[f] = (pairs[f] + [(s, y, sy)])[-memory:]
-            decrease = (float(loss[f]) - float(new_loss)) / max(abs(float(loss[f])), abs(float(new_loss)), 1.0)
-            params[f], loss[f], grad[f], largest[f] = new_params, new_loss, new_grad, new_largest
-            done[f] = decrease <= ftol
+            if accepted[j] is None:  # the line search failed: no decrease found along the direction
+                stall = True
+            else:
+                new_params, new_loss, new_grad, new_largest, armijo = accepted[j]
+                s, y = new_params - params[f], new_grad - grad[f]
+                sy = float(torch.dot(s, y))
+                if sy > 1e-10 * float(torch.dot(y, y)):
+                    pairs[f] = (pairs[f] + [(s, y, sy)])[-memory:]
+                decrease = (float(loss[f]) - float(new_loss)) / max(abs(float(loss[f])), abs(float(new_loss)), 1.0)
+                params[f], loss[f], grad[f], largest[f] = new_params, new_loss, new_grad, new_largest
+                fresh[f] = exact[f]
+                stall = armijo and decrease <= ftol
+            # a stall in float32 ends the fold; a stall of anchored steps from a fresh anchor turns the fold to
+            # float32 (anchored values can no longer tell a decrease from their rounding); any other stall of
+            # anchored steps re-anchors it
+            if stall and exact[f]:
+                done[f] = True
+            elif stall and start_fresh[j]:
+                exact[f] = True
+            stalled[f] = stall
     return params, iterations
 
 
@@ -302,7 +450,7 @@ def _fold_scores_sklearn(X, labels, splits, C, max_iter, tol):
     return scores
 
 
-def _fold_scores_torch(X, labels, splits, C, max_iter, tol, bf16_until):
+def _fold_scores_torch(X, labels, splits, C, max_iter, tol, bf16):
     import torch
 
     classes, codes = np.unique(labels, return_inverse=True)
@@ -329,8 +477,15 @@ def _fold_scores_torch(X, labels, splits, C, max_iter, tol, bf16_until):
         tests.append(test_block)
     objective = SoftmaxFolds(torch.from_numpy(Z), torch.from_numpy(train_codes), [t.size for t, _ in splits],
                              classes.size, C=C, report=torch.from_numpy(reports), penalty=torch.from_numpy(penalties))
-    with torch.no_grad():
-        params, _ = lbfgs_folds(objective, len(splits), tol=tol, max_iter=max_iter, bf16_until=bf16_until)
+    anchored = bf16 and objective.anchor_bytes <= ANCHOR_BYTES
+    # subnormal probabilities (below 1.2e-38) count as zero: float32 products with subnormal residuals took three
+    # times as long here, and their share of any gradient entry is below 1e-37
+    torch.set_flush_denormal(True)
+    try:
+        with torch.no_grad():
+            params, _ = lbfgs_folds(objective, len(splits), tol=tol, max_iter=max_iter, anchored=anchored)
+    finally:
+        torch.set_flush_denormal(False)
     size = width * classes.size
     scores = []
     for f, (_, test) in enumerate(splits):
@@ -395,7 +550,7 @@ def linear_probe(
         scores = _fold_scores_sklearn(X, labels, splits, C, max_iter, tol)
     else:
         use_bf16 = bf16_products_are_native() if bf16 is None else bf16
-        scores = _fold_scores_torch(X, labels, splits, C, max_iter, tol, BF16_UNTIL if use_bf16 else None)
+        scores = _fold_scores_torch(X, labels, splits, C, max_iter, tol, use_bf16)
     return ProbeResult(
         float(np.mean(scores)), float(np.std(scores)), n_folds, "; ".join(notes), labels.size, len(counts)
     )

@@ -225,10 +225,84 @@ def test_softmax_folds_objective_and_gradient_are_scikit_learns(chunk_rows, weig
     alone, grad_alone, _ = objective.evaluate(torch.from_numpy(params[1:]), [1])  # one fold alone: the same
     assert float(alone[0]) == pytest.approx(float(loss[1]), rel=1e-6)
     np.testing.assert_allclose(grad_alone[0].numpy(), grad[1].numpy(), atol=1e-6)
-    low_loss, low_grad, _ = objective.evaluate(torch.from_numpy(params), [0, 1], low=True)  # bfloat16: close
-    np.testing.assert_allclose(low_loss.numpy(), loss.numpy(), rtol=2e-2)
-    assert float((low_grad - grad).abs().max()) < 0.05 * float(grad.abs().max())
-    assert float((low_grad - grad).abs().max()) > 0  # and not float32 under another name
+
+
+@pytest.mark.parametrize("chunk_rows", [1024, 16])
+def test_anchored_evaluation_is_float32_at_its_anchor_and_its_error_shrinks_with_the_distance(chunk_rows):
+    """Anchored mode (float32 values at the anchor + bfloat16 products of the change): at the anchor it is the
+    float32 evaluation; a step 10 times shorter gives an error in the gradient at least 5 times smaller, but not
+    none (not float32 under another name); a fold asked for alone gets its own values; re-anchoring one fold moves
+    only that fold's anchor."""
+    import torch
+
+    objective, _, _ = softmax_problem(chunk_rows=chunk_rows)
+    rng = np.random.default_rng(3)
+    start = torch.from_numpy(rng.standard_normal((2, objective.size)).astype(np.float32) * 0.3)
+    direction = torch.from_numpy(rng.standard_normal((2, objective.size)).astype(np.float32))
+    with pytest.raises(ValueError, match="before any anchor"):
+        objective.evaluate(start, [0, 1], mode="anchored")
+    loss, grad, largest = objective.evaluate(start, [0, 1], anchor=True)
+    at_loss, at_grad, at_largest = objective.evaluate(start, [0, 1], mode="anchored")
+    np.testing.assert_allclose(at_loss.numpy(), loss.numpy(), rtol=1e-7)
+    np.testing.assert_allclose(at_grad.numpy(), grad.numpy(), atol=1e-7)
+    errors = []
+    for h in (0.3, 0.03):
+        point = start + h * direction
+        exact_loss, exact_grad, _ = objective.evaluate(point, [0, 1])
+        near_loss, near_grad, _ = objective.evaluate(point, [0, 1], mode="anchored")
+        np.testing.assert_allclose(near_loss.numpy(), exact_loss.numpy(), rtol=1e-3)
+        errors.append(float((near_grad - exact_grad).abs().max()))
+        alone_loss, alone_grad, _ = objective.evaluate(point[1:], [1], mode="anchored")
+        assert float(alone_loss[0]) == pytest.approx(float(near_loss[1]), rel=1e-6)
+        np.testing.assert_allclose(alone_grad[0].numpy(), near_grad[1].numpy(), atol=1e-6)
+    assert 0 < errors[1] < errors[0] / 5, errors
+    assert errors[0] < 0.05 * float(grad.abs().max())
+    moved = start + 0.3 * direction
+    objective.evaluate(moved[1:], [1], anchor=True)  # fold 1 re-anchored at the far point, fold 0 kept
+    _, exact_grad, _ = objective.evaluate(moved, [0, 1])
+    _, near_grad, _ = objective.evaluate(moved, [0, 1], mode="anchored")
+    assert float((near_grad[1] - exact_grad[1]).abs().max()) < 1e-6
+    assert float((near_grad[0] - exact_grad[0]).abs().max()) == pytest.approx(errors[0], rel=0.5)
+    overflow = start + 1e36 * direction  # logits beyond float32: a non-finite objective, which no line search accepts
+    for mode in ("float32", "anchored"):
+        assert not np.isfinite(objective.evaluate(overflow, [0, 1], mode)[0].numpy()).any()
+
+
+
+@pytest.mark.parametrize("penalty", [None, np.array([[1.0, 2.0, 0.5, 3.0, 1.0, 0.1], [0.2, 1.0, 1.0, 4.0, 2.0, 1.0]])])
+def test_at_zero_is_the_float32_evaluation_at_zero_and_anchors_there(penalty):
+    """The start without products: objective, gradient and largest entry of every fold at zero as `evaluate`
+    computes them (padding rows and the report included), and anchored evaluations from it match float32 ones."""
+    import torch
+
+    objective, _, _ = softmax_problem(chunk_rows=16, penalty=penalty)
+    objective.report = torch.from_numpy(np.random.default_rng(5).standard_normal((2, 3, 6)).astype(np.float32))
+    zero = torch.zeros(2, objective.size)
+    expected = objective.evaluate(zero, [0, 1])
+    got = objective.at_zero(anchor=True)
+    np.testing.assert_allclose(got[0].numpy(), expected[0].numpy(), rtol=1e-7)
+    np.testing.assert_allclose(got[1].numpy(), expected[1].numpy(), atol=1e-7)
+    np.testing.assert_allclose(got[2].numpy(), expected[2].numpy(), rtol=1e-5)
+    assert got[0].numpy() == pytest.approx(np.log(4))
+    point = torch.from_numpy(np.random.default_rng(6).standard_normal((2, objective.size)).astype(np.float32)) * 0.01
+    exact, near = objective.evaluate(point, [0, 1]), objective.evaluate(point, [0, 1], mode="anchored")
+    np.testing.assert_allclose(near[0].numpy(), exact[0].numpy(), rtol=1e-4)  # bfloat16 products of the change
+    assert float((near[1] - exact[1]).abs().max()) < 1e-2 * float(exact[1].abs().max())
+
+def test_probe_exponential_is_float32_accurate_and_floored_at_minus_64():
+    """The kernels' exponential: within 1e-6 of float64's exp from -64 to 0 (its sum too), arguments are taken
+    relative to the row's top, and anything below -64 (even -1e30) is exp(-64), never a subnormal or zero."""
+    from hidden_geometry import _probe_kernels as kernels
+
+    x = np.concatenate([np.linspace(-64, 0, 4001), -np.logspace(-9, 1.7, 300), [0.0, -70.0, -300.0, -1e30]])
+    x = x.astype(np.float32)
+    out, power = np.empty_like(x), np.empty(x.size, np.int32)
+    shifted = x + np.float32(40)  # the arguments as the kernel sees them: float32 logits and the row's top
+    total = kernels._exp_shifted(shifted, np.float32(40), out, power, power.view(np.float32))
+    reference = np.exp(np.maximum(shifted.astype(np.float64) - 40.0, -64.0))
+    assert np.abs(out / reference - 1).max() < 1e-6
+    assert total == pytest.approx(reference.sum(), rel=1e-6)
+    assert (out[-3:] == out[-3]).all() and float(out[-3]) == pytest.approx(np.exp(-64.0), rel=1e-6)
 
 
 def test_constant_rows_give_no_coordinates_and_the_majority_class_without_warnings():
@@ -245,7 +319,7 @@ def test_constant_rows_give_no_coordinates_and_the_majority_class_without_warnin
 
 def test_lbfgs_in_bound_coordinates_reaches_scikit_learns_coefficients():
     """The probe's path: standardised rows spanning 4 of 7 features with very uneven scales, fitted in
-    `bound_coordinates` (bfloat16 stage included); transform @ V is scikit-learn's converged W on the 7 standardised
+    `bound_coordinates` (anchored evaluations); transform @ V is scikit-learn's converged W on the 7 standardised
     features, and the stopping rule holds for the gradient of those 7 features' weights (computed here in float64)."""
     import torch
     from sklearn.linear_model import LogisticRegression
@@ -269,7 +343,7 @@ def test_lbfgs_in_bound_coordinates_reaches_scikit_learns_coefficients():
     objective = SoftmaxFolds(torch.from_numpy(np.stack(Z)), torch.from_numpy(np.stack(codes)), list(n), k, C=0.5,
                              report=torch.from_numpy(np.stack(reports).astype(np.float32)),
                              penalty=torch.from_numpy(np.stack(penalties)), chunk_rows=32)
-    params, iterations = lbfgs_folds(objective, 2, tol=1e-5, max_iter=500, bf16_until=1e-2)
+    params, iterations = lbfgs_folds(objective, 2, tol=1e-5, max_iter=500, anchored=True)
     assert (iterations < 500).all()
     for f, (A, y) in enumerate(rows_of):
         W = transforms[f] @ params[f, : 4 * k].reshape(4, k).double().numpy()
@@ -281,14 +355,14 @@ def test_lbfgs_in_bound_coordinates_reaches_scikit_learns_coefficients():
         np.testing.assert_allclose(b, model.intercept_, atol=2e-3 * np.abs(model.intercept_).max() + 1e-4)
 
 
-@pytest.mark.parametrize("bf16_until", [None, 1e-2])
-def test_lbfgs_folds_reaches_each_folds_own_optimum(bf16_until):
+@pytest.mark.parametrize("anchored", [False, True])
+def test_lbfgs_folds_reaches_each_folds_own_optimum(anchored):
     """Side by side, each fold converges to its own optimum: scikit-learn's converged coefficients, and the
-    largest gradient entry at the end is below tol (also after a bfloat16 start)."""
+    largest gradient entry at the end is below tol (float32 throughout, or anchored)."""
     from sklearn.linear_model import LogisticRegression
 
     objective, Z, codes = softmax_problem(seed=2)
-    params, iterations = lbfgs_folds(objective, 2, tol=5e-5, max_iter=500, bf16_until=bf16_until)
+    params, iterations = lbfgs_folds(objective, 2, tol=5e-5, max_iter=500, anchored=anchored)
     _, _, largest = objective.evaluate(params, [0, 1])
     assert float(largest.max()) <= 5e-5 and (iterations > 3).all() and (iterations < 500).all()
     for f, rows in enumerate((60, 48)):
