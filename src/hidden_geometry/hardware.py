@@ -1,6 +1,6 @@
 """What this machine's CPU multiplies fast, decided in one place for every part that chooses bfloat16 products by
-itself: the neighbour graph (`precision="auto"`) and the linear probe's bfloat16 stage. (The extraction's
-`dtype: bf16` is the user's choice and does not consult it.)
+itself: the neighbour graph (`precision="auto"`) and the linear probe's anchored (bfloat16) evaluations. (The
+extraction's `dtype: bf16` is the user's choice and does not consult it.)
 
 The answer comes from the CPU's own flags, not from a timing: it costs nothing per process (a timed probe cost
 0.37 s in every `hidden-geometry knn` process) and does not change with the machine's load.

@@ -271,7 +271,9 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
     when its objective stops decreasing (relative decrease <= 64 eps, scipy's ftol there), when the line search
     fails, or after `max_iter` iterations. Steps: two-loop recursion over the last `memory` pairs, initial Hessian
     scale s'y / y'y, the first step of length 1 / ||g|| (as L-BFGS-B), backtracking with quadratic interpolation
-    until the Armijo condition holds (c1 = 1e-4; the objective is strictly convex, so s'y > 0).
+    until the Armijo condition holds (c1 = 1e-4; the objective is strictly convex, so s'y > 0) or, for an objective
+    within `APPROXIMATE_WOLFE` of the start, Hager and Zhang's approximate Wolfe conditions on the slope at the trial
+    point (delta 0.1, sigma 0.9); only an Armijo step counts towards the relative-decrease stall.
     `anchored`: evaluations in `SoftmaxFolds`' anchored mode; a fold is re-anchored (a float32 evaluation at its
     current point) when its largest gradient entry has fallen to `reanchor` times its value at the last anchor, or
     below `tol`, or when it stalls (no decrease, a failed line search); the stopping rule is only applied to float32
@@ -507,9 +509,10 @@ def linear_probe(
     scikit-learn's LogisticRegression per fold (float64), the reference. Both minimise the same objective on the same
     folds (`fold_splits`) and the same standardisation (training statistics, float64), and stop at a largest
     gradient entry of the features' weights below `tol` (scikit-learn's default 1e-4) or after `max_iter`
-    iterations; docs/benchmarks.md (linear probe) compares them. `bf16` (torch): each fold's products in bfloat16
-    until its largest gradient entry is below `BF16_UNTIL`, float32 after (None: where the CPU has them natively,
-    `bf16_products_are_native`).
+    iterations; docs/benchmarks.md (linear probe) compares them. `bf16` (torch): the folds are evaluated in
+    `SoftmaxFolds`' anchored mode (bfloat16 products of the change since a float32 anchor; the stopping rule on
+    float32 values), else in float32 (None: where the CPU multiplies bfloat16 natively, `bf16_products_are_native`,
+    and the anchors fit in `ANCHOR_BYTES`).
     Classes with a single member cannot be split and are dropped (named in `reason`); with fewer members than
     `folds` in some class, the folds are reduced to that count (at least 2). One class left: NaN with a reason.
     """
