@@ -303,6 +303,13 @@ def test_probe_exponential_is_float32_accurate_and_floored_at_minus_64():
     assert np.abs(out / reference - 1).max() < 1e-6
     assert total == pytest.approx(reference.sum(), rel=1e-6)
     assert (out[-3:] == out[-3]).all() and float(out[-3]) == pytest.approx(np.exp(-64.0), rel=1e-6)
+    # a NaN logit (an inf - inf in an overflowing product) reaches the objective instead of being floored away
+    logits = np.zeros((1, 2, 40), np.float32)
+    logits[0, 0, 5] = np.nan
+    loss, none = np.zeros(1), np.zeros((0, 0, 0), np.float32)
+    kernels.float32_block(logits, np.zeros(1, np.int64), np.zeros((1, 2), np.int64), np.full((1, 2), 0.5, np.float32),
+                          loss, np.zeros((1, 40)), none, none, False)
+    assert np.isnan(loss[0])
 
 
 def test_constant_rows_give_no_coordinates_and_the_majority_class_without_warnings():
