@@ -195,14 +195,14 @@ class SoftmaxFolds:
         for block, (Z, ZT, weights, target) in enumerate(zip(blocks, blocks_T, self.weights, self.target)):
             if mode == "float32":
                 logits = torch.empty(a, Z.shape[1], k)
-                _products(torch.baddbmm, torch.addmm, (b, Z, W), logits, fold_ids, every)
+                _products(Z, W, logits, fold_ids, every, bias=b)
                 kernels.float32_block(logits.numpy(), fold_ids, target, weights, loss, grad_b,
                                       anchors["logits"][block] if anchor else unused,
                                       anchors["p"][block] if anchor else unused, anchor)
                 _accumulate(data_W, ZT, logits, fold_ids, every)
             else:
                 product = torch.empty(a, Z.shape[1], k, dtype=torch.bfloat16)
-                _products(None, None, (None, Z, factor), product, fold_ids, every)
+                _products(Z, factor, product, fold_ids, every)
                 delta = torch.empty_like(product)
                 kernels.anchored_block(product.view(torch.int16).numpy(), fold_ids, shift, target, weights,
                                        anchors["logits"][block], anchors["p"][block],
@@ -224,24 +224,22 @@ class SoftmaxFolds:
         return loss, grad, largest
 
 
-def _products(batched: Any, single: Any, factors: tuple[Any, Any, Any], out: Any, folds: np.ndarray,
-              every: bool) -> None:
-    """out[i] = bias[i] + rows[folds[i]] @ weights[i] (no bias: a plain product), in one batched call when every
-    fold is asked for, else fold by fold on views (no copies of the folds' rows)."""
+def _products(rows: Any, weights: Any, out: Any, folds: np.ndarray, every: bool, bias: Any = None) -> None:
+    """out[i] = rows[folds[i]] @ weights[i] (+ bias[i]), in one batched call when every fold is asked for, else fold
+    by fold on views (no copies of the folds' rows)."""
     import torch
 
-    bias, rows, weights = factors
     if every:
         if bias is None:
             torch.bmm(rows, weights, out=out)
         else:
-            batched(bias, rows, weights, out=out)
+            torch.baddbmm(bias, rows, weights, out=out)
         return
     for i, f in enumerate(folds):
         if bias is None:
             torch.mm(rows[f], weights[i], out=out[i])
         else:
-            single(bias[i], rows[f], weights[i], out=out[i])
+            torch.addmm(bias[i], rows[f], weights[i], out=out[i])
 
 
 def _accumulate(data_W: Any, rows_T: Any, residual: Any, folds: np.ndarray, every: bool) -> None:
