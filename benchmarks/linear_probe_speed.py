@@ -9,7 +9,9 @@ Each run is a whole process (imports included in `process s`, not in `probe s`);
 time (all threads), less sensitive than wall time to other jobs on the machine; `process cpu s` the whole
 process's user + system time up to the end of the probe (imports of torch or scikit-learn included). The markdown
 section in docs/benchmarks.md, with the machine's load before and after each run, is rewritten after every source, so an
-interrupted run keeps what it measured.
+interrupted run keeps what it measured. `--rounds N` runs every solver N times per source, interleaved (the table gives
+medians, and each round's process cpu s); `--baseline DIR` adds the torch solver of another checkout's `src` (e.g. a
+`git worktree` of an earlier commit) to every round, side by side with this one.
 
     python benchmarks/linear_probe_speed.py --vectors emb/layer_00*.npy --labels labels.npy --synthetic
     python benchmarks/linear_probe_speed.py --synthetic --n 3000 --classes 60 --no-doc      # quick check
@@ -33,7 +35,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from knn_graph import load_average, machine, write_section  # noqa: E402 - after the sys.path entry above
 
 BEGIN, END = "<!-- linear_probe:begin -->", "<!-- linear_probe:end -->"
-RUNS = {"torch": ("torch", 1e-4), "sklearn": ("sklearn", 1e-4), "sklearn-converged": ("sklearn", 1e-8)}
+RUNS = {"torch": ("torch", 1e-4), "sklearn": ("sklearn", 1e-4), "sklearn-converged": ("sklearn", 1e-8),
+        "torch-baseline": ("torch", 1e-4)}
 
 
 def synthetic(n: int, d: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +52,7 @@ def synthetic(n: int, d: int, classes: int, seed: int) -> tuple[np.ndarray, np.n
 
 def worker(args: argparse.Namespace) -> None:
     start = time.perf_counter()
-    sys.path.insert(0, str(ROOT / "src"))
+    sys.path.insert(0, args.src or str(ROOT / "src"))
     from hidden_geometry.probes import linear_probe
 
     X, y = np.load(args.x), np.load(args.y, allow_pickle=False)
@@ -65,9 +68,11 @@ def worker(args: argparse.Namespace) -> None:
                       "std": result.std, "n_folds": result.n_folds, "n": result.n, "classes": result.n_classes}))
 
 
-def run(name: str, x: str, y: str, max_iter: int, threads: int | None) -> dict:
+def run(name: str, x: str, y: str, max_iter: int, threads: int | None, src: str | None = None) -> dict:
     command = [sys.executable, __file__, "--worker", name, "--x", x, "--y", y,
                "--max-iter", str(max_iter if name != "sklearn-converged" else 10 * max_iter)]
+    if src:
+        command += ["--src", src]
     env = dict(os.environ)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -75,17 +80,30 @@ def run(name: str, x: str, y: str, max_iter: int, threads: int | None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def medians(rounds: list[dict]) -> dict:
+    """Each timing's median over the rounds (accuracies are the same in every round: the solvers are
+    deterministic), and the rounds' process cpu s."""
+    out = dict(rounds[0])
+    for key in ("probe", "cpu", "process", "process_cpu"):
+        out[key] = float(np.median([r[key] for r in rounds]))
+    out["each"] = ", ".join(f"{r['process_cpu']:.1f}" for r in rounds)
+    return out
+
+
 def table(sources: list[tuple[str, dict, list[str]]], header: str) -> str:
     lines = [header, "",
-             "| rows | solver | tol | probe s | cpu s | process s | process cpu s | speed-up (probe) | "
-             "speed-up (cpu) | speed-up (process cpu) | accuracy mean | std | minus scikit-learn |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for source, rows, _ in sources:
+             "| rows | solver | tol | probe s | cpu s | process s | process cpu s | process cpu s, each round | "
+             "speed-up (probe) | speed-up (cpu) | speed-up (process cpu) | accuracy mean | std | minus scikit-learn |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for source, rounds, _ in sources:
+        rows = {name: medians(runs) for name, runs in rounds.items()}
         base = rows["sklearn"]
         for name, r in rows.items():
-            lines.append(f"| {source} | {RUNS[name][0]} | {RUNS[name][1]:g} | {r['probe']:.1f} | {r['cpu']:.1f} | "
-                         f"{r['process']:.1f} | {r['process_cpu']:.1f} | {base['probe'] / r['probe']:.2f} | "
-                         f"{base['cpu'] / r['cpu']:.2f} | {base['process_cpu'] / r['process_cpu']:.2f} | "
+            solver = RUNS[name][0] + (" (baseline)" if name == "torch-baseline" else "")
+            lines.append(f"| {source} | {solver} | {RUNS[name][1]:g} | {r['probe']:.1f} | {r['cpu']:.1f} | "
+                         f"{r['process']:.1f} | {r['process_cpu']:.1f} | {r['each']} | "
+                         f"{base['probe'] / r['probe']:.2f} | {base['cpu'] / r['cpu']:.2f} | "
+                         f"{base['process_cpu'] / r['process_cpu']:.2f} | "
                          f"{r['mean']:.4f} | {r['std']:.4f} | "
                          f"{r['mean'] - base['mean']:+.4f} |")
     lines += ["", "Load average (1, 5, 15 min) before and after each run, by rows: "
@@ -105,7 +123,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="threads of every run (default: the libraries' own)")
     parser.add_argument("--max-iter", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every solver per source, interleaved")
+    parser.add_argument("--baseline", metavar="DIR", help="also the torch solver of this `src` directory")
     parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--src", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=sorted(RUNS), help=argparse.SUPPRESS)
     parser.add_argument("--x", help=argparse.SUPPRESS)
     parser.add_argument("--y", help=argparse.SUPPRESS)
@@ -118,7 +139,8 @@ def main() -> None:
         parser.error("give --vectors and/or --synthetic")
     import tempfile
 
-    names = ["torch", "sklearn"] + (["sklearn-converged"] if args.reference else [])
+    names = (["torch"] + (["torch-baseline"] if args.baseline else []) + ["sklearn"]
+             + (["sklearn-converged"] if args.reference else []))
     sources: list[tuple[str, dict, list[str]]] = []
     inputs = [(f"`{Path(v).name}`", v) for v in args.vectors] + ([("synthetic", None)] if args.synthetic else [])
     shape = ""
@@ -128,16 +150,20 @@ def main() -> None:
                 args.n, args.d, args.classes, args.seed)
             np.save(Path(tmp) / "X.npy", np.asarray(X, dtype=np.float64))
             np.save(Path(tmp) / "y.npy", np.asarray(y))
-            loads, rows = [load_average()], {}
-            for name in names:
-                rows[name] = run(name, f"{tmp}/X.npy", f"{tmp}/y.npy", args.max_iter, args.threads)
-                loads.append(load_average())
-                print(label, name, rows[name], flush=True)
+            loads, rows = [load_average()], {name: [] for name in names}
+            for _ in range(args.rounds):
+                for name in names:
+                    src = args.baseline if name == "torch-baseline" else None
+                    rows[name].append(run(name, f"{tmp}/X.npy", f"{tmp}/y.npy", args.max_iter, args.threads, src))
+                    loads.append(load_average())
+                    print(label, name, rows[name][-1], flush=True)
             sources.append((label, rows, loads))
-            shape += f"{label}: N = {rows['sklearn']['n']}, D = {X.shape[1]}, {rows['sklearn']['classes']} classes; "
+            first = rows["sklearn"][0]
+            shape += f"{label}: N = {first['n']}, D = {X.shape[1]}, {first['classes']} classes; "
             threads = f"{args.threads} thread(s) per run" if args.threads else "the libraries' default threads"
-            header = (f"### Linear probe, {rows['sklearn']['n_folds']} folds ({shape.rstrip('; ')})\n\n"
-                      f"{machine()}; {threads}.")
+            rounds = f"; medians of {args.rounds} interleaved rounds" if args.rounds > 1 else ""
+            header = (f"### Linear probe, {first['n_folds']} folds ({shape.rstrip('; ')})\n\n"
+                      f"{machine()}; {threads}{rounds}.")
             text = table(sources, header)
             if not args.no_doc:
                 write_section(text, BEGIN, END)

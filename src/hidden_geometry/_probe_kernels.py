@@ -149,3 +149,78 @@ def anchored_block(product, folds, shift, target, weights, anchor_logits, anchor
                 delta[i, row, j] = np.int16(widened[j])
         for j in range(k):
             grad_b[i, j] += column[j]
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def two_loop(grad, S, Y, sy, yy, slots, out):
+    """The L-BFGS direction out = -H grad (float32 [P]) from the curvature pairs S[i], Y[i] (float32 [slots, P]) with
+    sy[i] = s'y and yy[i] = y'y, for i in `slots` (oldest first); the initial matrix is (s'y / y'y) I of the newest
+    pair (I without pairs). Returns the slope grad'out. The two-loop recursion with each inner product computed in
+    the same pass as the update before it (2 n + 1 passes over the vectors for n pairs, dots summed in float64)."""
+    n = slots.shape[0]
+    size = grad.shape[0]
+    if n == 0:
+        slope = 0.0
+        for t in range(size):
+            out[t] = -grad[t]
+            slope -= np.float64(grad[t]) * np.float64(grad[t])
+        return slope
+    alpha = np.empty(n)
+    s = S[slots[n - 1]]
+    dot = 0.0
+    for t in range(size):
+        q = -grad[t]
+        out[t] = q
+        dot += np.float64(s[t]) * np.float64(q)
+    for i in range(n - 1, -1, -1):  # newest to oldest: alpha_i = s_i'q / s_i'y_i, q -= alpha_i y_i
+        a = dot / sy[slots[i]]
+        alpha[i] = a
+        step = np.float32(a)
+        y = Y[slots[i]]
+        dot = 0.0
+        if i > 0:
+            s = S[slots[i - 1]]
+            for t in range(size):
+                v = out[t] - step * y[t]
+                out[t] = v
+                dot += np.float64(s[t]) * np.float64(v)
+        else:  # then the initial matrix, and the first dot of the second loop
+            gamma = np.float32(sy[slots[n - 1]] / yy[slots[n - 1]])
+            first = Y[slots[0]]
+            for t in range(size):
+                v = (out[t] - step * y[t]) * gamma
+                out[t] = v
+                dot += np.float64(first[t]) * np.float64(v)
+    slope = 0.0
+    for i in range(n):  # oldest to newest: q += (alpha_i - y_i'q / s_i'y_i) s_i
+        c = np.float32(alpha[i] - dot / sy[slots[i]])
+        s = S[slots[i]]
+        dot = 0.0
+        if i < n - 1:
+            y = Y[slots[i + 1]]
+            for t in range(size):
+                v = out[t] + c * s[t]
+                out[t] = v
+                dot += np.float64(y[t]) * np.float64(v)
+        else:
+            for t in range(size):
+                v = out[t] + c * s[t]
+                out[t] = v
+                slope += np.float64(grad[t]) * np.float64(v)
+    return slope
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def curvature_pair(new_params, params, new_grad, grad, s, y):
+    """s = new_params - params and y = new_grad - grad (float32 [P]), in one pass; returns (s'y, y'y) in float64."""
+    sy = 0.0
+    yy = 0.0
+    for t in range(s.shape[0]):
+        a = new_params[t] - params[t]
+        b = new_grad[t] - grad[t]
+        s[t] = a
+        y[t] = b
+        sy += np.float64(a) * np.float64(b)
+        yy += np.float64(b) * np.float64(b)
+    return sy, yy
+

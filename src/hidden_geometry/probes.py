@@ -101,7 +101,8 @@ class SoftmaxFolds:
         # blocks of rows, each block's pass (logits, softmax, gradient) staying in the processor's cache
         spans = [slice(start, start + chunk_rows) for start in range(0, m, chunk_rows)]
         self.Z = [Z[:, span].contiguous() for span in spans]
-        self.ZT = [block.transpose(1, 2).contiguous() for block in self.Z]
+        # the transposes are views: torch's products read them as they are, as fast as a copy (measured)
+        self.ZT = [block.transpose(1, 2) for block in self.Z]
         self.weights = [np.ascontiguousarray(weights[:, span]) for span in spans]
         self.target = [np.ascontiguousarray(codes[:, span]) for span in spans]
         # the blocks, their transposes and `report` in bfloat16, made when first asked for
@@ -183,7 +184,8 @@ class SoftmaxFolds:
         unused = np.zeros((0, 0, 0), np.float32)
         if mode == "anchored":
             if self.low is None:
-                self.low = ([z.to(torch.bfloat16) for z in self.Z], [z.to(torch.bfloat16) for z in self.ZT],
+                low = [z.to(torch.bfloat16) for z in self.Z]
+                self.low = (low, [z.transpose(1, 2) for z in low],
                             None if self.report is None else self.report.to(torch.bfloat16))
             factor = (W - pick(anchors["W"])).to(torch.bfloat16)
             shift = (b - pick(anchors["b"])).reshape(a, k).contiguous().numpy()
@@ -280,6 +282,8 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
     """
     import torch
 
+    from . import _probe_kernels as kernels
+
     ftol = 64 * np.finfo(np.float64).eps
     params = torch.zeros(n_folds, objective.size)
     folds = list(range(n_folds))
@@ -302,7 +306,13 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
     loss, grad, largest = objective.at_zero(anchor=anchored)
     at_anchor = largest.clone()  # each fold's largest gradient entry at its last anchor
     stalled = np.zeros(n_folds, dtype=bool)
-    pairs: list[list[tuple[Any, Any, float]]] = [[] for _ in folds]
+    # curvature pairs: memory + 1 slots per fold (a new pair is written to the free one, and kept only if s'y > 0);
+    # slots[f] lists fold f's pairs oldest first
+    S = np.empty((n_folds, memory + 1, objective.size), dtype=np.float32)
+    Y = np.empty_like(S)
+    sy, yy = np.zeros((n_folds, memory + 1)), np.zeros((n_folds, memory + 1))
+    slots: list[list[int]] = [[] for _ in folds]
+    params_np, grad_np = params.numpy(), grad.numpy()
     iterations = np.zeros(n_folds, dtype=np.int64)
     done = np.zeros(n_folds, dtype=bool)
     while True:
@@ -315,33 +325,37 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
         running = [f for f in folds if not done[f] and iterations[f] < max_iter]
         if not running:
             break
-        direction = torch.stack([_two_loop(grad[f], pairs[f]) for f in running])
-        slope = (direction * grad[running]).sum(dim=1).double()
-        step = torch.ones(len(running), dtype=torch.float64)
+        direction = torch.empty(len(running), objective.size)
+        slope = np.empty(len(running))
+        step = np.ones(len(running))
         for j, f in enumerate(running):
-            if not pairs[f]:
-                step[j] = min(1.0, 1.0 / float(direction[j].norm()))
+            slope[j] = kernels.two_loop(grad_np[f], S[f], Y[f], sy[f], yy[f], np.array(slots[f], dtype=np.int64),
+                                        direction[j].numpy())
+            if not slots[f]:  # the first step: length 1 / ||g|| at most (as L-BFGS-B)
+                step[j] = min(1.0, 1.0 / math.sqrt(-slope[j]))
         start, accepted = params[running], [None] * len(running)
+        start_loss = loss[running].numpy()
         start_fresh = fresh[running].copy()
         pending = list(range(len(running)))
         for _ in range(max_line_search):
-            trial = start[pending] + step[pending, None].float() * direction[pending]
+            trial = start[pending] + torch.from_numpy(step[pending, None]).float() * direction[pending]
             new = evaluate(trial, [running[j] for j in pending])
+            new_losses = new[0].numpy()
             still = []
             for i, j in enumerate(pending):
-                f0, t, new_loss = float(loss[running[j]]), float(step[j]), float(new[0][i])
-                if new_loss <= f0 + 1e-4 * t * float(slope[j]):
+                f0, t, new_loss = float(start_loss[j]), float(step[j]), float(new_losses[i])
+                if new_loss <= f0 + 1e-4 * t * slope[j]:
                     accepted[j] = (trial[i], new[0][i], new[1][i], new[2][i], True)
                     continue
                 # near the optimum the decrease is below the rounding of the objective (float32 logits): Hager and
                 # Zhang's approximate Wolfe conditions judge the step by the slope at the trial point instead
                 if new_loss <= f0 + APPROXIMATE_WOLFE * abs(f0):
                     new_slope = float(torch.dot(new[1][i], direction[j]))
-                    if 0.9 * float(slope[j]) <= new_slope <= -0.8 * float(slope[j]):
+                    if 0.9 * slope[j] <= new_slope <= -0.8 * slope[j]:
                         accepted[j] = (trial[i], new[0][i], new[1][i], new[2][i], False)
                         continue
-                curvature = 2.0 * (new_loss - f0 - t * float(slope[j]))
-                guess = -float(slope[j]) * t * t / curvature if curvature > 0 else 0.5 * t
+                curvature = 2.0 * (new_loss - f0 - t * slope[j])
+                guess = -slope[j] * t * t / curvature if curvature > 0 else 0.5 * t
                 step[j] = min(max(guess, 0.1 * t), 0.5 * t)
                 still.append(j)
             pending = still
@@ -353,11 +367,13 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
                 stall = True
             else:
                 new_params, new_loss, new_grad, new_largest, armijo = accepted[j]
-                s, y = new_params - params[f], new_grad - grad[f]
-                sy = float(torch.dot(s, y))
-                if sy > 1e-10 * float(torch.dot(y, y)):
-                    pairs[f] = (pairs[f] + [(s, y, sy)])[-memory:]
-                decrease = (float(loss[f]) - float(new_loss)) / max(abs(float(loss[f])), abs(float(new_loss)), 1.0)
+                free = next(slot for slot in range(memory + 1) if slot not in slots[f])
+                sy[f, free], yy[f, free] = kernels.curvature_pair(new_params.numpy(), params_np[f], new_grad.numpy(),
+                                                                  grad_np[f], S[f, free], Y[f, free])
+                if sy[f, free] > 1e-10 * yy[f, free]:
+                    slots[f] = (slots[f] + [free])[-memory:]
+                old_loss, new_loss = float(loss[f]), float(new_loss)
+                decrease = (old_loss - new_loss) / max(abs(old_loss), abs(new_loss), 1.0)
                 params[f], loss[f], grad[f], largest[f] = new_params, new_loss, new_grad, new_largest
                 fresh[f] = exact[f]
                 stall = armijo and decrease <= ftol
@@ -370,24 +386,6 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
                 exact[f] = True
             stalled[f] = stall
     return params, iterations
-
-
-def _two_loop(grad: Any, pairs: list[tuple[Any, Any, float]]) -> Any:
-    """The L-BFGS direction -H grad from the curvature pairs (s, y, s'y), oldest first."""
-    import torch
-
-    q = -grad
-    coefficients = []
-    for s, y, sy in reversed(pairs):
-        a = float(torch.dot(s, q)) / sy
-        coefficients.append(a)
-        q = q - a * y
-    if pairs:
-        s, y, sy = pairs[-1]
-        q = q * (sy / float(torch.dot(y, y)))
-    for (s, y, sy), a in zip(pairs, reversed(coefficients)):
-        q = q + (a - float(torch.dot(y, q)) / sy) * s
-    return q
 
 
 def row_space(A: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
@@ -456,8 +454,14 @@ def _fold_scores_torch(X, labels, splits, C, max_iter, tol, bf16):
     classes, codes = np.unique(labels, return_inverse=True)
     codes = codes.reshape(-1)
     X = np.asarray(X, dtype=np.float64)  # float32 rows: their Gram matrix in float64, or the rank is lost in rounding
-    parts = [standardise(X[train], X[test]) for train, test in splits]
-    coordinates = [bound_coordinates(train_rows, C) for train_rows, _ in parts]
+    # fold by fold, so that only one fold's float64 rows are held at a time (every fresh page costs in a new process)
+    coordinates, rows = [], []
+    for train, test in splits:
+        train_rows, test_rows = standardise(X[train], X[test])
+        c = bound_coordinates(train_rows, C)
+        coordinates.append(c)
+        rows.append(((train_rows @ c.transform).astype(np.float32), (test_rows @ c.transform).astype(np.float32)))
+        del train_rows, test_rows
     width = max(c.transform.shape[1] for c in coordinates)
     longest = max(train.size for train, _ in splits)
     Z = np.zeros((len(splits), longest, width), dtype=np.float32)
@@ -465,18 +469,20 @@ def _fold_scores_torch(X, labels, splits, C, max_iter, tol, bf16):
     reports = np.zeros((len(splits), X.shape[1], width), dtype=np.float32)
     penalties = np.ones((len(splits), width), dtype=np.float32)
     tests = []
-    for f, ((train, test), (train_rows, test_rows), c) in enumerate(zip(splits, parts, coordinates)):
+    for f, ((train, test), (train_rows, test_rows), c) in enumerate(zip(splits, rows, coordinates)):
         # every class is in every training part (stratified, >= n_folds members); coordinates beyond a fold's
         # rank are zero columns, whose weights stay zero
         r = c.transform.shape[1]
         reports[f, :, :r], penalties[f, :r] = c.report, c.penalty
-        Z[f, : train.size, :r] = train_rows @ c.transform
+        Z[f, : train.size, :r] = train_rows
         train_codes[f, : train.size] = codes[train]
         test_block = np.zeros((test.size, width), dtype=np.float32)
-        test_block[:, :r] = test_rows @ c.transform
+        test_block[:, :r] = test_rows
         tests.append(test_block)
+    del rows
     objective = SoftmaxFolds(torch.from_numpy(Z), torch.from_numpy(train_codes), [t.size for t, _ in splits],
                              classes.size, C=C, report=torch.from_numpy(reports), penalty=torch.from_numpy(penalties))
+    del Z  # the objective holds the rows in blocks
     anchored = bf16 and objective.anchor_bytes <= ANCHOR_BYTES
     # subnormal probabilities (below 1.2e-38) count as zero: float32 products with subnormal residuals took three
     # times as long here, and their share of any gradient entry is below 1e-37

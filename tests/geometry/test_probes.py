@@ -312,6 +312,60 @@ def test_probe_exponential_is_float32_accurate_and_floored_at_minus_64():
     assert np.isnan(loss[0])
 
 
+def _two_loop_float64(grad, pairs):
+    """The textbook two-loop recursion in float64 (Nocedal and Wright, algorithm 7.4): the reference."""
+    q = -grad.astype(np.float64)
+    alphas = []
+    for s, y in reversed(pairs):
+        a = s @ q / (s @ y)
+        alphas.append(a)
+        q = q - a * y
+    if pairs:
+        s, y = pairs[-1]
+        q = q * (s @ y) / (y @ y)
+    for (s, y), a in zip(pairs, reversed(alphas)):
+        q = q + (a - y @ q / (s @ y)) * s
+    return q
+
+
+@pytest.mark.parametrize("n_pairs", [0, 1, 3, 10])
+def test_two_loop_kernel_matches_the_float64_recursion(n_pairs):
+    """`_probe_kernels.two_loop` (fused passes, pairs in ring-buffer slots given oldest first) against the textbook
+    recursion in float64, with the slots out of order as after the buffer has wrapped; and `curvature_pair`'s s, y,
+    s'y and y'y. A swapped loop order, a wrong scale or a pair read from the wrong slot moves the direction by far
+    more than the float32 tolerance."""
+    from hidden_geometry import _probe_kernels as kernels
+
+    rng = np.random.default_rng(n_pairs)
+    size, memory = 257, 10
+    hessian_diag = rng.uniform(0.1, 10.0, size)  # pairs of a convex quadratic: y = H s, so s'y > 0
+    S = np.zeros((memory + 1, size), np.float32)
+    Y = np.zeros_like(S)
+    sy, yy = np.zeros(memory + 1), np.zeros(memory + 1)
+    slots = list(rng.permutation(memory + 1)[:n_pairs])
+    pairs = []
+    for slot in slots:
+        params, step = rng.standard_normal(size).astype(np.float32), rng.standard_normal(size).astype(np.float32)
+        grad = (hessian_diag * params).astype(np.float32)
+        new_params = params + step
+        new_grad = (hessian_diag * new_params).astype(np.float32)
+        sy[slot], yy[slot] = kernels.curvature_pair(new_params, params, new_grad, grad, S[slot], Y[slot])
+        np.testing.assert_array_equal(S[slot], new_params - params)
+        np.testing.assert_array_equal(Y[slot], new_grad - grad)
+        s64, y64 = S[slot].astype(np.float64), Y[slot].astype(np.float64)
+        assert sy[slot] == pytest.approx(s64 @ y64, rel=1e-12) and yy[slot] == pytest.approx(y64 @ y64, rel=1e-12)
+        pairs.append((s64, y64))
+    grad = rng.standard_normal(size).astype(np.float32)
+    out = np.empty(size, np.float32)
+    slope = kernels.two_loop(grad, S, Y, sy, yy, np.array(slots, dtype=np.int64), out)
+    expected = _two_loop_float64(grad, pairs)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+    assert slope == pytest.approx(grad.astype(np.float64) @ out.astype(np.float64), rel=1e-9)
+    assert slope < 0  # a descent direction
+    if n_pairs:  # the pairs matter: the direction is not the steepest descent
+        assert np.abs(out + grad).max() > 1e-2 * np.abs(grad).max()
+
+
 def test_constant_rows_give_no_coordinates_and_the_majority_class_without_warnings():
     import warnings
 
