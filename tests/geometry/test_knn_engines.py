@@ -374,6 +374,60 @@ def test_an_empty_pool_slot_is_never_read_as_a_row():
     assert list(_knn_cpu.uncertified(np.zeros(6), np.ones(6), 0, full, 6)) == [2]
 
 
+def _simulated_pool(bf16: bool, seed: int, err_scale: float, noise: bool = False):
+    """Pools as the tiles give them: 24 candidates per row among its 40 nearest, each with a lower bound made as the
+    engine makes it (the true squared distance moved by an error e' up to the row's bound e, the value rounded to
+    bfloat16 or float32, then the lookup table's lower end and minus e'). noise: isotropic rows in 256 dimensions,
+    whose neighbours' distances lie within about 1% of each other."""
+    rng = np.random.default_rng(seed)
+    E = rng.standard_normal((300, 256)) if noise else clustered(300, 12, seed=seed)
+    d2 = ((E[:, None, :].astype(np.float64) - E[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(d2, np.inf)
+    nearest = np.argsort(d2, axis=1)[:, :40]
+    pool = np.array([rng.choice(row, 24, replace=False) for row in nearest], dtype=np.int64)
+    true = np.take_along_axis(d2, pool, axis=1)
+    err = err_scale * np.median(true, axis=1)
+    used = rng.uniform(0, 1, true.shape) * err[:, None]
+    value = true + rng.uniform(-1, 1, true.shape) * used
+    if bf16:
+        bits = torch.from_numpy(value.astype(np.float32)).to(torch.bfloat16).view(torch.int16).numpy()
+        lower = bf16_lower_table()[bits.astype(np.int64) & 0xFFFF]
+        rel, tiny = 2.02 * 2.0**-8 / (1 - 2.0**-8), 2.0**-131
+    else:
+        lower, rel, tiny = value.astype(np.float32).astype(np.float64), 0.0, 0.0
+    return E, pool, (lower - used, err, rel, tiny)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_the_re_rank_skips_only_candidates_that_cannot_be_among_the_k_nearest(bf16):
+    # rank_pools with the pools' bounds skips every candidate whose lower bound exceeds the k-th smallest upper
+    # bound of its row: the k nearest and their distances are those of the full re-rank, bit for bit, while a
+    # good share of the candidates is skipped.
+    from hidden_geometry.geometry import _knn_kernels
+
+    k = 8
+    E, pool, bounds = _simulated_pool(bf16, seed=29, err_scale=1e-3)
+    rows, names = np.arange(300, dtype=np.int64), np.arange(300, dtype=np.int64)
+    full = _knn_cpu.rank_pools(E, rows, pool, names, k, 1)
+    pruned = _knn_cpu.rank_pools(E, rows, pool, names, k, 2, bounds)
+    np.testing.assert_array_equal(pruned[0], full[0])
+    np.testing.assert_array_equal(pruned[1], full[1])
+    lower, err, rel, tiny = bounds
+    upper, kept = np.empty(pool.shape[1]), np.empty(pool.shape[1], dtype=np.int64)
+    skipped = 0
+    for r in range(300):
+        _knn_kernels._prune_row(lower[r], pool[r], err[r], rel, tiny, k, upper, kept)
+        assert (kept >= 0).sum() >= k
+        skipped += int((kept < 0).sum())
+    assert skipped > 0.2 * pool.size
+    # an upper bound without the rows' error term is too small, and true neighbours are lost: the test would see it
+    E, pool, bounds = _simulated_pool(bf16, seed=30, err_scale=2e-2, noise=True)
+    full = _knn_cpu.rank_pools(E, rows, pool, names, k, 1)
+    np.testing.assert_array_equal(_knn_cpu.rank_pools(E, rows, pool, names, k, 1, bounds)[0], full[0])
+    wrong = _knn_cpu.rank_pools(E, rows, pool, names, k, 1, (bounds[0], np.zeros(300), bounds[2], bounds[3]))
+    assert not np.array_equal(wrong[0], full[0])
+
+
 def test_k_equal_to_n_minus_one_is_certified_without_a_shortcut():
     E = clustered(30, 5, seed=26)
     for precision in ("float32", "bfloat16"):

@@ -322,7 +322,7 @@ def load_kernels_in_background(dtype: np.dtype) -> None:
                                       np.zeros(2), np.zeros(2), np.zeros(2), 0, 2)
         pool = np.array([[1], [0]], dtype=np.int64)
         kernels.rank_candidates(E, np.arange(2, dtype=np.int64), pool, np.arange(2, dtype=np.int64), 1,
-                                np.zeros((2, 1), np.int64), np.zeros((2, 1)), 0, 2)
+                                np.zeros((2, 1), np.int64), np.zeros((2, 1)), 0, 2, *_NO_PRUNING)
         # The bfloat16 tile kernels, with the argument types of the graph's own calls (tile bits as int16).
         bits, lower = np.zeros((2, 2), np.int16), kernels.bf16_lower_table()
         vals, idx = _empty_pools(2, 1)
@@ -594,15 +594,37 @@ def default_pool(k: int, precision: str) -> int:
     return max(16, k // 2) if precision in ("bfloat16", "auto-bfloat16") else max(8, k // 8)
 
 
-def rank_pools(E: np.ndarray, rows: np.ndarray, pool_idx: np.ndarray, names: np.ndarray, k: int, threads: int):
+# rank_candidates' pruning arguments when there is nothing to prune with (no bounds)
+_NO_PRUNING = (np.zeros((0, 0)), np.zeros(0), 0.0, 0.0)
+
+
+def rank_pools(E: np.ndarray, rows: np.ndarray, pool_idx: np.ndarray, names: np.ndarray, k: int, threads: int,
+               bounds: tuple | None = None):
     """The k nearest of each row's pool (negative entries = none) in float64, ties by name: (names of the
-    neighbours, squared distances). Rows are shared between `threads` threads."""
+    neighbours, squared distances). Rows are shared between `threads` threads.
+
+    bounds: (lower bounds of the pool's distances [rows, width], the rows' error bounds, rel, tiny), as
+    `pool_bounds` gives them: the candidates whose lower bound exceeds the k-th smallest upper bound of their row
+    are skipped (their distance is strictly larger than k others'), which changes nothing in the result."""
     out_idx = np.empty((rows.size, k), dtype=np.int64)
     out_sq = np.empty((rows.size, k), dtype=np.float64)
     E = np.ascontiguousarray(E)
-    _split_rows(kernels.rank_candidates, lambda lo, hi: (E, rows, pool_idx, names, k, out_idx, out_sq, lo, hi),
-                rows.size, threads)
+    prune = _NO_PRUNING if bounds is None else bounds
+    _split_rows(kernels.rank_candidates,
+                lambda lo, hi: (E, rows, pool_idx, names, k, out_idx, out_sq, lo, hi, *prune), rows.size, threads)
     return out_idx, out_sq
+
+
+def pool_bounds(products, vals: np.ndarray) -> tuple:
+    """rank_pools' `bounds` for pools filled from these products' tiles: every entry's lower bound is its tile value
+    minus an error bound at most the row's against all rows (`err`), and the value itself lies within `rel` of its
+    magnitude of the bound's (bfloat16: 2.02 u / (1 - u) with u = 2^-8, for the rounding of the tile to bfloat16
+    and the lookup table's own rounding; float32 tiles: 0), plus `tiny` (the subnormal spacing)."""
+    n = vals.shape[0]
+    err = products.err(np.arange(n), slice(0, n))
+    if isinstance(products, _Bfloat16Products):
+        return vals, err, 2.02 * _U16 / (1.0 - _U16), 2.0**-131
+    return vals, err, 0.0, 0.0
 
 
 def uncertified(bound: np.ndarray, kth_sq: np.ndarray, shift: int, pool: np.ndarray, n: int) -> np.ndarray:
@@ -770,8 +792,10 @@ def cpu_graph(
         products = _Float32Products(Ep)
         vals, pool = _symmetric_pools(products, n, width, block, threads)
     shift = products.shift
+    bounds = pool_bounds(products, vals)
     del products
-    idx, sq = rank_pools(Ep, np.arange(n, dtype=np.int64), pool, names, k, threads)
+    idx, sq = rank_pools(Ep, np.arange(n, dtype=np.int64), pool, names, k, threads, bounds)
+    del bounds
     stats = {"rows": n, "float32_pass": 0, "brute_force": 0, "precision": precision, "width": width,
              "predicted_uncertified": predicted, "bound_violation": bound_violation}
     unsure = uncertified(vals[:, 0], sq[:, k - 1], shift, pool, n)

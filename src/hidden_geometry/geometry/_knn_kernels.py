@@ -381,9 +381,16 @@ def rank_candidates(
     out_sq: np.ndarray,
     lo: int,
     hi: int,
+    bounds: np.ndarray,
+    bound_err: np.ndarray,
+    rel: float,
+    tiny: float,
 ) -> None:
     """For i in [lo, hi): the k candidates cols[i] (negative = none) nearest to E[rows[i]], ascending squared
     float64 distance, ties by name -> out_idx[i] (as names[...]), out_sq[i].
+
+    bounds [rows, width] (empty: none): the pool's lower bounds of the distances (in any units, with bound_err [rows]
+    and tiny in the same units), used to skip the candidates that cannot be among the k nearest (`_prune_row`).
 
     names: what each row of E is called in the output (its original row number when E is a reordered copy);
     ties are broken by it, so the order of E never shows in the result. Rows are taken up to 1,024 at a time:
@@ -395,11 +402,42 @@ def rank_candidates(
     width = cols.shape[1]
     group = max(1, min(1024, (1 << 20) // max(width, 1)))
     dist = np.empty((group, width), dtype=np.float64)
+    kept = np.empty((group, width), dtype=np.int64)
+    upper = np.empty(width)
+    prune = bounds.shape[0] > 0
     for g0 in range(lo, hi, group):
         g1 = min(g0 + group, hi)
-        _block_distances(E, rows[g0:g1], cols[g0:g1], dist[: g1 - g0])
+        if prune:
+            for i in range(g0, g1):
+                _prune_row(bounds[i], cols[i], bound_err[i], rel, tiny, k, upper, kept[i - g0])
+            _block_distances(E, rows[g0:g1], kept[: g1 - g0], dist[: g1 - g0])
+        else:
+            _block_distances(E, rows[g0:g1], cols[g0:g1], dist[: g1 - g0])
         for i in range(g0, g1):
             _rank_row(dist[i - g0], cols[i], names, k, out_idx[i], out_sq[i])
+
+
+@njit(cache=True, nogil=True)
+def _prune_row(lower: np.ndarray, cand: np.ndarray, err: float, rel: float, tiny: float, k: int, upper: np.ndarray,
+               kept: np.ndarray) -> None:
+    """kept = cand without the candidates that cannot be among the k nearest (-1 in their place): those whose lower
+    bound exceeds the k-th smallest upper bound of the pool. The upper bound of an entry with lower bound
+    b = value - e' (e' <= err, the row's error bound against any row) is b + err + rel max(|b|, |b + err|) + err
+    + tiny: the value is at most the bound's own value's rounding interval above it (rel: 2.02 u / (1 - u) for a
+    bfloat16 value, 0 for float32) and the true distance at most e' above the value; plus 1e-9 of slack. At least k
+    candidates (those with upper bounds up to the k-th) always stay, and a pruned one's distance is strictly
+    above theirs, so the k nearest and their order are unchanged."""
+    width = lower.shape[0]
+    for w in range(width):
+        b = lower[w]
+        if cand[w] < 0 or not np.isfinite(b):  # an empty slot, or a bound that says nothing: never counted
+            upper[w] = np.inf
+        else:
+            u = b + err + rel * max(abs(b), abs(b + err)) + err + tiny
+            upper[w] = u + abs(u) * 1e-9
+    kth = np.partition(upper, k - 1)[k - 1] if k <= width else np.inf
+    for w in range(width):
+        kept[w] = -1 if lower[w] > kth else cand[w]
 
 
 @njit(cache=True, nogil=True)
