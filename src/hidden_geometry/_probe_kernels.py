@@ -1,4 +1,5 @@
-"""Fused softmax passes of the linear probe's objective (`probes.SoftmaxFolds`), compiled by numba.
+"""Fused softmax passes of the linear probe's objective (`probes.SoftmaxFolds`) and its L-BFGS two-loop recursion
+(`probes.lbfgs_folds`), compiled by numba.
 
 One pass per row of logits does what took torch about ten passes over a block (shift, maximum, exponential, sum,
 loss, residual, intercept gradient, rounding to bfloat16), and the exponential is computed here: torch's vectorised
