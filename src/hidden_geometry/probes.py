@@ -101,12 +101,10 @@ class SoftmaxFolds:
         # blocks of rows, each block's pass (logits, softmax, gradient) staying in the processor's cache
         spans = [slice(start, start + chunk_rows) for start in range(0, m, chunk_rows)]
         self.Z = [Z[:, span].contiguous() for span in spans]
-        # the transposes are views: torch's products read them as they are, as fast as a copy (measured)
-        self.ZT = [block.transpose(1, 2) for block in self.Z]
         self.weights = [np.ascontiguousarray(weights[:, span]) for span in spans]
         self.target = [np.ascontiguousarray(codes[:, span]) for span in spans]
-        # the blocks, their transposes and `report` in bfloat16, made when first asked for
-        self.low: tuple[list[Any], list[Any], Any] | None = None
+        # the blocks and `report` in bfloat16, made when first asked for
+        self.low: tuple[list[Any], Any] | None = None
         # anchors (made by the first evaluation with anchor=True): W_a [folds, d, K], b_a [folds, 1, K], Z'R_a, and
         # per block the logits L_a and probabilities p_a [folds, rows, K]
         self.anchors: dict[str, Any] | None = None
@@ -184,17 +182,17 @@ class SoftmaxFolds:
         unused = np.zeros((0, 0, 0), np.float32)
         if mode == "anchored":
             if self.low is None:
-                low = [z.to(torch.bfloat16) for z in self.Z]
-                self.low = (low, [z.transpose(1, 2) for z in low],
+                self.low = ([z.to(torch.bfloat16) for z in self.Z],
                             None if self.report is None else self.report.to(torch.bfloat16))
             factor = (W - pick(anchors["W"])).to(torch.bfloat16)
             shift = (b - pick(anchors["b"])).reshape(a, k).contiguous().numpy()
             data_W = pick(anchors["grad"]).clone()
-            blocks, blocks_T, _ = self.low
+            blocks = self.low[0]
         else:
             data_W = torch.zeros(a, d, k)
-            blocks, blocks_T = self.Z, self.ZT
-        for block, (Z, ZT, weights, target) in enumerate(zip(blocks, blocks_T, self.weights, self.target)):
+            blocks = self.Z
+        for block, (Z, weights, target) in enumerate(zip(blocks, self.weights, self.target)):
+            ZT = Z.transpose(1, 2)  # a view: torch's products read it as fast as a transposed copy (measured)
             if mode == "float32":
                 logits = torch.empty(a, Z.shape[1], k)
                 _products(Z, W, logits, fold_ids, every, bias=b)
@@ -221,7 +219,7 @@ class SoftmaxFolds:
         elif mode == "float32":
             feature_grad = torch.bmm(pick(self.report), grad_W)
         else:  # anchored values are approximate anyway: the features' gradient in bfloat16 (AMX) too
-            feature_grad = torch.bmm(pick(self.low[2]), grad_W.to(torch.bfloat16))
+            feature_grad = torch.bmm(pick(self.low[1]), grad_W.to(torch.bfloat16))
         largest = torch.maximum(feature_grad.abs().amax(dim=(1, 2)), grad_b.abs().amax(dim=1))
         return loss, grad, largest
 

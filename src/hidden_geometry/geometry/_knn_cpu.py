@@ -93,6 +93,8 @@ class _Float32Products:
     """
 
     tile_dtype = torch.float32
+    # a tile value is the float32 result itself: the pools' lower bounds are value - err, nothing more (`pool_bounds`)
+    value_rel, value_tiny = 0.0, 0.0
 
     def __init__(self, E: np.ndarray, lazy: bool = False, chunk: int = 4096):
         n, d = E.shape
@@ -178,6 +180,10 @@ class _Bfloat16Products:
     """
 
     tile_dtype = torch.bfloat16
+    # a pool's lower bound starts from the lower end of the tile value's bfloat16 rounding interval: the value lies
+    # within 2.02 u / (1 - u) of its magnitude above it (the table's own rounding included), plus the subnormal
+    # spacing (`pool_bounds`)
+    value_rel, value_tiny = 2.02 * _U16 / (1.0 - _U16), 2.0**-131
 
     def __init__(self, E: np.ndarray, threads: int):
         n, d = E.shape
@@ -617,14 +623,10 @@ def rank_pools(E: np.ndarray, rows: np.ndarray, pool_idx: np.ndarray, names: np.
 
 def pool_bounds(products, vals: np.ndarray) -> tuple:
     """rank_pools' `bounds` for pools filled from these products' tiles: every entry's lower bound is its tile value
-    minus an error bound at most the row's against all rows (`err`), and the value itself lies within `rel` of its
-    magnitude of the bound's (bfloat16: 2.02 u / (1 - u) with u = 2^-8, for the rounding of the tile to bfloat16
-    and the lookup table's own rounding; float32 tiles: 0), plus `tiny` (the subnormal spacing)."""
+    (or the lower end of its rounding interval) minus an error bound at most the row's against all rows (`err`), and
+    the value lies within the products' `value_rel` of the magnitude above that, plus `value_tiny`."""
     n = vals.shape[0]
-    err = products.err(np.arange(n), slice(0, n))
-    if isinstance(products, _Bfloat16Products):
-        return vals, err, 2.02 * _U16 / (1.0 - _U16), 2.0**-131
-    return vals, err, 0.0, 0.0
+    return vals, products.err(np.arange(n), slice(0, n)), products.value_rel, products.value_tiny
 
 
 def uncertified(bound: np.ndarray, kth_sq: np.ndarray, shift: int, pool: np.ndarray, n: int) -> np.ndarray:

@@ -402,9 +402,9 @@ def rank_candidates(
     width = cols.shape[1]
     group = max(1, min(1024, (1 << 20) // max(width, 1)))
     dist = np.empty((group, width), dtype=np.float64)
-    kept = np.empty((group, width), dtype=np.int64)
-    upper = np.empty(width)
     prune = bounds.shape[0] > 0
+    kept = np.empty((group if prune else 0, width), dtype=np.int64)
+    upper = np.empty(width)
     for g0 in range(lo, hi, group):
         g1 = min(g0 + group, hi)
         if prune:
