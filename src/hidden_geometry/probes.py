@@ -483,7 +483,10 @@ def _fold_scores_torch(X, labels, splits, C, max_iter, tol, bf16):
     del Z  # the objective holds the rows in blocks
     anchored = bf16 and objective.anchor_bytes <= ANCHOR_BYTES
     # subnormal probabilities (below 1.2e-38) count as zero: float32 products with subnormal residuals took three
-    # times as long here, and their share of any gradient entry is below 1e-37
+    # times as long here, and their share of any gradient entry is below 1e-37. The setting is this thread's, and
+    # threads started while it holds inherit it: torch's worker threads are started first (a parallel operation),
+    # or they would flush subnormals in every later torch operation of the process
+    torch.zeros(1 << 20).add_(1.0)
     torch.set_flush_denormal(True)
     try:
         with torch.no_grad():

@@ -40,6 +40,28 @@ def test_linear_probe_separable_and_chance():
     assert linear_probe(X, y, seed=3).mean == linear_probe(X, y, seed=3).mean
 
 
+def test_the_probe_leaves_no_thread_flushing_subnormals():
+    # The torch solver flushes subnormal numbers to zero while it fits (set on its own thread). Threads created
+    # meanwhile inherit that setting: torch's worker threads, started by the fit's first parallel product, would
+    # then flush subnormals in every later parallel torch operation of the process. In a fresh process (so that the
+    # fit starts the workers), a large conversion of subnormals after a probe must keep them.
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np, torch
+torch.set_num_threads(2)
+from hidden_geometry.probes import linear_probe
+rng = np.random.default_rng(0)
+X = rng.standard_normal((300, 16)) + np.repeat(np.eye(16)[:3] * 3, 100, axis=0)
+print(linear_probe(X, np.repeat(np.arange(3), 100), bf16=False).mean > 0.5)
+tiny = torch.full((1 << 20,), 1e-40, dtype=torch.float32)
+print(int((tiny.to(torch.bfloat16).double() != 0).sum()), int((tiny.double() * 1.0 != 0).sum()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", str(1 << 20), str(1 << 20)]
+
+
 def test_linear_probe_undefined_and_reduced_cases():
     X, _ = blobs()
     one_class = linear_probe(X, np.zeros(X.shape[0], dtype=int))
