@@ -7,8 +7,9 @@ each file is one source), and/or `--synthetic` clustered rows (`--n`, `--d`, `--
 scikit-learn at tol 1e-8 (a converged fit) so that both can be compared with the optimum, not only with each other.
 Each run is a whole process (imports included in `process s`, not in `probe s`); `cpu s` is the probe's processor
 time (all threads), less sensitive than wall time to other jobs on the machine; `process cpu s` the whole
-process's user + system time up to the end of the probe (imports of torch or scikit-learn included). The markdown
-section in docs/benchmarks.md, with the machine's load before and after each run, is rewritten after every source, so an
+process's user + system time up to the end of the probe (imports of torch or scikit-learn included; the
+scikit-learn process imports scikit-learn alone, `sklearn_folds`, as its users run it). The markdown section in
+docs/benchmarks.md, with the machine's load before and after each run, is rewritten after every source, so an
 interrupted run keeps what it measured. `--rounds N` runs every solver N times per source, interleaved (the table gives
 medians, and each round's process cpu s); `--baseline DIR` adds the torch solver of another checkout's `src` (e.g. a
 `git worktree` of an earlier commit) to every round, side by side with this one.
@@ -50,22 +51,54 @@ def synthetic(n: int, d: int, classes: int, seed: int) -> tuple[np.ndarray, np.n
     return X, y
 
 
+def sklearn_folds(X: np.ndarray, y: np.ndarray, tol: float, max_iter: int, folds: int = 5, seed: int = 0,
+                  C: float = 1.0) -> dict:
+    """The peer as its users run it: scikit-learn alone (StratifiedKFold, StandardScaler, LogisticRegression), with
+    nothing of ours imported. `hidden_geometry.probes` imports torch (1.2 to 1.5 s of processor time), which a
+    scikit-learn process does not pay. The folds are `fold_splits`' (tests/geometry/test_probes.py checks that they
+    are StratifiedKFold's), and `linear_probe(solver="sklearn")` fits each of them as here."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if np.unique(y, return_counts=True)[1].min() < folds:
+        raise SystemExit(f"every class needs at least {folds} members for the scikit-learn worker")
+    scores = []
+    for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y):
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=C, tol=tol, max_iter=max_iter))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X[train], y[train])
+        scores.append(float(np.mean(model.predict(X[test]) == y[test])))
+    return {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "n_folds": folds, "n": int(y.size),
+            "classes": int(np.unique(y).size)}
+
+
 def worker(args: argparse.Namespace) -> None:
     start = time.perf_counter()
-    sys.path.insert(0, args.src or str(ROOT / "src"))
-    from hidden_geometry.probes import linear_probe
-
-    X, y = np.load(args.x), np.load(args.y, allow_pickle=False)
     solver, tol = RUNS[args.worker]
+    if solver == "torch":
+        sys.path.insert(0, args.src or str(ROOT / "src"))
+        from hidden_geometry.probes import linear_probe
+    X, y = np.load(args.x), np.load(args.y, allow_pickle=False)
     before, cpu_before = time.perf_counter(), time.process_time()
-    result = linear_probe(X, y, solver=solver, tol=tol, max_iter=args.max_iter)
+    if solver == "torch":
+        result = linear_probe(X, y, solver=solver, tol=tol, max_iter=args.max_iter)
+        fit = {"mean": result.mean, "std": result.std, "n_folds": result.n_folds, "n": result.n,
+               "classes": result.n_classes}
+    else:
+        fit = sklearn_folds(X, y, tol, args.max_iter)
     probe, cpu = time.perf_counter() - before, time.process_time() - cpu_before
     import resource
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"probe": probe, "cpu": cpu, "process": time.perf_counter() - start,
-                      "process_cpu": usage.ru_utime + usage.ru_stime, "mean": result.mean,
-                      "std": result.std, "n_folds": result.n_folds, "n": result.n, "classes": result.n_classes}))
+                      "process_cpu": usage.ru_utime + usage.ru_stime, "torch_imported": "torch" in sys.modules,
+                      **fit}))
 
 
 def run(name: str, x: str, y: str, max_iter: int, threads: int | None, src: str | None = None) -> dict:
@@ -125,6 +158,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=1, help="runs of every solver per source, interleaved")
     parser.add_argument("--baseline", metavar="DIR", help="also the torch solver of this `src` directory")
+    parser.add_argument("--float64-rows", action="store_true",
+                        help="give both solvers float64 rows (every run before 1 December did); the default is "
+                             "float32 rows, as an extraction writes them and as scikit-learn's users then fit them")
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--src", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=sorted(RUNS), help=argparse.SUPPRESS)
@@ -148,7 +184,7 @@ def main() -> None:
         for label, path in inputs:
             X, y = (np.load(path), np.load(args.labels, allow_pickle=False)) if path else synthetic(
                 args.n, args.d, args.classes, args.seed)
-            np.save(Path(tmp) / "X.npy", np.asarray(X, dtype=np.float64))
+            np.save(Path(tmp) / "X.npy", np.asarray(X, dtype=np.float64 if args.float64_rows else np.float32))
             np.save(Path(tmp) / "y.npy", np.asarray(y))
             loads, rows = [load_average()], {name: [] for name in names}
             for _ in range(args.rounds):
@@ -163,7 +199,8 @@ def main() -> None:
             threads = f"{args.threads} thread(s) per run" if args.threads else "the libraries' default threads"
             rounds = f"; medians of {args.rounds} interleaved rounds" if args.rounds > 1 else ""
             header = (f"### Linear probe, {first['n_folds']} folds ({shape.rstrip('; ')})\n\n"
-                      f"{machine()}; {threads}{rounds}.")
+                      f"{machine()}; {threads}{rounds}; both solvers read the rows as "
+                      f"{'float64' if args.float64_rows else 'float32'}.")
             text = table(sources, header)
             if not args.no_doc:
                 write_section(text, BEGIN, END)

@@ -522,3 +522,31 @@ def test_a_probe_process_with_the_torch_solver_does_not_import_scikit_learn():
             "print(r.n_folds, r.mean > 0.8, 'sklearn' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["4", "True", "False"]
+
+
+def test_the_benchmarks_peer_is_scikit_learn_alone_on_the_probes_folds(tmp_path):
+    # benchmarks/linear_probe_speed.py compares whole processes: its scikit-learn process must not pay torch's import
+    # (hidden_geometry imports torch; until 1 December the peer imported it, 1.2 to 1.5 s of its time), and it must fit
+    # the folds that linear_probe(solver="sklearn") fits, so that the accuracies compare.
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from hidden_geometry.probes import linear_probe
+
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(4), [12, 15, 10, 23])
+    rng.shuffle(y)
+    X = (rng.standard_normal((y.size, 6)) + 0.8 * y[:, None]).astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "linear_probe_speed.py"
+    done = subprocess.run([sys.executable, str(script), "--worker", "sklearn", "--x", str(tmp_path / "X.npy"),
+                           "--y", str(tmp_path / "y.npy"), "--max-iter", "1000"],
+                          capture_output=True, text=True, check=True)
+    peer = json.loads(done.stdout.strip().splitlines()[-1])
+    ours = linear_probe(X, y, solver="sklearn")
+    assert peer["torch_imported"] is False
+    assert (peer["n_folds"], peer["n"], peer["classes"]) == (5, 60, 4)
+    assert peer["mean"] == pytest.approx(ours.mean, abs=1e-12) and peer["std"] == pytest.approx(ours.std, abs=1e-12)
