@@ -2,14 +2,23 @@
 itself: the neighbour graph (`precision="auto"`) and the linear probe's anchored (bfloat16) evaluations. (The
 extraction's `dtype: bf16` is the user's choice and does not consult it.)
 
+And the guard that float32 products are IEEE float32 (`ieee_float32`) wherever a result depends on it: the neighbour
+graph's bound, the linear probe's float32 evaluations and stopping rule, the float32 extraction. A caller's
+`torch.set_float32_matmul_precision("medium")` (or "high") makes torch run float32 products in bfloat16 on this CPU
+(oneDNN) and in TF32 on CUDA, for every later product of the process; inside the guard they are float32 again.
+
 The answer comes from the CPU's own flags, not from a timing: it costs nothing per process (a timed probe cost
 0.37 s in every `hidden-geometry knn` process) and does not change with the machine's load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 # CPU flags (Linux /proc/cpuinfo) of hardware bfloat16 dot products: Intel AMX tiles, AVX-512 BF16.
 BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
@@ -43,3 +52,59 @@ def bf16_products_are_native() -> bool:
 
     supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     return supported is not None and bool(supported())
+
+
+def _set_fp32_precision(value: str | None) -> dict:
+    """Set every backend's float32 matmul precision ("ieee") or, given the saved dict, restore it. Uses the
+    legacy API where the caller did (torch refuses to mix the two), else the per-backend one."""
+    import torch
+
+    backends = {"mkldnn": torch.backends.mkldnn.matmul, "cuda": torch.backends.cuda.matmul}
+    saved = {name: backend.fp32_precision for name, backend in backends.items()}
+    for backend in backends.values():
+        backend.fp32_precision = value
+    return saved
+
+
+@contextlib.contextmanager
+def ieee_float32(device: Any) -> Iterator[None]:
+    """Run the block with IEEE float32 matrix products on `device` (a torch.device or its name): no TF32, no
+    bfloat16 inside float32 products, no autocast; the caller's settings are restored after. Checks on the device
+    that a product keeps float32's 24-bit mantissa and raises RuntimeError where it does not. Also a decorator."""
+    import torch
+
+    device = torch.device(device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            legacy = torch.get_float32_matmul_precision()
+            torch.set_float32_matmul_precision("highest")
+            saved = None
+        except RuntimeError:  # the caller mixed the legacy and the per-backend APIs: use the latter
+            legacy, saved = None, _set_fp32_precision("ieee")
+    try:
+        with torch.autocast(device_type=device.type, enabled=False):
+            check_ieee_products(device)
+            yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if legacy is not None:
+                torch.set_float32_matmul_precision(legacy)
+            else:
+                for name, value in saved.items():
+                    getattr(torch.backends, name).matmul.fp32_precision = value
+
+
+def check_ieee_products(device: Any) -> None:
+    """Raise RuntimeError unless a float32 product on `device` keeps 24 significant bits: 64 terms of
+    (1 + 2^-12) x 1 sum to 64 + 2^-6 exactly in float32, but to 64 in TF32 or bfloat16."""
+    import torch
+
+    x = torch.full((64, 64), 1.0 + 2.0**-12, dtype=torch.float32, device=device)
+    got = float(torch.mm(x, torch.ones((64, 64), dtype=torch.float32, device=device))[0, 0])
+    if got != 64.0 + 2.0**-6:
+        raise RuntimeError(
+            f"float32 matrix products on {device} are not IEEE float32 (64 + 2^-6 came out as {got!r}: TF32, "
+            "bfloat16 or autocast is active and could not be turned off); this result needs them"
+        )

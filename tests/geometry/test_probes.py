@@ -550,3 +550,37 @@ def test_the_benchmarks_peer_is_scikit_learn_alone_on_the_probes_folds(tmp_path)
     assert peer["torch_imported"] is False
     assert (peer["n_folds"], peer["n"], peer["classes"]) == (5, 60, 4)
     assert peer["mean"] == pytest.approx(ours.mean, abs=1e-12) and peer["std"] == pytest.approx(ours.std, abs=1e-12)
+
+
+def test_the_probe_fits_with_ieee_float32_products_whatever_the_callers_torch_setting(monkeypatch):
+    # set_float32_matmul_precision("medium") runs float32 products in bfloat16 on a CPU with AMX or AVX512-BF16: the
+    # probe's float32 evaluations and stopping rule would then see bfloat16 values (layer 5 of the benchmark: accuracy
+    # 0.8125 instead of 0.8134, silently). Inside the fit the products are IEEE float32; the caller's setting is kept.
+    import torch
+
+    from hidden_geometry import probes
+    from hidden_geometry.hardware import check_ieee_products
+
+    X, y = blobs(n_per_class=40, n_classes=6, dim=24, spread=2.5, seed=5)
+    fits, inside = [], []
+    fit = probes.lbfgs_folds
+
+    def recorded(*args, **kwargs):
+        check_ieee_products(torch.device("cpu"))  # raises where the caller's setting reached the fit
+        inside.append(torch.get_float32_matmul_precision())
+        params, iterations = fit(*args, **kwargs)
+        fits.append((params.clone(), iterations.copy()))
+        return params, iterations
+
+    monkeypatch.setattr(probes, "lbfgs_folds", recorded)
+    expected = linear_probe(X, y, bf16=False)
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        got = linear_probe(X, y, bf16=False)
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert inside == ["highest", "highest"]
+    assert torch.equal(fits[0][0], fits[1][0]) and (fits[0][1] == fits[1][1]).all()
+    assert (got.mean, got.std) == (expected.mean, expected.std)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from hidden_geometry.errors import InputError
+from hidden_geometry.hardware import bf16_products_are_native, check_ieee_products
 from hidden_geometry.models.esm2_forward import Esm2Forward
 from hidden_geometry.models.extraction import extract_representations, load_layer, read_manifest
 from hidden_geometry.models.loading import load_model
@@ -160,3 +161,31 @@ def test_a_module_it_cannot_reproduce_is_refused(small_esm: Path) -> None:
     adapter.model.layers[0].self_attn.rot_emb = None
     with pytest.raises(ValueError, match="rotary"):
         Esm2Forward(adapter.model)
+
+
+def _medium_precision_bites() -> bool:
+    """Whether set_float32_matmul_precision("medium") changes float32 products here (bfloat16 on a CPU with it)."""
+    try:
+        check_ieee_products(torch.device("cpu"))
+    except RuntimeError:
+        return True
+    return False
+
+
+def test_float32_extraction_is_ieee_float32_whatever_the_callers_torch_setting(small_esm: Path) -> None:
+    # A notebook's torch.set_float32_matmul_precision("medium") runs every later float32 product in bfloat16 on a CPU
+    # with AMX or AVX512-BF16 (TF32 on CUDA). The extraction's fp32 forward (the manifest says fp32) keeps IEEE
+    # float32 products inside, and leaves the caller's setting as it was.
+    adapter = load_model({"path": str(small_esm)}, name="small")
+    expected = adapter.forward_pooled(SEQUENCES)
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        bites = _medium_precision_bites()
+        got = adapter.forward_pooled(SEQUENCES)
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert bites or not bf16_products_are_native()  # the setting bites wherever the CPU multiplies bfloat16
+    for layer_expected, layer_got in zip(expected, got):
+        np.testing.assert_array_equal(layer_got, layer_expected)

@@ -389,3 +389,20 @@ def test_extract_pieces_repair_and_retry_in_memory(esm: Any, proteins: list[str]
     stats = RunStats(token_budget=400)
     seen = sorted(i for batch, _ in pooled_batches(FakeOOM(esm, limit=100), proteins, stats) for i in batch)
     assert seen == list(range(len(proteins))) and stats.oom_retries >= 1 and stats.token_budget <= 100
+
+
+def test_float32_text_extraction_is_ieee_float32_whatever_the_callers_torch_setting(tiny_bert: Path) -> None:
+    # the transformers adapters' fp32 forward (`_autocast`): the same vectors with the caller's
+    # set_float32_matmul_precision("medium"), which would run its float32 products in bfloat16 on this CPU
+    adapter = load_model({"path": str(tiny_bert), "max_tokens": 16}, name="bert")
+    texts = ["a good film", "bad", "the story was long and dull", "fine music"]
+    expected = adapter.forward_pooled(texts)
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        got = adapter.forward_pooled(texts)
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(before)
+    for layer_expected, layer_got in zip(expected, got):
+        np.testing.assert_array_equal(layer_got, layer_expected)

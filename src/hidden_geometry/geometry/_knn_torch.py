@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 from typing import Iterator
 
 import numpy as np
 import torch
+
+from ..hardware import check_ieee_products, ieee_float32  # noqa: F401 - used here and by _knn_cpu
 
 # float32 unit roundoff: the float32 products are trusted only up to a multiple of this.
 _U32 = float(np.finfo(np.float32).eps) / 2.0
@@ -102,55 +103,6 @@ def _row_factor(rows: torch.Tensor, d: int) -> torch.Tensor:
     factor[:, d] = rows[:, d + 1]
     factor[:, d + 1] = rows[:, d]
     return factor
-
-
-def _set_fp32_precision(value: str | None) -> dict:
-    """Set every backend's float32 matmul precision ("ieee") or, given the saved dict, restore it. Uses the
-    legacy API where the caller did (torch refuses to mix the two), else the per-backend one."""
-    backends = {"mkldnn": torch.backends.mkldnn.matmul, "cuda": torch.backends.cuda.matmul}
-    saved = {name: backend.fp32_precision for name, backend in backends.items()}
-    for backend in backends.values():
-        backend.fp32_precision = value
-    return saved
-
-
-@contextlib.contextmanager
-def ieee_float32(device: torch.device) -> Iterator[None]:
-    """Run the block with IEEE float32 matrix products on `device`: no TF32, no bfloat16 inside float32
-    products, no autocast; the caller's settings are restored after. Checks on the device that a product keeps
-    float32's 24-bit mantissa and raises RuntimeError where it does not (the bound would not hold)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            legacy = torch.get_float32_matmul_precision()
-            torch.set_float32_matmul_precision("highest")
-            saved = None
-        except RuntimeError:  # the caller mixed the legacy and the per-backend APIs: use the latter
-            legacy, saved = None, _set_fp32_precision("ieee")
-    try:
-        with torch.autocast(device_type=device.type, enabled=False):
-            check_ieee_products(device)
-            yield
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if legacy is not None:
-                torch.set_float32_matmul_precision(legacy)
-            else:
-                for name, value in saved.items():
-                    getattr(torch.backends, name).matmul.fp32_precision = value
-
-
-def check_ieee_products(device: torch.device) -> None:
-    """Raise RuntimeError unless a float32 product on `device` keeps 24 significant bits: 64 terms of
-    (1 + 2^-12) x 1 sum to 64 + 2^-6 exactly in float32, but to 64 in TF32 or bfloat16."""
-    x = torch.full((64, 64), 1.0 + 2.0**-12, dtype=torch.float32, device=device)
-    got = float(torch.mm(x, torch.ones((64, 64), dtype=torch.float32, device=device))[0, 0])
-    if got != 64.0 + 2.0**-6:
-        raise RuntimeError(
-            f"float32 matrix products on {device} are not IEEE float32 (64 + 2^-6 came out as {got!r}: TF32, "
-            "bfloat16 or autocast is active and could not be turned off); the neighbour graph's bound needs them"
-        )
 
 
 @contextlib.contextmanager

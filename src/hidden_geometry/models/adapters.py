@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..hardware import ieee_float32
 from .esm2_forward import Esm2Forward
 from .spec import POOLINGS, PROTEIN_KINDS
 from .tokens import DEFAULT_MAX_UNKNOWN_SHARE
@@ -154,8 +155,13 @@ class ModelAdapter:
         return 0, sum(self.token_count(item) for item in items), None
 
     def _autocast(self, fp32: bool) -> contextlib.AbstractContextManager:
-        if self.autocast_dtype is None or fp32 or self.device.type not in ("cuda", "cpu"):
+        """The forward pass's precision: autocast to `autocast_dtype`, or float32 (None, or `fp32`) as IEEE float32
+        products whatever the caller's torch settings (`ieee_float32`: a set_float32_matmul_precision("medium") or
+        "high" would otherwise run them in bfloat16 on the CPU or TF32 on CUDA, while the manifest says fp32)."""
+        if self.device.type not in ("cuda", "cpu"):
             return contextlib.nullcontext()
+        if self.autocast_dtype is None or fp32:
+            return ieee_float32(self.device)
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     def describe(self) -> dict:
@@ -197,8 +203,13 @@ class FairEsmAdapter(ModelAdapter):
         forward = self._forwards.get(dtype)
         if forward is None:
             forward = self._forwards[dtype] = Esm2Forward(self.model, dtype)
-        autocast = self._autocast(fp32) if self.device.type == "cuda" else contextlib.nullcontext()
-        with autocast:
+        if self.device.type == "cuda":  # autocast to the reduced dtype, or IEEE float32 products
+            precision = self._autocast(fp32)
+        elif dtype == torch.float32:
+            precision = self._autocast(True)
+        else:  # the bf16 forward's products are bfloat16 by construction
+            precision = contextlib.nullcontext()
+        with precision:
             return [state.float() for state in forward(tokens)]
 
     def token_count(self, item: str) -> int:
