@@ -96,7 +96,7 @@ class SoftmaxFolds:
         if penalty is not None:
             self.alpha = self.alpha * torch.as_tensor(penalty, dtype=torch.float32).reshape(n_folds, d, 1)
         rows = torch.arange(m).unsqueeze(0) < counts.unsqueeze(1)
-        weights = torch.where(rows, 1.0 / counts.unsqueeze(1), torch.zeros(())).numpy()
+        weights = torch.where(rows, 1.0 / counts.unsqueeze(1), torch.zeros((), dtype=torch.float32)).numpy()
         codes = np.ascontiguousarray(np.asarray(codes), dtype=np.int64)
         # blocks of rows, each block's pass (logits, softmax, gradient) staying in the processor's cache
         spans = [slice(start, start + chunk_rows) for start in range(0, m, chunk_rows)]
@@ -119,7 +119,9 @@ class SoftmaxFolds:
         import torch
 
         n_folds, d, k = self.n_folds, self.d, self.n_classes
-        return {"W": torch.zeros(n_folds, d, k), "b": torch.zeros(n_folds, 1, k), "grad": torch.zeros(n_folds, d, k),
+        f32 = torch.float32
+        return {"W": torch.zeros(n_folds, d, k, dtype=f32), "b": torch.zeros(n_folds, 1, k, dtype=f32),
+                "grad": torch.zeros(n_folds, d, k, dtype=f32),
                 "logits": [np.zeros(z.shape[:2] + (k,), np.float32) for z in self.Z],
                 "p": [np.full(z.shape[:2] + (k,), 1.0 / k, np.float32) for z in self.Z]}
 
@@ -189,12 +191,12 @@ class SoftmaxFolds:
             data_W = pick(anchors["grad"]).clone()
             blocks = self.low[0]
         else:
-            data_W = torch.zeros(a, d, k)
+            data_W = torch.zeros(a, d, k, dtype=torch.float32)
             blocks = self.Z
         for block, (Z, weights, target) in enumerate(zip(blocks, self.weights, self.target)):
             ZT = Z.transpose(1, 2)  # a view: torch's products read it as fast as a transposed copy (measured)
             if mode == "float32":
-                logits = torch.empty(a, Z.shape[1], k)
+                logits = torch.empty(a, Z.shape[1], k, dtype=torch.float32)
                 _products(Z, W, logits, fold_ids, every, bias=b)
                 kernels.float32_block(logits.numpy(), fold_ids, target, weights, loss, grad_b,
                                       anchors["logits"][block] if anchor else unused,
@@ -283,7 +285,7 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
     from . import _probe_kernels as kernels
 
     ftol = 64 * np.finfo(np.float64).eps
-    params = torch.zeros(n_folds, objective.size)
+    params = torch.zeros(n_folds, objective.size, dtype=torch.float32)  # float32 whatever torch's default dtype
     folds = list(range(n_folds))
     # exact[f]: fold f is evaluated in float32 (all folds without anchors; an anchored fold after it stalls at a
     # fresh anchor, where anchored values can no longer tell a decrease from their rounding); fresh[f]: its current
@@ -293,7 +295,8 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
 
     def evaluate(at: Any, which: list[int]) -> tuple[Any, Any, Any]:  # each fold in its own precision
         loss = torch.empty(len(which), dtype=torch.float64)
-        grad, largest = torch.empty(len(which), objective.size), torch.empty(len(which))
+        grad = torch.empty(len(which), objective.size, dtype=torch.float32)
+        largest = torch.empty(len(which), dtype=torch.float32)
         for precise in (True, False):
             rows = [i for i, f in enumerate(which) if exact[f] == precise]
             if rows:
@@ -323,7 +326,7 @@ def lbfgs_folds(objective: SoftmaxFolds, n_folds: int, tol: float = 1e-4, max_it
         running = [f for f in folds if not done[f] and iterations[f] < max_iter]
         if not running:
             break
-        direction = torch.empty(len(running), objective.size)
+        direction = torch.empty(len(running), objective.size, dtype=torch.float32)
         slope = np.empty(len(running))
         step = np.ones(len(running))
         for j, f in enumerate(running):
@@ -490,7 +493,7 @@ def _fold_scores_torch(X, labels, splits, C, max_iter, tol, bf16):
     # times as long here, and their share of any gradient entry is below 1e-37. The setting is this thread's, and
     # threads started while it holds inherit it: torch's worker threads are started first (a parallel operation),
     # or they would flush subnormals in every later torch operation of the process
-    torch.zeros(1 << 20).add_(1.0)
+    torch.zeros(1 << 20, dtype=torch.float32).add_(1.0)
     torch.set_flush_denormal(True)
     try:
         with torch.no_grad():

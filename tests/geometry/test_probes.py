@@ -561,7 +561,7 @@ def test_the_probe_fits_with_ieee_float32_products_whatever_the_callers_torch_se
     from hidden_geometry import probes
     from hidden_geometry.hardware import check_ieee_products
 
-    X, y = blobs(n_per_class=40, n_classes=6, dim=24, spread=2.5, seed=5)
+    X, y = blobs(n_per_class=40, n_classes=6, dim=24, spread=5.0, seed=5)
     fits, inside = [], []
     fit = probes.lbfgs_folds
 
@@ -583,4 +583,23 @@ def test_the_probe_fits_with_ieee_float32_products_whatever_the_callers_torch_se
         torch.set_float32_matmul_precision(before)
     assert inside == ["highest", "highest"]
     assert torch.equal(fits[0][0], fits[1][0]) and (fits[0][1] == fits[1][1]).all()
+    assert (got.mean, got.std) == (expected.mean, expected.std)
+
+
+def test_the_probe_ignores_the_callers_default_dtype():
+    # torch.set_default_dtype(torch.float64) in a notebook: the probe's tensors are float32 by design (its own
+    # dtypes, not torch's default); before, it stopped with "Index put requires the source and destination dtypes
+    # match" inside the fit.
+    import torch
+
+    X, y = blobs(n_per_class=40, n_classes=6, dim=24, spread=5.0, seed=5)
+    expected = linear_probe(X, y)
+    before = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float64)
+        got = linear_probe(X, y)
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(before)
+    assert 0.5 < expected.mean < 1.0
     assert (got.mean, got.std) == (expected.mean, expected.std)
