@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import InputError
 from .geometry.neighbours import NeighbourGraph, check_k, validate_representation
-from .hardware import bf16_products_are_native, ieee_float32  # one answer for the probe and the neighbour graph
+from .hardware import bf16_products_are_native, ieee_float32, torch_threads  # shared with the neighbour graph
 from .io import Record
 
 
@@ -452,7 +452,10 @@ def _fold_scores_sklearn(X, labels, splits, C, max_iter, tol):
 # IEEE float32 products throughout, whatever the caller's torch settings: the float32 evaluations (anchors, the
 # stopping rule) and the predictions are float32 by design; with set_float32_matmul_precision("medium") torch would run
 # them in bfloat16 on this CPU (layer 5 of the benchmark: accuracy 0.8125 instead of 0.8134, with nothing to say so)
+# and on one thread: with more, the products sum in another order and each fold's L-BFGS takes another path to another
+# point that meets the stopping rule, so the result would depend on the caller's thread count (`torch_threads`)
 @ieee_float32("cpu")
+@torch_threads(1)
 def _fold_scores_torch(X, labels, splits, C, max_iter, tol, bf16):
     import torch
 
@@ -524,7 +527,8 @@ def linear_probe(
     iterations; docs/benchmarks.md (linear probe) compares them. `bf16` (torch): the folds are evaluated in
     `SoftmaxFolds`' anchored mode (bfloat16 products of the change since a float32 anchor; the stopping rule on
     float32 values), else in float32 (None: where the CPU multiplies bfloat16 natively, `bf16_products_are_native`,
-    and the anchors fit in `ANCHOR_BYTES`).
+    and the anchors fit in `ANCHOR_BYTES`). The torch fit runs on one torch thread with IEEE float32 products and its
+    own dtypes, whatever the caller's torch settings, so its result does not depend on them.
     Classes with a single member cannot be split and are dropped (named in `reason`); with fewer members than
     `folds` in some class, the folds are reduced to that count (at least 2). One class left: NaN with a reason.
     """

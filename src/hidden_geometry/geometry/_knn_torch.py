@@ -13,14 +13,13 @@ graph (the caller's settings are restored) and checks on the device that a produ
 
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Iterator
 
 import numpy as np
 import torch
 
 from ..hardware import check_ieee_products, ieee_float32  # noqa: F401 - used here and by _knn_cpu
+from ..hardware import torch_threads as _threads
 
 # float32 unit roundoff: the float32 products are trusted only up to a multiple of this.
 _U32 = float(np.finfo(np.float32).eps) / 2.0
@@ -103,21 +102,6 @@ def _row_factor(rows: torch.Tensor, d: int) -> torch.Tensor:
     factor[:, d] = rows[:, d + 1]
     factor[:, d + 1] = rows[:, d]
     return factor
-
-
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """Run torch CPU ops with `n` threads inside the block (restores the caller's setting).
-
-    Only the large matrix products gain from several threads; the many small selections and gathers around them
-    lose more to thread wake-ups than they gain, badly so when other processes share the cores.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _hit_positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
