@@ -494,9 +494,8 @@ def _fold_scores_torch(X, labels, splits, C, max_iter, tol, bf16):
     anchored = bf16 and objective.anchor_bytes <= ANCHOR_BYTES
     # subnormal probabilities (below 1.2e-38) count as zero: float32 products with subnormal residuals took three
     # times as long here, and their share of any gradient entry is below 1e-37. The setting is this thread's, and
-    # threads started while it holds inherit it: torch's worker threads are started first (a parallel operation),
-    # or they would flush subnormals in every later torch operation of the process
-    torch.zeros(1 << 20, dtype=torch.float32).add_(1.0)
+    # threads started while it holds inherit it: the fit runs on this thread alone (`torch_threads(1)` above), so no
+    # torch worker thread starts during it, to flush subnormals in every later torch operation of the process
     torch.set_flush_denormal(True)
     try:
         with torch.no_grad():
