@@ -96,6 +96,26 @@ def ieee_float32(device: Any) -> Iterator[None]:
                     getattr(torch.backends, name).matmul.fp32_precision = value
 
 
+def ieee_float32_where_changed(device: Any) -> contextlib.AbstractContextManager:
+    """`ieee_float32(device)` where the caller has changed torch's float32 product settings (the legacy
+    precision, a backend's `fp32_precision`) or turned autocast on for the device; otherwise nothing, since torch's
+    defaults are IEEE float32 already. For the extraction's fp32 forward, entered once per batch: with the defaults
+    it then runs exactly as without a guard."""
+    import torch
+
+    device = torch.device(device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            changed = torch.get_float32_matmul_precision() != "highest"
+        except RuntimeError:  # the caller used the per-backend API
+            changed = True
+    backends = (torch.backends.mkldnn.matmul, torch.backends.cuda.matmul)
+    changed = changed or any(backend.fp32_precision not in ("none", "ieee") for backend in backends)
+    changed = changed or torch.is_autocast_enabled(device.type)
+    return ieee_float32(device) if changed else contextlib.nullcontext()
+
+
 def check_ieee_products(device: Any) -> None:
     """Raise RuntimeError unless a float32 product on `device` keeps 24 significant bits: 64 terms of
     (1 + 2^-12) x 1 sum to 64 + 2^-6 exactly in float32, but to 64 in TF32 or bfloat16."""

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..hardware import ieee_float32
+from ..hardware import ieee_float32_where_changed
 from .esm2_forward import Esm2Forward
 from .spec import POOLINGS, PROTEIN_KINDS
 from .tokens import DEFAULT_MAX_UNKNOWN_SHARE
@@ -156,12 +156,13 @@ class ModelAdapter:
 
     def _autocast(self, fp32: bool) -> contextlib.AbstractContextManager:
         """The forward pass's precision: autocast to `autocast_dtype`, or float32 (None, or `fp32`) as IEEE float32
-        products whatever the caller's torch settings (`ieee_float32`: a set_float32_matmul_precision("medium") or
-        "high" would otherwise run them in bfloat16 on the CPU or TF32 on CUDA, while the manifest says fp32)."""
+        products whatever the caller's torch settings (`ieee_float32_where_changed`: a
+        set_float32_matmul_precision("medium") or "high" would otherwise run them in bfloat16 on the CPU or TF32 on
+        CUDA, while the manifest says fp32)."""
         if self.device.type not in ("cuda", "cpu"):
             return contextlib.nullcontext()
         if self.autocast_dtype is None or fp32:
-            return ieee_float32(self.device)
+            return ieee_float32_where_changed(self.device)
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     def describe(self) -> dict:
