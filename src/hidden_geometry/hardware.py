@@ -1,14 +1,17 @@
 """What this machine's CPU multiplies fast, decided in one place for every part that chooses bfloat16 products by
 itself: the neighbour graph (`precision="auto"`) and the linear probe's anchored (bfloat16) evaluations. (The
-extraction's `dtype: bf16` is the user's choice and does not consult it.)
+extraction's `dtype: bf16` is the user's choice and does not consult it.) The answer comes from the CPU's own flags,
+not from a timing: it costs nothing per process (a timed probe cost 0.37 s in every `hidden-geometry knn` process)
+and does not change with the machine's load.
 
-And the guard that float32 products are IEEE float32 (`ieee_float32`) wherever a result depends on it: the neighbour
-graph's bound, the linear probe's float32 evaluations and stopping rule, the float32 extraction. A caller's
-`torch.set_float32_matmul_precision("medium")` (or "high") makes torch run float32 products in bfloat16 on this CPU
-(oneDNN) and in TF32 on CUDA, for every later product of the process; inside the guard they are float32 again.
-
-The answer comes from the CPU's own flags, not from a timing: it costs nothing per process (a timed probe cost
-0.37 s in every `hidden-geometry knn` process) and does not change with the machine's load.
+Also the torch settings that a result must not inherit from its caller:
+- `ieee_float32`: float32 products as IEEE float32 wherever a result depends on it (the neighbour graph's bound, the
+  linear probe's float32 evaluations and stopping rule; the float32 extraction through `ieee_float32_where_changed`,
+  only where the caller changed the settings). A caller's `torch.set_float32_matmul_precision("medium")` (or "high")
+  makes torch run float32 products in bfloat16 on this CPU (oneDNN) and in TF32 on CUDA, for every later product of
+  the process; inside the guard they are float32 again.
+- `torch_threads`: a thread count for a block (the linear probe's fit runs on one, so that its result does not
+  depend on the caller's count).
 """
 
 from __future__ import annotations
