@@ -69,6 +69,19 @@ def _set_fp32_precision(value: str | None) -> dict:
     return saved
 
 
+def _legacy_precision() -> str | None:
+    """torch's legacy float32 matmul precision ("highest", "high", "medium"), or None where the caller set a
+    backend's `fp32_precision` (the legacy getter then refuses to answer)."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return torch.get_float32_matmul_precision()
+        except RuntimeError:
+            return None
+
+
 @contextlib.contextmanager
 def ieee_float32(device: Any) -> Iterator[None]:
     """Run the block with IEEE float32 matrix products on `device` (a torch.device or its name): no TF32, no
@@ -77,14 +90,14 @@ def ieee_float32(device: Any) -> Iterator[None]:
     import torch
 
     device = torch.device(device)
+    legacy = _legacy_precision()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            legacy = torch.get_float32_matmul_precision()
+        if legacy is not None:
             torch.set_float32_matmul_precision("highest")
             saved = None
-        except RuntimeError:  # the caller mixed the legacy and the per-backend APIs: use the latter
-            legacy, saved = None, _set_fp32_precision("ieee")
+        else:  # the caller used the per-backend API (torch refuses to mix the two): that one
+            saved = _set_fp32_precision("ieee")
     try:
         with torch.autocast(device_type=device.type, enabled=False):
             check_ieee_products(device)
@@ -107,12 +120,7 @@ def ieee_float32_where_changed(device: Any) -> contextlib.AbstractContextManager
     import torch
 
     device = torch.device(device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            changed = torch.get_float32_matmul_precision() != "highest"
-        except RuntimeError:  # the caller used the per-backend API
-            changed = True
+    changed = _legacy_precision() != "highest"  # None: the caller used the per-backend API
     backends = (torch.backends.mkldnn.matmul, torch.backends.cuda.matmul)
     changed = changed or any(backend.fp32_precision not in ("none", "ieee") for backend in backends)
     changed = changed or torch.is_autocast_enabled(device.type)

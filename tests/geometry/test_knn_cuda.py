@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from hidden_geometry import hardware
 from hidden_geometry.geometry import _knn_torch, knn_graph
 
 from .manifolds import gaussian
@@ -54,7 +55,7 @@ def test_real_tf32_is_detected_and_turned_off_inside_the_graph():
     try:
         torch.set_float32_matmul_precision("high")  # TF32 for float32 matrix products on CUDA
         with pytest.raises(RuntimeError, match="not IEEE float32"):
-            _knn_torch.check_ieee_products(CUDA)
+            hardware.check_ieee_products(CUDA)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             graph = knn_graph(E, 6, device="cuda", pool=0, block_size=256)
             local_idx, _ = _knn_torch.torch_graph(E, 6, 6, 256, CUDA, 1)
@@ -62,7 +63,7 @@ def test_real_tf32_is_detected_and_turned_off_inside_the_graph():
         np.testing.assert_array_equal(local_idx, ref_idx)
         assert torch.get_float32_matmul_precision() == "high"
         with pytest.raises(RuntimeError, match="not IEEE float32"):
-            _knn_torch.check_ieee_products(CUDA)  # the caller's TF32 is restored, not left off
+            hardware.check_ieee_products(CUDA)  # the caller's TF32 is restored, not left off
     finally:
         torch.set_float32_matmul_precision(before)
 

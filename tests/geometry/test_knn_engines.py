@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from hidden_geometry import hardware
 from hidden_geometry.errors import InputError
 from hidden_geometry.geometry import _knn_cpu, _knn_torch, knn_graph
 from hidden_geometry.geometry._knn_kernels import bf16_lower_table, bf16_value_table
@@ -459,7 +460,7 @@ def test_tf32_like_precision_and_autocast_are_turned_off_inside_the_engines():
     try:
         torch.set_float32_matmul_precision("medium")
         with pytest.raises(RuntimeError, match="not IEEE float32"):
-            _knn_torch.check_ieee_products(torch.device("cpu"))  # the simulated setting bites
+            hardware.check_ieee_products(torch.device("cpu"))  # the simulated setting bites
         with torch.autocast("cpu", dtype=torch.bfloat16):
             local_idx, _ = _knn_torch.torch_graph(E, 6, 6, 128, torch.device("cpu"), 1)
             idx, _, stats = run(E, 6, "float32", pool=0, block=128)
@@ -649,7 +650,7 @@ def _products(bf16: bool, n: int = 1100, dim: int = 48):
 def test_pipelined_tiles_give_the_pools_of_the_shared_loop_bit_for_bit(bf16):
     # 1,100 rows in blocks of 256: 5 blocks (the last one short), 10 off-diagonal tiles of three shapes.
     products = _products(bf16)
-    with _knn_cpu.ieee_float32(torch.device("cpu")):
+    with hardware.ieee_float32(torch.device("cpu")):
         shared = _knn_cpu._symmetric_pools(products, 1100, 20, 256, 2, pipeline=False)
         piped = _knn_cpu._symmetric_pools(products, 1100, 20, 256, 2, pipeline=True)
         single = _knn_cpu._symmetric_pools(products, 1100, 20, 256, 1)
@@ -688,7 +689,7 @@ def test_an_error_on_either_pipelined_thread_is_raised_and_stops_both(method, fa
     import threading
 
     failing = _FailingProducts(_products(False), method, fail_at)
-    with _knn_cpu.ieee_float32(torch.device("cpu")), pytest.raises(RuntimeError, match=f"{method} failed"):
+    with hardware.ieee_float32(torch.device("cpu")), pytest.raises(RuntimeError, match=f"{method} failed"):
         _knn_cpu._symmetric_pools(failing, 1100, 20, 256, 2, pipeline=True)
     assert not any(t.name == "knn-products" for t in threading.enumerate())
 
@@ -705,9 +706,9 @@ def test_pipelined_tiles_leave_torch_thread_count_as_it_was():
         thread.join()
         return seen[0]
 
-    with _knn_cpu.torch_threads(3):  # a setting that neither the graph's 2 threads nor the products' 1 thread is
+    with hardware.torch_threads(3):  # a setting that neither the graph's 2 threads nor the products' 1 thread is
         assert seen_by_a_new_thread() == 3
-        with _knn_cpu.ieee_float32(torch.device("cpu")):
+        with hardware.ieee_float32(torch.device("cpu")):
             _knn_cpu._symmetric_pools(_products(False), 1100, 20, 256, 2, pipeline=True)
         assert seen_by_a_new_thread() == 3
         assert torch.get_num_threads() == 3

@@ -47,8 +47,8 @@ import numpy as np
 import torch
 
 from .. import hardware
-from ..hardware import torch_threads
-from ._knn_torch import _abs_err, centred_shift, ieee_float32, to_given_units
+from ..hardware import ieee_float32, torch_threads
+from ._knn_torch import _abs_err, centred_shift, to_given_units
 
 
 class _LazyKernels:

@@ -18,8 +18,7 @@ import math
 import numpy as np
 import torch
 
-from ..hardware import check_ieee_products, ieee_float32  # noqa: F401 - used here and by _knn_cpu
-from ..hardware import torch_threads as _threads
+from ..hardware import ieee_float32, torch_threads
 
 # float32 unit roundoff: the float32 products are trusted only up to a multiple of this.
 _U32 = float(np.finfo(np.float32).eps) / 2.0
@@ -195,7 +194,7 @@ def _float32_pools(
             factors.clear()  # one row block at a time: the loops below go block row by block row
             factors[i0] = _row_factor(rows[i0:i1], d)
         product_threads = threads if shape[0] * shape[1] * rows.shape[1] >= _PARALLEL_MIN_WORK else 1
-        with _threads(product_threads):
+        with torch_threads(product_threads):
             return torch.mm(factors[i0], rows[j0:j1].T, out=buffers[shape])
 
     starts = list(range(0, n, block))
@@ -271,7 +270,7 @@ def _pool_distances(
     # Work items: the pairs of one block of lo rows (its float64 copy is made once and stays in cache).
     bounds = np.concatenate([[0], np.flatnonzero(np.diff(lo_block)) + 1, [pairs.size]])
 
-    with _threads(1):
+    with torch_threads(1):
         for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
             bi = int(lo_block[start])
             lo_rows = E[bi * block : (bi + 1) * block].to(torch.float64)
@@ -346,7 +345,7 @@ def torch_graph(
     E: np.ndarray, k: int, width: int, block: int, device: torch.device, threads: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest (local indices, float64 squared distances) of every row of E, products on `device`."""
-    with _threads(1), ieee_float32(device):
+    with torch_threads(1), ieee_float32(device):
         A, norms, shift = _augmented_rows(E)
         pool_vals, pool_idx = _float32_pools(A, E.shape[1], width, block, device, threads)
         del A
