@@ -451,17 +451,18 @@ def test_the_device_re_rank_gives_the_host_re_rank_bit_for_bit():
 
 
 def test_tf32_like_precision_and_autocast_are_turned_off_inside_the_engines():
-    # On CPU, set_float32_matmul_precision("medium") runs float32 products in bfloat16 (as TF32 does on CUDA)
-    # and autocast runs them in bfloat16: with pool=0 on noise either would give wrong rows. The engines turn
-    # both off, check the product on the device, and restore the caller's setting.
+    # On a CPU with AMX, set_float32_matmul_precision("medium") runs float32 products in bfloat16 (as TF32 does on
+    # CUDA; on an AMD EPYC with AVX512-BF16 but no AMX it only changed the order of float32 sums), and autocast
+    # runs them in bfloat16 on every CPU: with pool=0 on noise either would give wrong rows. The engines turn both
+    # off, check the product on the device, and restore the caller's setting.
     E = gaussian(600, 48, 48, seed=27).astype(np.float32)
     ref_idx, _ = reference(E, 6)
     before = torch.get_float32_matmul_precision()
     try:
         torch.set_float32_matmul_precision("medium")
-        with pytest.raises(RuntimeError, match="not IEEE float32"):
-            hardware.check_ieee_products(torch.device("cpu"))  # the simulated setting bites
         with torch.autocast("cpu", dtype=torch.bfloat16):
+            with pytest.raises(RuntimeError, match="not IEEE float32"):
+                hardware.check_ieee_products(torch.device("cpu"))  # the simulated setting bites
             local_idx, _ = _knn_torch.torch_graph(E, 6, 6, 128, torch.device("cpu"), 1)
             idx, _, stats = run(E, 6, "float32", pool=0, block=128)
         np.testing.assert_array_equal(local_idx, ref_idx)
@@ -662,6 +663,56 @@ def test_pipelined_tiles_give_the_pools_of_the_shared_loop_bit_for_bit(bf16):
     assert (piped[1] >= 0).all() and np.isfinite(piped[0]).all()
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_a_diagonal_tile_multiplied_in_parts_keeps_the_bound_and_is_symmetric(bf16, monkeypatch):
+    # The parts below the diagonal are the transposes of those above: the same pair along the other path, within
+    # the same error bound. Every entry's lower bound must stay below the exact distance, on both sides.
+    monkeypatch.setattr(_knn_cpu, "_DIAGONAL_MIN_PART", 32)
+    E = clustered(600, 96, seed=43, outliers=True)
+    products = _knn_cpu._Bfloat16Products(E, 1) if bf16 else _knn_cpu._Float32Products(E)
+    with hardware.ieee_float32(torch.device("cpu")):
+        whole = torch.mm(products.factor(0, 600), products.columns(0, 600).T)
+        parts = _knn_cpu._multiply_tile(products, 0, 600, 0, 600, torch.empty_like(whole))
+    # 4 parts of 150 rows: the parts below the diagonal are the transposes of those above, which are the whole
+    # product's entries (to float32 rounding: a part's sums may run in another order)
+    for a0, b0 in [(150, 0), (300, 0), (450, 300)]:
+        assert torch.equal(parts[a0 : a0 + 150, b0 : b0 + 150], parts[b0 : b0 + 150, a0 : a0 + 150].T)
+    np.testing.assert_allclose(parts.float().numpy(), whole.float().numpy(), rtol=2**-7, atol=1e-6)
+    values = parts.view(torch.int16).numpy() if bf16 else parts.numpy()
+    lower = bf16_lower_table()[values.astype(np.int64) & 0xFFFF] if bf16 else values.astype(np.float64)
+    bounds = lower - products.err(slice(0, 600), slice(0, 600))[:, None]
+    E64 = E.astype(np.float64)
+    true = np.ldexp(((E64[:, None, :] - E64[None, :, :]) ** 2).sum(-1), -2 * products.shift)
+    assert np.all(bounds <= true)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_the_tiles_on_any_number_of_threads_give_the_pools_of_the_shared_loop(bf16, threads, monkeypatch):
+    # Every thread multiplies, one at a time selects in order: the same pools bit for bit whatever the number of
+    # threads, with the diagonal tiles in parts (blocks of 256 in 4 parts of 64) as without.
+    for min_part in (32, 10**9):
+        monkeypatch.setattr(_knn_cpu, "_DIAGONAL_MIN_PART", min_part)
+        products = _products(bf16)
+        with hardware.ieee_float32(torch.device("cpu")):
+            shared = _knn_cpu._symmetric_pools(products, 1100, 20, 256, 2, pipeline=False)
+            piped = _knn_cpu._symmetric_pools(products, 1100, 20, 256, threads, pipeline=True)
+        np.testing.assert_array_equal(piped[1], shared[1])
+        np.testing.assert_array_equal(piped[0].view(np.int64), shared[0].view(np.int64))
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float32"])
+def test_diagonal_tiles_in_parts_give_the_brute_force_answer(precision, monkeypatch):
+    # No extra pool width, so the graph leans on every bound (and on the fallbacks where they do not certify).
+    monkeypatch.setattr(_knn_cpu, "_DIAGONAL_MIN_PART", 32)
+    E = clustered(1500, 48, seed=44, outliers=True)
+    ref_idx, ref_sq = reference(E, 12)
+    for pool in (0, None):
+        idx, sq, _ = run(E, 12, precision, pool=pool)
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_allclose(sq, ref_sq, rtol=1e-12)
+
+
 class _FailingProducts:
     """Products that raise at the `fail_at`-th call of `method` (after the diagonal tiles)."""
 
@@ -691,7 +742,7 @@ def test_an_error_on_either_pipelined_thread_is_raised_and_stops_both(method, fa
     failing = _FailingProducts(_products(False), method, fail_at)
     with hardware.ieee_float32(torch.device("cpu")), pytest.raises(RuntimeError, match=f"{method} failed"):
         _knn_cpu._symmetric_pools(failing, 1100, 20, 256, 2, pipeline=True)
-    assert not any(t.name == "knn-products" for t in threading.enumerate())
+    assert not any(t.name.startswith("knn-tiles") for t in threading.enumerate())
 
 
 def test_pipelined_tiles_leave_torch_thread_count_as_it_was():

@@ -391,17 +391,24 @@ def test_extract_pieces_repair_and_retry_in_memory(esm: Any, proteins: list[str]
     assert seen == list(range(len(proteins))) and stats.oom_retries >= 1 and stats.token_budget <= 100
 
 
-def test_float32_text_extraction_is_ieee_float32_whatever_the_callers_torch_setting(tiny_bert: Path) -> None:
+@pytest.mark.parametrize("setting", ["medium", "autocast"])
+def test_float32_text_extraction_is_ieee_float32_whatever_the_callers_torch_setting(tiny_bert: Path, setting: str) -> None:
     # the transformers adapters' fp32 forward (`_autocast`): the same vectors with the caller's
-    # set_float32_matmul_precision("medium"), which would run its float32 products in bfloat16 on this CPU
+    # set_float32_matmul_precision("medium") (bfloat16 products on a CPU with AMX; on an AMD EPYC without AMX it
+    # changed nothing for these small products) or torch.autocast to bfloat16 (bfloat16 products everywhere)
     adapter = load_model({"path": str(tiny_bert), "max_tokens": 16}, name="bert")
     texts = ["a good film", "bad", "the story was long and dull", "fine music"]
     expected = adapter.forward_pooled(texts)
     before = torch.get_float32_matmul_precision()
     try:
-        torch.set_float32_matmul_precision("medium")
-        got = adapter.forward_pooled(texts)
-        assert torch.get_float32_matmul_precision() == "medium"
+        if setting == "medium":
+            torch.set_float32_matmul_precision("medium")
+            got = adapter.forward_pooled(texts)
+            assert torch.get_float32_matmul_precision() == "medium"
+        else:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                got = adapter.forward_pooled(texts)
+                assert torch.is_autocast_enabled("cpu")
     finally:
         torch.set_float32_matmul_precision(before)
     for layer_expected, layer_got in zip(expected, got):

@@ -8,8 +8,8 @@ How a row's k nearest neighbours are made exact, whatever the precision of the p
    the norms and the centring.
 2. Each row keeps the `width` smallest lower bounds (a max-heap, `_knn_kernels`). Whatever is outside the pool
    has a lower bound at least the heap top `b`. The threads share each diagonal tile's fill by rows
-   (`_Workers`), or the tiles are pipelined, one thread multiplying the next tile while another selects from
-   this one (`_pipelined_pools`). Every heap receives its entries in the same order as
+   (`_Workers`), or the tiles are pipelined: every thread multiplies tiles, and the selections from them run
+   one at a time, in order (`_pipelined_pools`). Every heap receives its entries in the same order as
    from one thread, so the pools do not depend on the number of threads.
 3. The pool is re-ranked with squared distances computed in float64 from the original rows (direct differences),
    ties broken by index. If `b` exceeds the k-th exact squared distance, nothing outside the pool can be as near,
@@ -218,7 +218,7 @@ class _Bfloat16Products:
                 rows[:, d + i] = 1.0
                 rows[:, d + 3 + i] = h
         self.rows, self.d, self.E = rows, d, E
-        self._factor_key: tuple[int, int] | None = None
+        self._factor: tuple[tuple[int, int] | None, torch.Tensor | None] = (None, None)
         self._gamma = width * _U32 / (1.0 - width * _U32)
         self._abs = _abs_err(width)
         self.lower = kernels.bf16_lower_table()
@@ -227,9 +227,11 @@ class _Bfloat16Products:
     def factor(self, start: int, stop: int) -> torch.Tensor:
         """[-2ŷ, h1, h2, h3, 1, 1, 1, 0...] of rows start..stop (the last block's is kept: the tiles go block
         row by block row)."""
-        if self._factor_key != (start, stop):
-            self._factor, self._factor_key = self.as_factor(self.rows[start:stop]), (start, stop)
-        return self._factor
+        key, factor = self._factor  # one read: several threads multiply tiles
+        if key != (start, stop):
+            factor = self.as_factor(self.rows[start:stop])
+            self._factor = ((start, stop), factor)
+        return factor
 
     def as_factor(self, rows: torch.Tensor) -> torch.Tensor:
         """Factors [-2ŷ, h1, h2, h3, 1, 1, 1, 0...] of rows [ŷ, 1, 1, 1, h1, h2, h3, 0...] (a new tensor)."""
@@ -391,14 +393,14 @@ def _symmetric_pools(
 
     Each block's diagonal tile comes before every other tile of that block: it fills the block's pools, so that
     the off-diagonal tiles meet tight thresholds. With two threads or more and `pipeline`, the tiles go through
-    `_pipelined_pools` (one thread multiplies the next tile while another selects from this one). Otherwise the
+    `_pipelined_pools` (every thread multiplies tiles, one at a time selects from them in order). Otherwise the
     diagonal tiles come first, each tile's product and then its selection shared by the threads: thread t
     updates the heaps of the t-th part of the tile's rows and of the t-th part of its columns. Every way gives
     each heap the same entries in the same order, so the same pools.
     """
     vals, idx = _empty_pools(n, width)
     if pipeline and threads >= 2:
-        _pipelined_pools(products, vals, idx, n, block)
+        _pipelined_pools(products, vals, idx, n, block, threads)
         return vals, idx
     starts = list(range(0, n, block))
     buffers: dict[tuple[int, int], torch.Tensor] = {}
@@ -408,7 +410,7 @@ def _symmetric_pools(
         if shape not in buffers:
             buffers[shape] = torch.empty(shape, dtype=products.tile_dtype)
         with torch_threads(threads):
-            return torch.mm(products.factor(i0, i1), products.columns(j0, j1).T, out=buffers[shape])
+            return _multiply_tile(products, i0, i1, j0, j1, buffers[shape])
 
     with _Workers(threads) as workers:
         for i0 in starts:
@@ -450,83 +452,122 @@ def _tiles_by_column(n: int, block: int) -> list[tuple[int, int, int, int]]:
     return tiles
 
 
-# Share of a diagonal tile's rows that the multiplying thread fills before it hands the tile over (the selecting
-# thread fills the rest). At N = 30,000, D = 1,280 (bfloat16) the products take about 1.3 s, the diagonal fills
-# 0.7 s and the off-diagonal selections 1.0 s of CPU; shares of 0.2 to 0.5 measured alike (1.5 to 1.6 s wall).
-_PRODUCER_FILL_SHARE = 0.25
+# A diagonal tile (a block with itself) is symmetric: it is multiplied in _DIAGONAL_PARTS x _DIAGONAL_PARTS parts,
+# the parts above the diagonal and on it only, and the parts below are their transposes (10 products of 16 for
+# 4 parts, where the whole tile took 16). At N = 30,000 in blocks of 4,096, the diagonal tiles are 23% of the
+# products, so this saves 9% of them. Parts below _DIAGONAL_MIN_PART rows would multiply less efficiently.
+_DIAGONAL_PARTS = 4
+_DIAGONAL_MIN_PART = 512
 
 
-def _pipelined_pools(products, vals: np.ndarray, idx: np.ndarray, n: int, block: int) -> None:
-    """The tiles of `_symmetric_pools` on two threads, in `_tiles_by_column` order: a producer thread multiplies
-    the next tile (one torch thread), while this thread selects from the current one (one call over the whole
-    tile). A diagonal tile's fill is shared: the producer fills its first rows before handing it over, this
-    thread the rest. Every heap receives the entries of `_symmetric_pools`' shared loop in the same order (a tile
-    selected in one call gives the pools of one selected in parts), so the pools are the same bit for bit; and
-    no two threads touch one heap at a time (the producer fills block J's first rows before any tile of block J
-    is handed over, and the tiles handed over before it touch blocks below J only).
+def _multiply_tile(products, i0: int, i1: int, j0: int, j1: int, out: torch.Tensor) -> torch.Tensor:
+    """The tile of row blocks [i0, i1) x [j0, j1) into `out`. A diagonal tile's entry (a, b) below the diagonal
+    parts is the one computed for (b, a): the same pair, rounded along another path, within the same error bound
+    (`err` is symmetric in the two rows and covers any row of the block)."""
+    factor, columns = products.factor(i0, i1), products.columns(j0, j1)
+    m = i1 - i0
+    part = -(-m // _DIAGONAL_PARTS)
+    if i0 != j0 or part < _DIAGONAL_MIN_PART:
+        return torch.mm(factor, columns.T, out=out)
+    cuts = [(a, min(a + part, m)) for a in range(0, m, part)]
+    for p, (a0, a1) in enumerate(cuts):
+        for b0, b1 in cuts[p:]:
+            out[a0:a1, b0:b1] = torch.mm(factor[a0:a1], columns[b0:b1].T)
+            if b0 != a0:
+                out[b0:b1, a0:a1] = out[a0:a1, b0:b1].T
+    return out
 
-    Why: with both threads on each product and then on each selection, the products ran at about 730 GFLOP/s
-    in the graph against 1,250 on one thread alone (OpenMP wake-ups and waits at every tile). Measured at
-    N = 30,000, D = 1,280 (manifold data, 2 cores, otherwise idle), 7 interleaved rounds: the pools took a
-    median 4.11 s wall (7.44 s CPU) shared, 3.69 s (6.51 s CPU) with the off-diagonal tiles pipelined, less in
-    every round (docs/benchmarks.md); the diagonal tiles joined the pipeline later (docs/benchmarks.md).
-    Memory: at most three tiles at a time.
-    An error on either thread stops both and is raised here."""
-    import queue
 
+# Tiles multiplied and not yet selected, at most, beyond one per thread: enough to keep every thread busy while
+# one selects, few enough for memory (a tile is 32 MB in bfloat16, 64 MB in float32, at blocks of 4,096).
+_TILES_AHEAD = 1
+
+
+def _pipelined_pools(products, vals: np.ndarray, idx: np.ndarray, n: int, block: int, threads: int = 2) -> None:
+    """The tiles of `_symmetric_pools` on `threads` threads, in `_tiles_by_column` order. Each thread takes the
+    next job: the selection from the next tile in order, where that tile is made (the thread takes it, so one
+    thread at a time selects); else the product of the next tile not yet claimed (one torch thread each). So every
+    thread multiplies, and the selections run one at a time, tile after tile, in order. Every heap therefore receives the entries of `_symmetric_pools`'
+    shared loop in the same order (a tile selected in one call gives the pools of one selected in parts), and the
+    pools are the same bit for bit, whatever the number of threads.
+
+    Why: the products are most of the work, and their share depends on the CPU. With AMX (bfloat16 at about 1,250
+    GFLOP/s on one thread) they took 1.3 s of CPU at N = 30,000, D = 1,280, against 1.3 s for the selections; on an
+    AMD EPYC with AVX512-BF16 (about 180 GFLOP/s on one thread) they took 6.4 s against 1.4 s. The earlier
+    pipeline (one thread multiplying, one selecting) left the second core idle most of the time there, and used
+    two threads only, whatever `threads` was. Both threads on each product (OpenMP) ran at about 730 GFLOP/s in
+    the graph against 1,250 on one thread alone with AMX (wake-ups and waits at every tile): each thread
+    multiplies its own tile instead.
+    Memory: at most `threads + _TILES_AHEAD` tiles at a time.
+    An error on any thread stops them all and is raised here."""
     tiles = _tiles_by_column(n, block)
-    ready: queue.Queue = queue.Queue(maxsize=1)
-    free: dict[tuple[int, int], list[torch.Tensor]] = {}
-    lock = threading.Lock()
-    stop = threading.Event()
+    made: dict[int, torch.Tensor] = {}
+    spare: dict[tuple[int, int], list[torch.Tensor]] = {}
+    state = {"claimed": 0, "selected": 0, "error": None}
+    ahead = max(1, threads) + _TILES_AHEAD
+    ready = threading.Condition()
 
-    def produce() -> None:
-        # one torch thread here; torch's setting is also what threads started later inherit, so it is restored
+    def next_job() -> tuple[str, int, torch.Tensor | None] | None:
+        with ready:
+            while True:
+                done = state["selected"]
+                if state["error"] is not None or done >= len(tiles):
+                    return None
+                if done in made:  # taken out of `made`: no other thread selects until it is counted as selected
+                    return "select", done, made.pop(done)
+                claimed = state["claimed"]
+                if claimed < len(tiles) and claimed - done < ahead:
+                    state["claimed"] = claimed + 1
+                    i0, i1, j0, j1 = tiles[claimed]
+                    buffers = spare.get((i1 - i0, j1 - j0))
+                    return "multiply", claimed, buffers.pop() if buffers else None
+                ready.wait()
+
+    def select(i0: int, i1: int, j0: int, j1: int, t: torch.Tensor) -> None:
+        if i0 == j0:
+            own = slice(i0, i1)
+            err = products.err(own, own)
+            products.check(t, i0, err)
+            products.fill(t, vals, idx, i0, err, 0, i1 - i0)
+        else:
+            rows, cols = slice(i0, i1), slice(j0, j1)
+            err_row, err_col = products.err(rows, cols), products.err(cols, rows)
+            products.select(t, vals, idx, i0, j0, err_row, err_col, (0, i1 - i0), (0, j1 - j0))
+
+    def work() -> None:
         try:
-            with torch_threads(1):
-                for i0, i1, j0, j1 in tiles:
-                    if stop.is_set():
-                        return
-                    shape = (i1 - i0, j1 - j0)
-                    with lock:
-                        spare = free.setdefault(shape, [])
-                        out = spare.pop() if spare else torch.empty(shape, dtype=products.tile_dtype)
-                    torch.mm(products.factor(i0, i1), products.columns(j0, j1).T, out=out)
-                    err, split = None, 0
-                    if i0 == j0:
-                        own = slice(i0, i1)
-                        err = products.err(own, own)
-                        products.check(out, i0, err)
-                        split = int((i1 - i0) * _PRODUCER_FILL_SHARE)
-                        products.fill(out, vals, idx, i0, err, 0, split)
-                    ready.put((i0, i1, j0, j1, out, err, split))
-        except BaseException as exc:  # noqa: BLE001 - re-raised by the selecting thread
-            ready.put(exc)
+            torch.set_num_threads(1)  # the caller's thread holds torch_threads(1) around all workers, and restores
+            while (job := next_job()) is not None:
+                kind, number, t = job
+                i0, i1, j0, j1 = tiles[number]
+                if kind == "multiply":
+                    if t is None:
+                        t = torch.empty((i1 - i0, j1 - j0), dtype=products.tile_dtype)
+                    _multiply_tile(products, i0, i1, j0, j1, t)
+                    with ready:
+                        made[number] = t
+                        ready.notify_all()
+                else:
+                    select(i0, i1, j0, j1, t)
+                    with ready:
+                        spare.setdefault(tuple(t.shape), []).append(t)
+                        state["selected"] += 1
+                        ready.notify_all()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the caller's thread
+            with ready:
+                if state["error"] is None:
+                    state["error"] = exc
+                ready.notify_all()
 
-    producer = threading.Thread(target=produce, name="knn-products", daemon=True)
-    producer.start()
-    try:
-        for _ in tiles:
-            item = ready.get()
-            if isinstance(item, BaseException):
-                raise item
-            i0, i1, j0, j1, t, err, split = item
-            if i0 == j0:
-                products.fill(t, vals, idx, i0, err, split, i1 - i0)
-            else:
-                rows, cols = slice(i0, i1), slice(j0, j1)
-                err_row, err_col = products.err(rows, cols), products.err(cols, rows)
-                products.select(t, vals, idx, i0, j0, err_row, err_col, (0, i1 - i0), (0, j1 - j0))
-            with lock:
-                free[tuple(t.shape)].append(t)
-    finally:
-        stop.set()
-        while producer.is_alive():
-            try:
-                ready.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        producer.join()
+    with torch_threads(1):
+        helpers = [threading.Thread(target=work, name=f"knn-tiles-{i}", daemon=True) for i in range(1, threads)]
+        for helper in helpers:
+            helper.start()
+        work()
+        for helper in helpers:
+            helper.join()
+    if state["error"] is not None:
+        raise state["error"]
 
 
 def _query_pools(products: _Float32Products, queries: np.ndarray, width: int, block: int, threads: int):
