@@ -392,7 +392,8 @@ def test_extract_pieces_repair_and_retry_in_memory(esm: Any, proteins: list[str]
 
 
 @pytest.mark.parametrize("setting", ["medium", "autocast"])
-def test_float32_text_extraction_is_ieee_float32_whatever_the_callers_torch_setting(tiny_bert: Path, setting: str) -> None:
+def test_float32_text_extraction_is_ieee_float32_whatever_the_callers_torch_setting(tiny_bert: Path,
+                                                                                    setting: str) -> None:
     # the transformers adapters' fp32 forward (`_autocast`): the same vectors with the caller's
     # set_float32_matmul_precision("medium") (bfloat16 products on a CPU with AMX; on an AMD EPYC without AMX it
     # changed nothing for these small products) or torch.autocast to bfloat16 (bfloat16 products everywhere)

@@ -487,9 +487,9 @@ def _pipelined_pools(products, vals: np.ndarray, idx: np.ndarray, n: int, block:
     """The tiles of `_symmetric_pools` on `threads` threads, in `_tiles_by_column` order. Each thread takes the
     next job: the selection from the next tile in order, where that tile is made (the thread takes it, so one
     thread at a time selects); else the product of the next tile not yet claimed (one torch thread each). So every
-    thread multiplies, and the selections run one at a time, tile after tile, in order. Every heap therefore receives the entries of `_symmetric_pools`'
-    shared loop in the same order (a tile selected in one call gives the pools of one selected in parts), and the
-    pools are the same bit for bit, whatever the number of threads.
+    thread multiplies, and the selections run one at a time, tile after tile, in order. Every heap therefore
+    receives the entries of `_symmetric_pools`' shared loop in the same order (a tile selected in one call gives
+    the pools of one selected in parts), and the pools are the same bit for bit, whatever the number of threads.
 
     Why: the products are most of the work, and their share depends on the CPU. With AMX (bfloat16 at about 1,250
     GFLOP/s on one thread) they took 1.3 s of CPU at N = 30,000, D = 1,280, against 1.3 s for the selections; on an
