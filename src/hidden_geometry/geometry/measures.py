@@ -37,13 +37,16 @@ def _rows(X: np.ndarray, name: str, minimum: int = 2) -> np.ndarray:
 def covariance_eigenvalues(X: np.ndarray) -> np.ndarray:
     """The D eigenvalues of the sample covariance of the rows (divisor N - 1), descending, clipped at 0.
 
-    When N < D the nonzero ones come from the N x N Gram matrix and the rest are exact zeros.
+    When N < D the nonzero ones come from the N x N Gram matrix and the rest are exact zeros. The centred rows span
+    at most N - 1 directions, so every eigenvalue after the first N - 1 is an exact zero too (the Gram matrix's
+    eigenvalue along the centring's null vector is rounding noise of either sign, about 1e-16 of the largest).
     """
     X = _rows(X, "covariance")
     n, d = X.shape
     mean = X.mean(axis=0, dtype=np.float64)
     values = np.linalg.eigvalsh(_second_moment(X, mean)) / (n - 1)
     values = np.clip(values[::-1], 0.0, None)
+    values[max(n - 1, 0):] = 0.0
     if values.size < d:
         values = np.concatenate([values, np.zeros(d - values.size)])
     return values
