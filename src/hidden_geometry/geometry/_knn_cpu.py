@@ -485,11 +485,13 @@ _TILES_AHEAD = 1
 
 def _pipelined_pools(products, vals: np.ndarray, idx: np.ndarray, n: int, block: int, threads: int = 2) -> None:
     """The tiles of `_symmetric_pools` on `threads` threads, in `_tiles_by_column` order. Each thread takes the
-    next job: the selection from the next tile in order, where that tile is made (the thread takes it, so one
-    thread at a time selects); else the product of the next tile not yet claimed (one torch thread each). So every
-    thread multiplies, and the selections run one at a time, tile after tile, in order. Every heap therefore
-    receives the entries of `_symmetric_pools`' shared loop in the same order (a tile selected in one call gives
-    the pools of one selected in parts), and the pools are the same bit for bit, whatever the number of threads.
+    next job: a part of the diagonal tile being filled (its rows cut in `threads` parts, disjoint heaps); else the
+    selection from the next tile in order, where that tile is made (the thread takes it, so one thread at a time
+    starts a tile's selection); else the product of the next tile not yet claimed (one torch thread each). So every
+    thread multiplies, and the selections run tile after tile, in order, a tile's only once the one before it is
+    done. Every heap therefore receives the entries of `_symmetric_pools`' shared loop in the same order (a tile
+    selected or filled in one call gives the pools of one in parts), and the pools are the same bit for bit,
+    whatever the number of threads.
 
     Why: the products are most of the work, and their share depends on the CPU. With AMX (bfloat16 at about 1,250
     GFLOP/s on one thread) they took 1.3 s of CPU at N = 30,000, D = 1,280, against 1.3 s for the selections; on an
@@ -503,42 +505,50 @@ def _pipelined_pools(products, vals: np.ndarray, idx: np.ndarray, n: int, block:
     tiles = _tiles_by_column(n, block)
     made: dict[int, torch.Tensor] = {}
     spare: dict[tuple[int, int], list[torch.Tensor]] = {}
-    state = {"claimed": 0, "selected": 0, "error": None}
+    # "fill": the diagonal tile being filled, its rows cut into parts that any thread may take (disjoint heaps)
+    state: dict = {"claimed": 0, "selected": 0, "error": None, "fill": None}
     ahead = max(1, threads) + _TILES_AHEAD
     ready = threading.Condition()
 
-    def next_job() -> tuple[str, int, torch.Tensor | None] | None:
+    def next_job() -> tuple | None:
         with ready:
             while True:
                 done = state["selected"]
                 if state["error"] is not None or done >= len(tiles):
                     return None
-                if done in made:  # taken out of `made`: no other thread selects until it is counted as selected
-                    return "select", done, made.pop(done)
+                fill = state["fill"]
+                if fill is not None and fill["next"] < len(fill["parts"]):
+                    fill["next"] += 1
+                    return "fill", done, fill["tile"], fill["parts"][fill["next"] - 1]
+                if fill is None and done in made:  # taken out of `made`: one thread starts each tile's selection
+                    return "select", done, made.pop(done), None
                 claimed = state["claimed"]
                 if claimed < len(tiles) and claimed - done < ahead:
                     state["claimed"] = claimed + 1
                     i0, i1, j0, j1 = tiles[claimed]
                     buffers = spare.get((i1 - i0, j1 - j0))
-                    return "multiply", claimed, buffers.pop() if buffers else None
+                    return "multiply", claimed, buffers.pop() if buffers else None, None
                 ready.wait()
 
-    def select(i0: int, i1: int, j0: int, j1: int, t: torch.Tensor) -> None:
-        if i0 == j0:
-            own = slice(i0, i1)
-            err = products.err(own, own)
-            products.check(t, i0, err)
-            products.fill(t, vals, idx, i0, err, 0, i1 - i0)
-        else:
-            rows, cols = slice(i0, i1), slice(j0, j1)
-            err_row, err_col = products.err(rows, cols), products.err(cols, rows)
-            products.select(t, vals, idx, i0, j0, err_row, err_col, (0, i1 - i0), (0, j1 - j0))
+    def selected(t: torch.Tensor) -> None:
+        """Tile `state["selected"]` is done: the next one may be selected (called holding `ready`)."""
+        spare.setdefault(tuple(t.shape), []).append(t)
+        state["selected"] += 1
+        state["fill"] = None
+        ready.notify_all()
+
+    def fill_part(t: torch.Tensor, i0: int, err: np.ndarray, lo: int, hi: int) -> None:
+        products.fill(t, vals, idx, i0, err, lo, hi)
+        with ready:
+            state["fill"]["left"] -= 1
+            if state["fill"]["left"] == 0:
+                selected(t)
 
     def work() -> None:
         try:
             torch.set_num_threads(1)  # the caller's thread holds torch_threads(1) around all workers, and restores
             while (job := next_job()) is not None:
-                kind, number, t = job
+                kind, number, t, part = job
                 i0, i1, j0, j1 = tiles[number]
                 if kind == "multiply":
                     if t is None:
@@ -547,12 +557,23 @@ def _pipelined_pools(products, vals: np.ndarray, idx: np.ndarray, n: int, block:
                     with ready:
                         made[number] = t
                         ready.notify_all()
-                else:
-                    select(i0, i1, j0, j1, t)
+                elif kind == "fill":
+                    fill_part(t, i0, *part)
+                elif i0 == j0:  # a diagonal tile: its fill is shared, by rows, with the threads that are free
+                    own = slice(i0, i1)
+                    err = products.err(own, own)
+                    products.check(t, i0, err)
+                    parts = [(err, lo, hi) for lo, hi in _parts(i1 - i0, threads) if hi > lo]
                     with ready:
-                        spare.setdefault(tuple(t.shape), []).append(t)
-                        state["selected"] += 1
+                        state["fill"] = {"tile": t, "parts": parts, "next": 1, "left": len(parts)}
                         ready.notify_all()
+                    fill_part(t, i0, *parts[0])
+                else:
+                    rows, cols = slice(i0, i1), slice(j0, j1)
+                    err_row, err_col = products.err(rows, cols), products.err(cols, rows)
+                    products.select(t, vals, idx, i0, j0, err_row, err_col, (0, i1 - i0), (0, j1 - j0))
+                    with ready:
+                        selected(t)
         except BaseException as exc:  # noqa: BLE001 - re-raised by the caller's thread
             with ready:
                 if state["error"] is None:
