@@ -520,7 +520,7 @@ def _pipelined_pools(products, vals: np.ndarray, idx: np.ndarray, n: int, block:
                 if fill is not None and fill["next"] < len(fill["parts"]):
                     fill["next"] += 1
                     return "fill", done, fill["tile"], fill["parts"][fill["next"] - 1]
-                if fill is None and done in made:  # taken out of `made`: one thread starts each tile's selection
+                if done in made:  # taken out of `made` (also while it is filled): one thread starts its selection
                     return "select", done, made.pop(done), None
                 claimed = state["claimed"]
                 if claimed < len(tiles) and claimed - done < ahead:

@@ -46,7 +46,7 @@ def covariance_eigenvalues(X: np.ndarray) -> np.ndarray:
     mean = X.mean(axis=0, dtype=np.float64)
     values = np.linalg.eigvalsh(_second_moment(X, mean)) / (n - 1)
     values = np.clip(values[::-1], 0.0, None)
-    values[max(n - 1, 0):] = 0.0
+    values[n - 1 :] = 0.0  # n >= 2 (`_rows`)
     if values.size < d:
         values = np.concatenate([values, np.zeros(d - values.size)])
     return values
