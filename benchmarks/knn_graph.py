@@ -4,9 +4,10 @@ One run measures, side by side on the same data and machine:
 - wall time of each method as a whole process (start-up, imports, reading the rows, the graph, writing the
   result: the workflow runs one process per layer), the methods interleaved over --repeats rounds, medians;
   and the graph's own time inside the process,
-- faiss at its best on this CPU: its bundled OpenBLAS 0.3.15 picks a generic kernel on this CPU unless
-  OPENBLAS_CORETYPE names one, so its process gets OPENBLAS_CORETYPE=SkylakeX (OPENBLAS_L2_SIZE unset), and the
-  kernel it used is read back with threadpoolctl and reported,
+- faiss at its best on this CPU: its bundled OpenBLAS 0.3.15 picks a generic kernel on these machines unless
+  OPENBLAS_CORETYPE names one, so its process gets the fastest kernel the CPU can run (`faiss_coretype`: SkylakeX
+  with AVX-512, Haswell with AVX2 only; OPENBLAS_L2_SIZE unset), and the kernel it used is read back with
+  threadpoolctl and reported,
 - recall against the exact answer on sampled query rows (float64, direct distances),
 - peak RSS of each subprocess,
 - achieved GFLOP/s of our graph (multiply-adds actually performed, and flat-search equivalent) against a plain
@@ -31,6 +32,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from hidden_geometry.hardware import cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -204,15 +207,43 @@ def matmul_gflops(d: int, threads: int, size: int = 4096, dtype: str = "float32"
     return 2.0 * size * size * d / best / 1e9
 
 
+def faiss_coretype(flags: frozenset[str]) -> str | None:
+    """The OpenBLAS kernel with the fastest float32 products that a CPU with these flags can run, for faiss's
+    bundled OpenBLAS 0.3.15: SkylakeX where there is AVX-512 (avx512f), Haswell where there is AVX2 and FMA only
+    (OpenBLAS's Zen target uses the same float32 kernels: on an AMD EPYC of family 23, faiss took 35.2 s with
+    Haswell and 35.7 s with Zen at N = 30,000, D = 1,280), None (OpenBLAS's own choice) on older CPUs. SkylakeX on
+    a CPU without AVX-512 stops faiss with an illegal instruction."""
+    if "avx512f" in flags:
+        return "SkylakeX"
+    if {"avx2", "fma"} <= flags:
+        return "Haswell"
+    return None
+
+
+# CPU flags that decide which products are fast here, named in each table's machine line (results differ a lot
+# between CPUs that /proc/cpuinfo calls by the same model name).
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
 def machine() -> str:
     cpu = platform.processor() or "cpu"
+    family = model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "model name" and cpu == (platform.processor() or "cpu"):
+                cpu = value
+            elif key == "cpu family" and not family:
+                family = value
+            elif key == "model" and not model:
+                model = value
     except OSError:
         pass
+    flags = cpu_flags()
+    named = [flag for flag in SPEED_FLAGS if flag in flags]
+    if family:
+        cpu += f" (family {family}, model {model}; {', '.join(named) or 'no AVX2'})"
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
 
@@ -251,6 +282,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; medians are reported")
     parser.add_argument("--no-doc", action="store_true", help="print the table only")
+    parser.add_argument("--faiss-coretype", default=None,
+                        help="OPENBLAS_CORETYPE for faiss's process (default: the best this CPU runs)")
     parser.add_argument("--worker", nargs=3, metavar=("METHOD", "DATA", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -260,6 +293,7 @@ def main() -> None:
     load_start = load_average()
     X = make_data(args.n, args.d, args.seed, args.offset, args.data)
     queries = recall_queries(args.n, args.queries, args.seed)
+    coretype = args.faiss_coretype or faiss_coretype(cpu_flags())
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         data_path = str(Path(tmp) / "X.npy")
@@ -268,8 +302,8 @@ def main() -> None:
             for method in args.methods.split(","):
                 out = str(Path(tmp) / method)
                 env = dict(os.environ)
-                if method == "faiss":  # faiss at its best: its own OpenBLAS on the AVX-512 kernels
-                    env["OPENBLAS_CORETYPE"] = "SkylakeX"
+                if method == "faiss" and coretype:  # faiss at its best: its OpenBLAS on this CPU's best kernels
+                    env["OPENBLAS_CORETYPE"] = coretype
                     env.pop("OPENBLAS_L2_SIZE", None)
                 if method == "cli":  # the command a user (and the workflow) runs, as a whole process
                     command = [str(Path(sys.executable).parent / "hidden-geometry"), "knn", data_path, "-k",

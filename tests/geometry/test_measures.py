@@ -242,3 +242,41 @@ def test_layer_measures_take_cell_density_from_the_token_sample():
     assert np.isfinite(few["token_anisotropy"])
     none = layer_measures(rows, tokens=None)
     assert np.isnan(none["cell_density"]) and none["cell_reason"] == "no token sample was kept at extraction"
+
+
+def token_like_rows(seed: int) -> np.ndarray:
+    """Rows like an embedding layer's token states: 30 distinct vectors far from the origin, each repeated (a
+    token's input embedding is the same wherever it occurs), plus 600 distinct rows near them."""
+    rng = np.random.default_rng(seed)
+    vocabulary = 50.0 + rng.standard_normal((30, 40))
+    repeated = vocabulary[rng.integers(0, 30, 1400)]
+    near = vocabulary[rng.integers(0, 30, 600)] + 0.3 * rng.standard_normal((600, 40))
+    return rng.permutation(np.vstack([repeated, near])).astype(np.float32)
+
+
+def test_kmeans_distances_are_float64_accurate_far_from_the_origin():
+    """The assignment distances against direct float64 differences: float32 products lose the spread of rows 50
+    from the origin (errors near 1e-7 |y|^2, about 0.01 here, against distances of 1 to 100)."""
+    from hidden_geometry.geometry.measures import _squared_distances
+
+    X = token_like_rows(21).astype(np.float64)
+    centroids = X[::97][:16]
+    direct = ((X[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+    np.testing.assert_allclose(_squared_distances(X, centroids), direct, rtol=1e-9, atol=1e-9)
+
+
+def test_cell_density_does_not_depend_on_the_blas_thread_count():
+    """A layer's value must not depend on how many cores its job got: on AVX2 machines OpenBLAS's float32
+    products change with the thread count and flipped k-means assignments (1.75501 against 1.75394)."""
+    from threadpoolctl import threadpool_limits
+
+    X = token_like_rows(22)
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = cell_density(X, subspaces=4, cells=64, seed=3)
+    with threadpool_limits(limits=2, user_api="blas"):
+        two = cell_density(X, subspaces=4, cells=64, seed=3)
+    assert one == two
+    codes = product_quantizer_codes(X, subspaces=4, cells=64, seed=3)
+    _, first = np.unique(X, axis=0, return_inverse=True)
+    for group in np.unique(first):  # identical rows share one cell in every block
+        assert (codes[first.ravel() == group] == codes[first.ravel() == group][0]).all()
