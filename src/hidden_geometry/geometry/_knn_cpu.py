@@ -39,6 +39,7 @@ isotropic noise does not).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -111,6 +112,9 @@ class _Float32Products:
                 self.rows[start : start + part.shape[0]] = part
         if not (np.isfinite(self.norms).all() and self.norms.max() <= 1.0 + 1e-6):
             raise OverflowError("scaled rows out of range for float32 products")  # never: see centred_shift
+        # Where the pipelined tiles are multiplied (`hardware.float32_products_library`): the bound below holds
+        # for any IEEE float32 summation order, so either library gives the same pools.
+        self.library = hardware.float32_products_library()
         # Worst-case float32 error of one entry (2(D+2) roundings of terms up to |a|^2 + |b|^2), plus the
         # rounding of the norms and the centring.
         self._c = (2.0 * (d + 2) + 16.0) * _U32
@@ -404,13 +408,14 @@ def _symmetric_pools(
         return vals, idx
     starts = list(range(0, n, block))
     buffers: dict[tuple[int, int], torch.Tensor] = {}
+    openblas = _uses_openblas(products)
 
     def tile(i0: int, i1: int, j0: int, j1: int) -> torch.Tensor:
         shape = (i1 - i0, j1 - j0)
         if shape not in buffers:
             buffers[shape] = torch.empty(shape, dtype=products.tile_dtype)
-        with torch_threads(threads):
-            return _multiply_tile(products, i0, i1, j0, j1, buffers[shape])
+        with torch_threads(threads), _blas_threads(1 if openblas else None):
+            return _multiply_tile(products, i0, i1, j0, j1, buffers[shape], openblas=openblas)
 
     with _Workers(threads) as workers:
         for i0 in starts:
@@ -460,19 +465,28 @@ _DIAGONAL_PARTS = 4
 _DIAGONAL_MIN_PART = 512
 
 
-def _multiply_tile(products, i0: int, i1: int, j0: int, j1: int, out: torch.Tensor) -> torch.Tensor:
+def _multiply_tile(products, i0: int, i1: int, j0: int, j1: int, out: torch.Tensor,
+                   openblas: bool = False) -> torch.Tensor:
     """The tile of row blocks [i0, i1) x [j0, j1) into `out`. A diagonal tile's entry (a, b) below the diagonal
     parts is the one computed for (b, a): the same pair, rounded along another path, within the same error bound
-    (`err` is symmetric in the two rows and covers any row of the block)."""
+    (`err` is symmetric in the two rows and covers any row of the block).
+
+    openblas: multiply with numpy (its OpenBLAS, on the caller's BLAS threads) instead of torch; float32 only."""
     factor, columns = products.factor(i0, i1), products.columns(j0, j1)
     m = i1 - i0
     part = -(-m // _DIAGONAL_PARTS)
     if i0 != j0 or part < _DIAGONAL_MIN_PART:
+        if openblas:
+            np.matmul(factor.numpy(), columns.numpy().T, out=out.numpy())
+            return out
         return torch.mm(factor, columns.T, out=out)
     cuts = [(a, min(a + part, m)) for a in range(0, m, part)]
     for p, (a0, a1) in enumerate(cuts):
         for b0, b1 in cuts[p:]:
-            out[a0:a1, b0:b1] = torch.mm(factor[a0:a1], columns[b0:b1].T)
+            if openblas:
+                out.numpy()[a0:a1, b0:b1] = factor[a0:a1].numpy() @ columns[b0:b1].numpy().T
+            else:
+                out[a0:a1, b0:b1] = torch.mm(factor[a0:a1], columns[b0:b1].T)
             if b0 != a0:
                 out[b0:b1, a0:a1] = out[a0:a1, b0:b1].T
     return out
@@ -501,8 +515,10 @@ def _pipelined_pools(products, vals: np.ndarray, idx: np.ndarray, n: int, block:
     the graph against 1,250 on one thread alone with AMX (wake-ups and waits at every tile): each thread
     multiplies its own tile instead.
     Memory: at most `threads + _TILES_AHEAD` tiles at a time.
+    Float32 tiles are multiplied by the library `products.library` names (`_uses_openblas`), bfloat16 ones by torch.
     An error on any thread stops them all and is raised here."""
     tiles = _tiles_by_column(n, block)
+    openblas = _uses_openblas(products)
     made: dict[int, torch.Tensor] = {}
     spare: dict[tuple[int, int], list[torch.Tensor]] = {}
     # "fill": the diagonal tile being filled, its rows cut into parts that any thread may take (disjoint heaps)
@@ -553,7 +569,7 @@ def _pipelined_pools(products, vals: np.ndarray, idx: np.ndarray, n: int, block:
                 if kind == "multiply":
                     if t is None:
                         t = torch.empty((i1 - i0, j1 - j0), dtype=products.tile_dtype)
-                    _multiply_tile(products, i0, i1, j0, j1, t)
+                    _multiply_tile(products, i0, i1, j0, j1, t, openblas=openblas)
                     with ready:
                         made[number] = t
                         ready.notify_all()
@@ -580,7 +596,7 @@ def _pipelined_pools(products, vals: np.ndarray, idx: np.ndarray, n: int, block:
                     state["error"] = exc
                 ready.notify_all()
 
-    with torch_threads(1):
+    with torch_threads(1), _blas_threads(1 if openblas else None):
         helpers = [threading.Thread(target=work, name=f"knn-tiles-{i}", daemon=True) for i in range(1, threads)]
         for helper in helpers:
             helper.start()
@@ -589,6 +605,26 @@ def _pipelined_pools(products, vals: np.ndarray, idx: np.ndarray, n: int, block:
             helper.join()
     if state["error"] is not None:
         raise state["error"]
+
+
+def _uses_openblas(products) -> bool:
+    """Whether the tiles of `products` are multiplied by numpy's OpenBLAS (float32 products on AMD CPUs), always on
+    one BLAS thread per call: OpenBLAS's float32 results change with its thread count (torch's MKL's did not), and
+    the pools must be the same bit for bit on any number of threads."""
+    return getattr(products, "library", "torch") == "openblas" and products.tile_dtype == torch.float32
+
+
+@contextlib.contextmanager
+def _blas_threads(n: int | None):
+    """numpy's BLAS on `n` threads inside the block (restored after); nothing when n is None. Each worker of the
+    pipeline multiplies its own tile: OpenBLAS's own threads on top would only wait for each other."""
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
 
 
 def _query_pools(products: _Float32Products, queries: np.ndarray, width: int, block: int, threads: int):
