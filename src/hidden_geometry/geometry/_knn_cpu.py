@@ -435,10 +435,10 @@ def _symmetric_pools(
         shape = (i1 - i0, j1 - j0)
         if shape not in buffers:
             buffers[shape] = torch.empty(shape, dtype=products.tile_dtype)
-        with torch_threads(threads), _blas_threads(1 if openblas else None):
+        with torch_threads(threads):
             return _multiply_tile(products, i0, i1, j0, j1, buffers[shape], openblas=openblas)
 
-    with _Workers(threads) as workers:
+    with _blas_threads(1 if openblas else None), _Workers(threads) as workers:
         for i0 in starts:
             i1 = min(i0 + block, n)
             own = slice(i0, i1)
