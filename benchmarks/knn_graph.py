@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hidden_geometry.hardware import cpu_flags
+from hidden_geometry.hardware import cpu_field, cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -237,20 +237,8 @@ SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 
 def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    family = model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key, value = key.strip(), value.strip()
-            if key == "model name" and cpu == (platform.processor() or "cpu"):
-                cpu = value
-            elif key == "cpu family" and not family:
-                family = value
-            elif key == "model" and not model:
-                model = value
-    except OSError:
-        pass
+    cpu = cpu_field(("model name",)) or platform.processor() or "cpu"
+    family, model = cpu_field(("cpu family",)), cpu_field(("model",))
     flags = cpu_flags()
     named = [flag for flag in SPEED_FLAGS if flag in flags]
     if family:

@@ -27,32 +27,30 @@ from typing import Any
 BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The flags of the first CPU listed in `path` (empty where it cannot be read: not Linux, or no such file)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_vendor(path: str = "/proc/cpuinfo") -> str:
-    """The vendor of the first CPU listed in `path` ("AuthenticAMD", "GenuineIntel"; "" where it cannot be read)."""
+def cpu_field(names: tuple[str, ...], path: str = "/proc/cpuinfo") -> str:
+    """The value of the first line of `path` whose key is one of `names` (the first CPU listed: its block comes
+    first); "" where there is none or the file cannot be read (not Linux, or no such file)."""
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
     for line in text.splitlines():
         name, _, value = line.partition(":")
-        if name.strip() == "vendor_id":
+        if name.strip() in names:
             return value.strip()
     return ""
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The flags of the first CPU listed in `path` (x86 "flags", ARM "Features"; empty where it cannot be read)."""
+    return frozenset(cpu_field(("flags", "Features"), path).split())
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_vendor(path: str = "/proc/cpuinfo") -> str:
+    """The vendor of the first CPU listed in `path` ("AuthenticAMD", "GenuineIntel"; "" where it cannot be read)."""
+    return cpu_field(("vendor_id",), path)
 
 
 # Where the neighbour graph's float32 tile products run: "openblas" (numpy's OpenBLAS) or "torch" (torch's MKL).
