@@ -625,12 +625,54 @@ def test_centring_and_rounding_to_bfloat16_matches_ldexp_and_torch(shift):
     bits = np.zeros((20, 16), dtype=np.uint16)
     norms, r_norm, yb_norm = np.zeros(20), np.zeros(20), np.zeros(20)
     values = bf16_value_table()
-    _knn_kernels.centre_and_round_bf16(E, mean, shift, values, bits, norms, r_norm, yb_norm, 0, 20)
+    _knn_kernels.centre_and_round_bf16(E, np.arange(20), mean, shift, values, bits, norms, r_norm, yb_norm, 0, 20)
     y = np.ldexp(E - mean, -shift).astype(np.float32)
     expected = torch.from_numpy(y).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
     np.testing.assert_array_equal(bits[:, :12], expected)
     np.testing.assert_allclose(norms, np.einsum("ij,ij->i", y.astype(np.float64), y.astype(np.float64)), rtol=1e-13)
     assert (bits[:, 12:] == 0).all()
+
+
+def test_rows_read_through_an_order_equal_the_reordered_copy_bit_for_bit():
+    # The bfloat16 rows and the re-rank read E[at[i]] in place of a reordered copy: the same bits as the copy's.
+    from hidden_geometry.geometry import _knn_kernels
+
+    rng = np.random.default_rng(36)
+    E = clustered(400, 40, 36, offset=50.0)
+    at = rng.permutation(400).astype(np.int64)
+    mean = E.mean(axis=0, dtype=np.float64)
+    values = bf16_value_table()
+    outs = []
+    for rows, order in ((E, at), (np.ascontiguousarray(E[at]), np.arange(400))):
+        bits = np.zeros((400, 48), dtype=np.uint16)
+        norms, r_norm, yb_norm = np.zeros(400), np.zeros(400), np.zeros(400)
+        _knn_kernels.centre_and_round_bf16(rows, order, mean, 0, values, bits, norms, r_norm, yb_norm, 0, 400)
+        outs.append((bits, norms, r_norm, yb_norm))
+    for got, want in zip(*outs):
+        np.testing.assert_array_equal(got, want)
+    # The re-rank: pools of local row numbers, rows read through `at`, against the copy (names = at in both).
+    pool = np.array([rng.choice(np.delete(np.arange(400), r), 30, replace=False) for r in range(400)])
+    pool[::7, -4:] = -1
+    local = np.arange(400, dtype=np.int64)
+    in_place = _knn_cpu.rank_pools(E, local, pool, at, 10, 2, at=at)
+    copied = _knn_cpu.rank_pools(np.ascontiguousarray(E[at]), local, pool, at, 10, 2)
+    for got, want in zip(in_place, copied):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_the_bfloat16_graph_makes_no_reordered_copy_of_the_rows(monkeypatch):
+    # Several blocks, so a locality order; the bfloat16 path reads the rows through it (a copy of the rows costs
+    # fresh memory, 150 MB at N = 30,000, D = 1,280) and still gives the brute-force answer.
+    def no_copy(*args, **kwargs):
+        raise AssertionError("reordered copy of the rows made")
+
+    E = clustered(900, 24, 37, offset=30.0)
+    monkeypatch.setattr(_knn_cpu, "_gather_rows", no_copy)
+    idx, sq, stats = run(E, 8, "bfloat16", block=256)
+    assert stats["precision"] == "bfloat16" and stats["float32_pass"] == 0 and stats["brute_force"] == 0
+    ref_idx, ref_sq = reference(E, 8)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(sq, ref_sq, rtol=1e-12)
 
 
 def test_bf16_unit_roundoff_written_out_equals_the_kernels():

@@ -3,7 +3,7 @@
 Every measure of a layer is computed from one exact neighbour graph (`knn_graph`); see docs/architecture.md §3.
 """
 
-from .._lazy import lazy_getattr
+from .._lazy import collection_paused, lazy_getattr
 
 # Imported on first use (PEP 562): `hidden-geometry knn` and the graph jobs need only the neighbour graph, not
 # scipy's signal and optimize modules (about half a second of start-up per process on a quiet machine).
@@ -32,8 +32,10 @@ _EXPORTS = {
     ),
 }
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
-# `anisotropy` is both a submodule and a function: imported now, so that the name is the function.
-from .anisotropy import anisotropy  # noqa: E402 - after __getattr__, see the comment above
+# `anisotropy` is both a submodule and a function: imported now, so that the name is the function (it imports torch:
+# with the collector paused, as the lazy imports).
+with collection_paused():
+    from .anisotropy import anisotropy  # noqa: E402 - after __getattr__, see the comment above
 
 __all__ = [
     "LAYER_MEASURES",

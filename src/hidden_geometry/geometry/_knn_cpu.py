@@ -210,8 +210,11 @@ class _Bfloat16Products:
     # spacing (`pool_bounds`)
     value_rel, value_tiny = 2.02 * _U16 / (1.0 - _U16), 2.0**-131
 
-    def __init__(self, E: np.ndarray, threads: int):
+    def __init__(self, E: np.ndarray, threads: int, at: np.ndarray | None = None):
+        """Rows E[at[0]], E[at[1]], ... (at: a permutation of E's rows, default their order), so that a locality
+        order needs no reordered copy of E."""
         n, d = E.shape
+        at = np.arange(n, dtype=np.int64) if at is None else np.ascontiguousarray(at, dtype=np.int64)
         width = _width_multiple(d, 6, 32)
         mean = E.mean(axis=0, dtype=np.float64)
         self.shift = centred_shift(E, mean)
@@ -222,7 +225,8 @@ class _Bfloat16Products:
         self.values = kernels.bf16_value_table()
         _split_rows(
             kernels.centre_and_round_bf16,
-            lambda lo, hi: (E, mean, self.shift, self.values, bits, self.norms, self.r_norm, self.yb_norm, lo, hi),
+            lambda lo, hi: (E, at, mean, self.shift, self.values, bits, self.norms, self.r_norm, self.yb_norm, lo,
+                            hi),
             n,
             threads,
         )
@@ -242,7 +246,7 @@ class _Bfloat16Products:
             for i, h in enumerate((h1, h2, h3)):
                 rows[:, d + i] = 1.0
                 rows[:, d + 3 + i] = h
-        self.rows, self.d, self.E = rows, d, E
+        self.rows, self.d, self.E, self.at = rows, d, E, at
         self._factor: tuple[tuple[int, int] | None, torch.Tensor | None] = (None, None)
         self._gamma = width * _U32 / (1.0 - width * _U32)
         self._abs = _abs_err(width)
@@ -305,7 +309,7 @@ class _Bfloat16Products:
         keep = a != b
         a, b = a[keep], b[keep]
         bounds = self.lower[bits[a, b].astype(np.int64) & 0xFFFF] - err_row[a]
-        diff = self.E[a].astype(np.float64) - self.E[b].astype(np.float64)
+        diff = self.E[self.at[a]].astype(np.float64) - self.E[self.at[b]].astype(np.float64)
         exact = np.ldexp(np.einsum("ij,ij->i", diff, diff), -2 * self.shift)  # in the products' scaled units
         if not np.all(bounds <= exact * (1.0 + _DIST_SLACK)):
             raise BoundViolation(
@@ -351,11 +355,11 @@ def load_kernels_in_background(dtype: np.dtype) -> None:
 
     def load() -> None:
         E = np.zeros((2, 4), dtype=dtype)
-        kernels.centre_and_round_bf16(E, np.zeros(4), 0, kernels.bf16_value_table(), np.zeros((2, 4), np.uint16),
-                                      np.zeros(2), np.zeros(2), np.zeros(2), 0, 2)
-        pool = np.array([[1], [0]], dtype=np.int64)
-        kernels.rank_candidates(E, np.arange(2, dtype=np.int64), pool, np.arange(2, dtype=np.int64), 1,
-                                np.zeros((2, 1), np.int64), np.zeros((2, 1)), 0, 2, *_NO_PRUNING)
+        kernels.centre_and_round_bf16(E, np.arange(2, dtype=np.int64), np.zeros(4), 0, kernels.bf16_value_table(),
+                                      np.zeros((2, 4), np.uint16), np.zeros(2), np.zeros(2), np.zeros(2), 0, 2)
+        pool, two = np.array([[1], [0]], dtype=np.int64), np.arange(2, dtype=np.int64)
+        kernels.rank_candidates(E, two, two, pool, two, 1, np.zeros((2, 1), np.int64), np.zeros((2, 1)), 0, 2,
+                                *_NO_PRUNING)
         # The bfloat16 tile kernels, with the argument types of the graph's own calls (tile bits as int16).
         bits, lower = np.zeros((2, 2), np.int16), kernels.bf16_lower_table()
         vals, idx = _empty_pools(2, 1)
@@ -724,9 +728,9 @@ _NO_PRUNING = (np.zeros((0, 0)), np.zeros(0), 0.0, 0.0)
 
 
 def rank_pools(E: np.ndarray, rows: np.ndarray, pool_idx: np.ndarray, names: np.ndarray, k: int, threads: int,
-               bounds: tuple | None = None):
+               bounds: tuple | None = None, at: np.ndarray | None = None):
     """The k nearest of each row's pool (negative entries = none) in float64, ties by name: (names of the
-    neighbours, squared distances). Rows are shared between `threads` threads.
+    neighbours, squared distances). Rows are shared between `threads` threads. Row r is E[at[r]] (default E[r]).
 
     bounds: (lower bounds of the pool's distances [rows, width], the rows' error bounds, rel, tiny), as
     `pool_bounds` gives them: the candidates whose lower bound exceeds the k-th smallest upper bound of their row
@@ -734,9 +738,10 @@ def rank_pools(E: np.ndarray, rows: np.ndarray, pool_idx: np.ndarray, names: np.
     out_idx = np.empty((rows.size, k), dtype=np.int64)
     out_sq = np.empty((rows.size, k), dtype=np.float64)
     E = np.ascontiguousarray(E)
+    at = np.arange(E.shape[0], dtype=np.int64) if at is None else np.ascontiguousarray(at, dtype=np.int64)
     prune = _NO_PRUNING if bounds is None else bounds
     _split_rows(kernels.rank_candidates,
-                lambda lo, hi: (E, rows, pool_idx, names, k, out_idx, out_sq, lo, hi, *prune), rows.size, threads)
+                lambda lo, hi: (E, at, rows, pool_idx, names, k, out_idx, out_sq, lo, hi, *prune), rows.size, threads)
     return out_idx, out_sq
 
 
@@ -883,16 +888,26 @@ def cpu_graph(
     Runs with IEEE float32 products whatever the caller's torch settings (`ieee_float32`, entered at each call).
     """
     n = E.shape[0]
+    E = np.ascontiguousarray(E)
     names = order if order is not None else graph_order(E, block)
-    if names is not None:
-        Ep = _gather_rows(E, names, threads)
-    else:
-        names, Ep = np.arange(n, dtype=np.int64), np.ascontiguousarray(E)
+    if names is None:
+        names = np.arange(n, dtype=np.int64)
+    # The rows in the locality order, as a copy, for the float32 products and the fallbacks only (made on first use):
+    # the bfloat16 products read E through `names`, and the re-rank reads E by name (a copy of 150 MB at N = 30,000,
+    # D = 1,280 costs about 0.4 s of a process, most of it fresh pages).
+    reordered: list[np.ndarray] = []
+
+    def rows_in_order() -> np.ndarray:
+        if not reordered:
+            same = bool(np.array_equal(names, np.arange(n)))
+            reordered.append(E if same else _gather_rows(E, names, threads))
+        return reordered[0]
+
     products = None
     predicted = None
     if precision in ("bfloat16", "auto-bfloat16"):
         try:
-            products = _Bfloat16Products(Ep, threads)
+            products = _Bfloat16Products(E, threads, at=names)
         except OverflowError:
             pass  # never for scaled rows (norms at most 1); float32 instead, never a wrong pool
         if products is not None and precision == "auto-bfloat16":
@@ -910,12 +925,13 @@ def cpu_graph(
             bound_violation = str(error)
             products, precision, width = None, "float32", fallback_width or width
     if products is None:
-        products = _Float32Products(Ep, threads=threads)
+        products = _Float32Products(rows_in_order(), threads=threads)
         vals, pool = _symmetric_pools(products, n, width, block, threads)
     shift = products.shift
     bounds = pool_bounds(products, vals)
     del products
-    idx, sq = rank_pools(Ep, np.arange(n, dtype=np.int64), pool, names, k, threads, bounds)
+    # E re-ranked in place (row i is E[names[i]]), without the reordered copy
+    idx, sq = rank_pools(E, np.arange(n, dtype=np.int64), pool, names, k, threads, bounds, at=names)
     del bounds
     stats = {"rows": n, "float32_pass": 0, "brute_force": 0, "precision": precision, "width": width,
              "predicted_uncertified": predicted, "bound_violation": bound_violation}
@@ -923,6 +939,7 @@ def cpu_graph(
     del vals, pool
     if unsure.size > _BRUTE_FORCE_ROWS and precision == "bfloat16":
         stats["float32_pass"] = int(unsure.size)
+        Ep = rows_in_order()
         f32 = _Float32Products(Ep, lazy=True)
         q_vals, q_pool = _query_pools(f32, unsure, width, block, threads)
         q_shift = f32.shift
@@ -933,13 +950,13 @@ def cpu_graph(
     stats["brute_force"] = int(unsure.size)
     # Many rows uncertified by pools with room beyond k: data of few intrinsic dimensions, where a k-d tree is fast.
     # (Pools without that room certify nothing whatever the data: the brute force, as before.)
-    if unsure.size > _TREE_ROWS and width > k and Ep.shape[1] <= _TREE_MAX_DIM:
+    if unsure.size > _TREE_ROWS and width > k and E.shape[1] <= _TREE_MAX_DIM:
         from ._knn_lowdim import tree_rows
 
         stats["tree"], stats["brute_force"] = int(unsure.size), 0
-        idx[unsure], sq[unsure] = tree_rows(Ep, unsure, names, k, threads)
+        idx[unsure], sq[unsure] = tree_rows(rows_in_order(), unsure, names, k, threads)
     elif unsure.size:
-        idx[unsure], sq[unsure] = brute_force_rows(Ep, unsure, names, k, threads)
+        idx[unsure], sq[unsure] = brute_force_rows(rows_in_order(), unsure, names, k, threads)
     out_idx = np.empty_like(idx)
     out_sq = np.empty_like(sq)
     out_idx[names], out_sq[names] = idx, sq

@@ -330,11 +330,13 @@ def _sq_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _block_distances(E: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> None:
-    """out[i, w] = squared distance between E[rows[i]] and E[cols[i, w]]; +inf where cols < 0.
+def _block_distances(E: np.ndarray, at: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> None:
+    """out[i, w] = squared distance between rows rows[i] and cols[i, w] (row r is E[at[r]]); +inf where cols < 0.
 
     The pairs are visited grouped by the 1,024-row block of the other end (a counting sort), so that both ends
-    of a pair come from cache: random rows from memory would make this memory-bound several times over.
+    of a pair come from cache: random rows from memory would make this memory-bound several times over. The
+    blocks are blocks of row numbers, so with `at` a locality order they are blocks of likely neighbours wherever
+    their rows lie in E.
     """
     lo, hi = 0, rows.shape[0]
     block = 1024
@@ -367,12 +369,13 @@ def _block_distances(E: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.
             code = order[e]
             i = i0 + code // width
             w = code % width
-            out[i, w] = _sq_distance(E[rows[i]], E[cols[i, w]])
+            out[i, w] = _sq_distance(E[at[rows[i]]], E[at[cols[i, w]]])
 
 
 @njit(cache=True, nogil=True)
 def rank_candidates(
     E: np.ndarray,
+    at: np.ndarray,
     rows: np.ndarray,
     cols: np.ndarray,
     names: np.ndarray,
@@ -386,14 +389,15 @@ def rank_candidates(
     rel: float,
     tiny: float,
 ) -> None:
-    """For i in [lo, hi): the k candidates cols[i] (negative = none) nearest to E[rows[i]], ascending squared
-    float64 distance, ties by name -> out_idx[i] (as names[...]), out_sq[i].
+    """For i in [lo, hi): the k candidates cols[i] (negative = none) nearest to row rows[i], ascending squared
+    float64 distance, ties by name -> out_idx[i] (as names[...]), out_sq[i]. Row r is E[at[r]] (at: the identity,
+    or the locality order of E's rows, read in place without a reordered copy).
 
     bounds [rows, width] (empty: none): the pool's lower bounds of the distances (in any units, with bound_err [rows]
     and tiny in the same units), used to skip the candidates that cannot be among the k nearest (`_prune_row`).
 
-    names: what each row of E is called in the output (its original row number when E is a reordered copy);
-    ties are broken by it, so the order of E never shows in the result. Rows are taken up to 1,024 at a time:
+    names: what each row is called in the output (its original row number when the rows are in a locality order);
+    ties are broken by it, so the order of the rows never shows in the result. Rows are taken up to 1,024 at a time:
     the distances are computed with the pairs grouped by the 1,024-row block of the candidate (both ends read
     from cache, not from anywhere in memory), then each row is sorted on distance and the runs of equal
     distances among its first k are put in name order (`_ties_by_name`): the order of a stable sort on
@@ -410,9 +414,9 @@ def rank_candidates(
         if prune:
             for i in range(g0, g1):
                 _prune_row(bounds[i], cols[i], bound_err[i], rel, tiny, k, upper, kept[i - g0])
-            _block_distances(E, rows[g0:g1], kept[: g1 - g0], dist[: g1 - g0])
+            _block_distances(E, at, rows[g0:g1], kept[: g1 - g0], dist[: g1 - g0])
         else:
-            _block_distances(E, rows[g0:g1], cols[g0:g1], dist[: g1 - g0])
+            _block_distances(E, at, rows[g0:g1], cols[g0:g1], dist[: g1 - g0])
         for i in range(g0, g1):
             _rank_row(dist[i - g0], cols[i], names, k, out_idx[i], out_sq[i])
 
@@ -488,6 +492,7 @@ def bf16_value_table() -> np.ndarray:
 @njit(cache=True, nogil=True)
 def centre_and_round_bf16(
     E: np.ndarray,
+    at: np.ndarray,
     mean: np.ndarray,
     shift: int,
     values: np.ndarray,
@@ -498,8 +503,9 @@ def centre_and_round_bf16(
     lo: int,
     hi: int,
 ) -> None:
-    """One pass per row i in [lo, hi): y = float32((E[i] - mean) 2^-shift), its bfloat16 rounding (round to nearest
-    even, as torch) into bits_out[i, :d], and in float64 |y|^2, |y - ŷ| and |ŷ| (values: `bf16_value_table()`)."""
+    """One pass per row i in [lo, hi): y = float32((E[at[i]] - mean) 2^-shift), its bfloat16 rounding (round to
+    nearest even, as torch) into bits_out[i, :d], and in float64 |y|^2, |y - ŷ| and |ŷ| (values:
+    `bf16_value_table()`). `at` reads the rows in another order without a reordered copy of E."""
     d = E.shape[1]
     scratch = np.empty(d, dtype=np.float32)
     scratch_bits = scratch.view(np.uint32)
@@ -509,12 +515,13 @@ def centre_and_round_bf16(
     by_product = -1022 <= shift <= 1022
     scale = math.ldexp(1.0, -shift) if by_product else 1.0
     for i in range(lo, hi):
+        row = E[at[i]]
         if by_product:
             for t in range(d):
-                scratch[t] = np.float32((np.float64(E[i, t]) - mean[t]) * scale)
+                scratch[t] = np.float32((np.float64(row[t]) - mean[t]) * scale)
         else:
             for t in range(d):
-                scratch[t] = np.float32(math.ldexp(np.float64(E[i, t]) - mean[t], -shift))
+                scratch[t] = np.float32(math.ldexp(np.float64(row[t]) - mean[t], -shift))
         s = 0.0
         sr = 0.0
         sb = 0.0
