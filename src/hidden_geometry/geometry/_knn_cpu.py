@@ -896,8 +896,8 @@ def cpu_graph(
     if names is None:
         names = np.arange(n, dtype=np.int64)
     # The rows in the locality order, as a copy, for the float32 products and the fallbacks only (made on first use):
-    # the bfloat16 products read E through `names`, and the re-rank reads E by name (a copy of 150 MB at N = 30,000,
-    # D = 1,280 costs about 0.4 s of a process, most of it fresh pages).
+    # the bfloat16 products and the re-rank read row i as E[names[i]] (a copy of 150 MB at N = 30,000, D = 1,280
+    # costs about 0.4 s of a process, most of it fresh pages).
     reordered: list[np.ndarray] = []
 
     def rows_in_order() -> np.ndarray:
