@@ -214,7 +214,7 @@ class _Bfloat16Products:
         """Rows E[at[0]], E[at[1]], ... (at: a permutation of E's rows, default their order), so that a locality
         order needs no reordered copy of E."""
         n, d = E.shape
-        at = np.arange(n, dtype=np.int64) if at is None else np.ascontiguousarray(at, dtype=np.int64)
+        at = _row_order(at, n)
         width = _width_multiple(d, 6, 32)
         mean = E.mean(axis=0, dtype=np.float64)
         self.shift = centred_shift(E, mean)
@@ -380,6 +380,11 @@ def _gather_rows(E: np.ndarray, rows: np.ndarray, threads: int) -> np.ndarray:
     _split_rows(lambda lo, hi: np.take(E, rows[lo:hi], axis=0, out=out[lo:hi]), lambda lo, hi: (lo, hi),
                 rows.size, threads)
     return out
+
+
+def _row_order(at: np.ndarray | None, n: int) -> np.ndarray:
+    """The kernels' `at` argument: row i is E[at[i]]; None is E's own order."""
+    return np.arange(n, dtype=np.int64) if at is None else np.ascontiguousarray(at, dtype=np.int64)
 
 
 def _empty_pools(n: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -741,7 +746,7 @@ def rank_pools(E: np.ndarray, rows: np.ndarray, pool_idx: np.ndarray, names: np.
     out_idx = np.empty((rows.size, k), dtype=np.int64)
     out_sq = np.empty((rows.size, k), dtype=np.float64)
     E = np.ascontiguousarray(E)
-    at = np.arange(E.shape[0], dtype=np.int64) if at is None else np.ascontiguousarray(at, dtype=np.int64)
+    at = _row_order(at, E.shape[0])
     prune = _NO_PRUNING if bounds is None else bounds
     _split_rows(kernels.rank_candidates,
                 lambda lo, hi: (E, at, rows, pool_idx, names, k, out_idx, out_sq, lo, hi, *prune), rows.size, threads)
@@ -893,18 +898,16 @@ def cpu_graph(
     n = E.shape[0]
     E = np.ascontiguousarray(E)
     names = order if order is not None else graph_order(E, block)
-    if names is None:
+    in_order = names is None  # a single block: the rows stay as given
+    if in_order:
         names = np.arange(n, dtype=np.int64)
+
     # The rows in the locality order, as a copy, for the float32 products and the fallbacks only (made on first use):
     # the bfloat16 products and the re-rank read row i as E[names[i]] (a copy of 150 MB at N = 30,000, D = 1,280
     # costs about 0.4 s of a process, most of it fresh pages).
-    reordered: list[np.ndarray] = []
-
+    @functools.cache
     def rows_in_order() -> np.ndarray:
-        if not reordered:
-            same = bool(np.array_equal(names, np.arange(n)))
-            reordered.append(E if same else _gather_rows(E, names, threads))
-        return reordered[0]
+        return E if in_order else _gather_rows(E, names, threads)
 
     products = None
     predicted = None
