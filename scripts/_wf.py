@@ -50,10 +50,10 @@ def _report_input_error(kind: type, error: BaseException, traceback: Any, fallba
 sys.excepthook = _report_input_error
 
 # Each rule's script runs in a process of its own, which ends when the script does. With torch imported, the
-# interpreter's teardown spent 0.5 to 0.7 s of CPU in the garbage collector's passes over torch's objects, which live
-# until the process ends anyway. At exit (after the script: its outputs are written atomically and `logged` has
-# closed the log) every object is moved out of the collector's sight, so the teardown skips those passes. A
-# `linear_probe` job: see docs/benchmarks.md (process exit).
+# interpreter's teardown spent 0.5 to 0.7 s of CPU (torch alone) to 0.8 s (a `linear_probe` job) in the garbage
+# collector's passes over objects that live until the process ends anyway. At exit (after the script: its outputs
+# are written atomically and `logged` has closed the log) every object is moved out of the collector's sight, so the
+# teardown skips those passes (docs/benchmarks.md, linear probe, eleventh round).
 atexit.register(gc.freeze)
 
 
